@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# make check: host cargo tests, the builds, both rigs. Per rig a line "rig=NAME pass=N fail=N
+# skip=N", merged TAP in build/check/RIG.tap, and last "N passed, N failed, N skipped".
+# Fails if any test failed or a rig did not run to the end of its plan.
+set -uo pipefail
+. "$(dirname "$0")/config.sh"
+
+check=$KI_OUT/check
+rm -rf "$check"; mkdir -p "$check"
+pass=0 fail=0 skip=0 broken=()
+
+"$KI_TOP/scripts/deps.sh" || exit 1
+
+ki_stage "cargo test (host-side Rust)"
+(cd "$KI_TOP" && cargo test --workspace 2>&1) | tee "$check/cargo.log" | grep -E '^test result|^test .* FAILED|panicked' | sed 's/^/    /'
+if [ "${PIPESTATUS[0]}" != 0 ]; then broken+=(cargo); fi
+read -r cp cf < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) {
+	if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' \
+	"$check/cargo.log")
+echo "cargo pass=$cp fail=$cf"
+pass=$((pass + cp)) fail=$((fail + cf))
+
+build=$("$KI_TOP/scripts/build-kernel.sh") || exit 1
+"$KI_TOP/scripts/build-selftests.sh" "$build" || exit 1
+"$KI_TOP/scripts/mkinitramfs.sh" "$build" "$check" || exit 1
+
+tap_count() { # TAP file -> "pass fail skip"
+	awk '/^ok / { if (/# SKIP/) s++; else p++ } /^not ok / { if (/# (SKIP|TODO)/) s++; else f++ }
+		END { print p + 0, f + 0, s + 0 }' "$1"
+}
+for rig in ${KI_RIGS:-qemu bochs}; do
+	"$KI_TOP/scripts/rig-$rig.sh" "$build" "$check" || broken+=("$rig")
+	if [ -f "$check/$rig.tap" ]; then
+		read -r p f s < <(tap_count "$check/$rig.tap")
+	else
+		p=0 f=0 s=0
+	fi
+	echo "rig=$rig pass=$p fail=$f skip=$s"
+	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
+done
+
+if [ ${#broken[@]} != 0 ]; then
+	echo "did not run to the end: ${broken[*]} (logs in $check)"
+fi
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" = 0 ] && [ ${#broken[@]} = 0 ]

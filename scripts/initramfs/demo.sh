@@ -1,0 +1,14 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# The main job's plan: what a user sees on a kvm-isolate host. Lines for the user are "@ki-show".
+show() { sed 's/^/@ki-show /'; }
+run() { echo "# $*" | show; "$@" 2>&1 | show; }
+
+if grep -qw vmx /proc/cpuinfo; then vendor=kvm_intel; else vendor=kvm_amd; fi
+run modprobe "$vendor"
+run modprobe kvm_isolate
+run sh -c 'lsmod | grep -E "^(kvm|kvm_amd|kvm_intel|kvm_isolate|irqbypass) "'
+run cat /sys/kernel/debug/kvm_isolate/caps
+run sh -c 'dmesg | grep -E "kvm_isolate|kvm_amd|kvm_intel" | grep -v -i "tcg"'
+run modprobe -r kvm_isolate
+test ! -e /sys/module/kvm_isolate

@@ -1,0 +1,57 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Run a test plan and print one TAP stream, every line prefixed "@ki " so the rig can pick it
+# out of the serial console. Plan lines: "NAME TIMEOUT COMMAND...". A test that prints TAP
+# results contributes each of them; otherwise its exit status decides (0 pass, 4 skip).
+plan=$1
+n=0
+fails=0
+emit() { echo "@ki $*"; }
+emit "TAP version 13"
+emit "# rig=$KI_RIG kernel=$(uname -r)"
+while read -r name timeout cmd; do
+	case "$name" in ''|'#'*) continue ;; esac
+	emit "# === $name"
+	start=$(cut -d' ' -f1 /proc/uptime)
+	timeout "$timeout" sh -c "$cmd" >/tmp/out 2>&1 </dev/null
+	rc=$?
+	end=$(cut -d' ' -f1 /proc/uptime)
+	sed 's/^/@ki # /' /tmp/out
+	secs=$(awk "BEGIN { printf \"%.1f\", $end - $start }")
+	# Results of the test's own TAP (unindented "ok"/"not ok" lines), renumbered from n+1.
+	awk -v base="$n" -v name="$name" '
+		/^(not )?ok [0-9]+/ {
+			notok = ($1 == "not"); sub(/^(not )?ok [0-9]+ ?(- )?/, "")
+			k++; printf "@ki %s %d %s: %s\n", notok ? "not ok" : "ok", base + k, name, $0
+			if (notok && $0 !~ /# (SKIP|TODO)/) bad++
+		}
+		END { print k + 0 > "/tmp/count"; print bad + 0 > "/tmp/bad" }' /tmp/out
+	k=$(cat /tmp/count); bad=$(cat /tmp/bad)
+	n=$((n + k)); fails=$((fails + bad))
+	if [ "$rc" = 124 ] || [ "$rc" = 143 ]; then
+		n=$((n + 1)); fails=$((fails + 1)); emit "not ok $n $name # timed out after ${timeout}s"
+	elif [ "$k" = 0 ]; then
+		n=$((n + 1))
+		case $rc in
+		0) emit "ok $n $name # ${secs}s" ;;
+		4) emit "ok $n $name # SKIP $(grep -m1 -i skip /tmp/out | cut -c1-100)" ;;
+		*) fails=$((fails + 1)); emit "not ok $n $name # exit status $rc" ;;
+		esac
+	elif [ "$rc" != 0 ] && [ "$rc" != 4 ] && [ "$bad" = 0 ]; then
+		n=$((n + 1)); fails=$((fails + 1)); emit "not ok $n $name # exit status $rc"
+	else
+		emit "# $name: ${secs}s"
+	fi
+done <"$plan"
+
+# The host must never WARN, BUG or oops, whatever the tests did.
+n=$((n + 1))
+if dmesg | grep -E -q 'WARNING:|BUG:|Oops|general protection fault|Call Trace:'; then
+	fails=$((fails + 1)); emit "not ok $n kernel log has no warning, bug or oops"
+	dmesg | grep -E -B2 -A25 'WARNING:|BUG:|Oops|general protection|Call Trace:' | head -n 80 |
+		sed 's/^/@ki # /'
+else
+	emit "ok $n kernel log has no warning, bug or oops"
+fi
+emit "1..$n"
+[ $fails = 0 ]

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Make the test initramfs: busybox, our modules (modules_install + depmod, loaded with modprobe),
+# the test binaries and the plan (selftests/kvm_isolate.plan, then selftests/upstream.list).
+#   mkinitramfs.sh BUILD_DIR OUT_DIR [PLAN]  ->  OUT_DIR/initramfs.cpio and OUT_DIR/initramfs.cpio.gz
+# PLAN replaces the test plan (the main job uses a one-line plan running /ki/demo.sh).
+set -euo pipefail
+. "$(dirname "$0")/config.sh"
+
+build=$1 out=$2 plan_in=${3:-}
+stage=$out/initramfs
+rm -rf "$stage"; mkdir -p "$stage"/{bin,sbin,ki/tests,lib,etc,proc,sys,dev,tmp}
+ki_stage "initramfs: assembling in $stage"
+cp /bin/busybox "$stage/bin/busybox"
+ln -s busybox "$stage/bin/sh"
+cp "$KI_TOP/scripts/initramfs/init" "$stage/init"
+cp "$KI_TOP/scripts/initramfs/run-plan.sh" "$KI_TOP/scripts/initramfs/demo.sh" "$stage/ki/"
+cp -a "$build/modroot/lib/modules" "$stage/lib/"
+find "$stage/lib/modules" -maxdepth 2 -name build -type l -delete
+
+plan=$stage/ki/plan
+if [ -n "$plan_in" ]; then
+	cp "$plan_in" "$plan"
+else
+	awk '!/^#/ && NF' "$KI_TOP/selftests/kvm_isolate.plan" >"$plan"
+	awk '!/^#/ && NF { printf "upstream/%s %s /ki/tests/%s\n", $1, ($2 ? $2 : 120), $1 }' \
+		"$KI_TOP/selftests/upstream.list" >>"$plan"
+fi
+for bin in $(awk '$3 ~ "^/ki/tests/" { print $3 }' "$plan"); do
+	rel=${bin#/ki/tests/}
+	mkdir -p "$(dirname "$stage/ki/tests/$rel")"
+	if [ -f "$build/kselftest/$rel" ]; then
+		cp "$build/kselftest/$rel" "$stage/ki/tests/$rel"
+		strip "$stage/ki/tests/$rel" 2>/dev/null || true
+	elif [ -f "$KI_TOP/selftests/${rel#x86/kvm_isolate/}" ]; then
+		cp "$KI_TOP/selftests/${rel#x86/kvm_isolate/}" "$stage/ki/tests/$rel"
+	else
+		ki_die "initramfs: test $rel named in the plan was not built"
+	fi
+done
+(cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$out/initramfs.cpio"
+gzip -1 -c "$out/initramfs.cpio" >"$out/initramfs.cpio.gz"
+ki_info "initramfs: $(wc -l <"$plan") tests, $(( $(stat -c %s "$out/initramfs.cpio") / 1024 )) KiB" \
+	"($(( $(stat -c %s "$out/initramfs.cpio.gz") / 1024 )) KiB gzipped)"

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Rig B, the Intel path: boot the host kernel and the test initramfs under Bochs 2.7,
+# bx_generic with VMX level 2 (EPT, VMFUNC EPTP switching, EPT-violation #VE), from an ISO.
+#   rig-bochs.sh BUILD_DIR OUT_DIR    (KI_BOCHS_TIMEOUT: seconds, default 2400)
+set -euo pipefail
+. "$(dirname "$0")/config.sh"
+. "$KI_TOP/scripts/rig-lib.sh"
+
+build=$1 out=$2
+log=$out/bochs.serial.log
+expect=vendor=intel,virtualization=vmx,tdp=ept,kvm_paging=tdp,vmfunc_eptp_switching=yes,ept_violation_ve=yes,views=possible
+iso=$out/iso
+rm -rf "$iso"; mkdir -p "$iso/isolinux"
+cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$iso/isolinux/"
+cp "$build/arch/x86/boot/bzImage" "$iso/vmlinuz"
+cp "$out/initramfs.cpio.gz" "$iso/initrd.gz"
+# ,115200: Bochs emulates the baud rate; at 9600 the console is slow and cut at exit.
+cat >"$iso/isolinux/isolinux.cfg" <<CFG
+DEFAULT ki
+PROMPT 0
+TIMEOUT 0
+LABEL ki
+  KERNEL /vmlinuz
+  APPEND initrd=/initrd.gz console=ttyS0,115200 panic=-1 quiet nmi_watchdog=0 KI_RIG=bochs KI_EXPECT=$expect
+CFG
+genisoimage -quiet -o "$out/boot.iso" -b isolinux/isolinux.bin -c isolinux/boot.cat \
+	-no-emul-boot -boot-load-size 4 -boot-info-table "$iso"
+cat >"$out/bochsrc" <<RC
+megs: 1024
+cpu: model=bx_generic, count=1, ips=200000000, reset_on_triple_fault=0
+cpuid: level=6, family=6, model=0x3c, stepping=3, vendor_string="GenuineIntel", brand_string="Bochs VMX", mmx=1, apic=x2apic, sep=1, simd=avx2, aes=1, movbe=1, xsave=1, xsaveopt=1, avx_f16c=1, avx_fma=1, bmi=bmi2, x86_64=1, 1g_pages=1, pcid=1, smep=1, smap=1, vmx=2
+romimage: file=/usr/share/bochs/BIOS-bochs-latest
+vgaromimage: file=/usr/share/bochs/VGABIOS-lgpl-latest
+ata0-master: type=cdrom, path=$out/boot.iso, status=inserted
+boot: cdrom
+com1: enabled=1, mode=file, dev=$log
+display_library: term
+log: /dev/null
+error: action=ignore
+speaker: enabled=0
+sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy
+clock: sync=none, time0=local
+RC
+echo c >"$out/bochs.cmds"   # Debian's bochs starts in its debugger: continue
+ki_stage "rig bochs: booting the host kernel (bx_generic, VMX+EPT+VMFUNC+#VE)"
+rm -f "$log"
+# Bochs ignores SIGTERM and its term display needs a tty: script(1) gives it one.
+timeout -s KILL "${KI_BOCHS_TIMEOUT:-2400}" script -qfc \
+	"stty rows 40 cols 120; bochs -q -f $out/bochsrc -rc $out/bochs.cmds" /dev/null \
+	>"$out/bochs.screen" 2>&1 </dev/null &
+ki_rig_follow bochs $! "$log" "$out"

@@ -1,0 +1,24 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared by the rig scripts: follow an emulator's serial log, then extract the TAP stream.
+
+# ki_rig_follow RIG PID SERIAL_LOG OUT_DIR: prints each result as it arrives, waits for the
+# emulator to exit, writes OUT_DIR/RIG.tap; returns 0 only if the plan ran to its end.
+ki_rig_follow() {
+	local rig=$1 pid=$2 log=$3 out=$4 seen=0 lines
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 2
+		lines=$(grep -a -E '^@ki (not )?ok |^@ki-end|^@ki-show' "$log" 2>/dev/null | tr -d '\r' |
+			tail -n +$((seen + 1)))
+		if [ -n "$lines" ]; then
+			printf '%s\n' "$lines" | sed -e "s/^@ki-show /    | /" -e "s/^@ki /    [$rig] /"
+			seen=$((seen + $(printf '%s\n' "$lines" | wc -l)))
+		fi
+	done
+	wait "$pid" 2>/dev/null || true
+	grep -a '^@ki ' "$log" | tr -d '\r' | sed 's/^@ki //' >"$out/$rig.tap"
+	if ! grep -a -q '^@ki-end' "$log"; then
+		echo "    [$rig] the emulated host did not finish its plan; last console lines ($log):"
+		tr -d '\r' <"$log" | grep -av '^@ki' | tail -n 15 | sed 's/^/      /'
+		return 1
+	fi
+}

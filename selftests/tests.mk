@@ -1,0 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0
+# kvm-isolate selftests, included by tools/testing/selftests/kvm/Makefile.kvm (patches/0004).
+TEST_GEN_PROGS_x86 += x86/kvm_isolate/caps_test
+TEST_PROGS_x86 += x86/kvm_isolate/module_test.sh
