@@ -24,6 +24,8 @@ use kernel::{
     prelude::*,
 };
 
+// The core crate's items are `pub` for `cargo test`; here they are private to the module.
+#[expect(unreachable_pub)]
 #[path = "core/src/caps.rs"]
 mod caps;
 

@@ -12,8 +12,21 @@ stage=$out/initramfs
 rm -rf "$stage"; mkdir -p "$stage"/{bin,sbin,ki/tests,lib,etc,proc,sys,dev,tmp}
 ki_stage "initramfs: assembling in $stage"
 cp /bin/busybox "$stage/bin/busybox"
-ln -s busybox "$stage/bin/sh"
 cp "$KI_TOP/scripts/initramfs/init" "$stage/init"
+# The tools users run, not busybox's stand-ins: kmod's modprobe/lsmod/rmmod (first in PATH) and
+# bash as /bin/sh (busybox's sh would run its own modprobe applet whatever PATH says).
+copy_with_libs() {
+	local f
+	for f in "$1" $(ldd "$1" | grep -o '/[^ ]*'); do
+		mkdir -p "$stage$(dirname "$f")"
+		cp -L "$f" "$stage$f"
+	done
+}
+kmod=$(command -v kmod)
+copy_with_libs "$kmod"
+for t in modprobe lsmod rmmod insmod modinfo depmod; do ln -s "$kmod" "$stage/sbin/$t"; done
+copy_with_libs /bin/bash
+ln -s bash "$stage/bin/sh"
 cp "$KI_TOP/scripts/initramfs/run-plan.sh" "$KI_TOP/scripts/initramfs/demo.sh" "$stage/ki/"
 cp -a "$build/modroot/lib/modules" "$stage/lib/"
 find "$stage/lib/modules" -maxdepth 2 -name build -type l -delete

@@ -8,14 +8,14 @@ ki_rig_follow() {
 	while kill -0 "$pid" 2>/dev/null; do
 		sleep 2
 		lines=$(grep -a -E '^@ki (not )?ok |^@ki-end|^@ki-show' "$log" 2>/dev/null | tr -d '\r' |
-			tail -n +$((seen + 1)))
+			tail -n +$((seen + 1)) || true)
 		if [ -n "$lines" ]; then
-			printf '%s\n' "$lines" | sed -e "s/^@ki-show /    | /" -e "s/^@ki /    [$rig] /"
+			printf '%s\n' "$lines" | sed -e "s/^@ki-show /    | /" -e "s/^@ki-end rc=/    [$rig] plan finished, rc=/" -e "s/^@ki /    [$rig] /"
 			seen=$((seen + $(printf '%s\n' "$lines" | wc -l)))
 		fi
 	done
 	wait "$pid" 2>/dev/null || true
-	grep -a '^@ki ' "$log" | tr -d '\r' | sed 's/^@ki //' >"$out/$rig.tap"
+	{ grep -a '^@ki ' "$log" || true; } | tr -d '\r' | sed 's/^@ki //' >"$out/$rig.tap"
 	if ! grep -a -q '^@ki-end' "$log"; then
 		echo "    [$rig] the emulated host did not finish its plan; last console lines ($log):"
 		tr -d '\r' <"$log" | grep -av '^@ki' | tail -n 15 | sed 's/^/      /'

@@ -13,7 +13,8 @@ while read -r name timeout cmd; do
 	case "$name" in ''|'#'*) continue ;; esac
 	emit "# === $name"
 	start=$(cut -d' ' -f1 /proc/uptime)
-	timeout "$timeout" sh -c "$cmd" >/tmp/out 2>&1 </dev/null
+	# bash, not "sh": busybox applets would exec busybox's own sh (and its modprobe).
+	timeout "$timeout" /bin/bash -c "$cmd" >/tmp/out 2>&1 </dev/null
 	rc=$?
 	end=$(cut -d' ' -f1 /proc/uptime)
 	sed 's/^/@ki # /' /tmp/out
