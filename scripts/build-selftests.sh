@@ -10,7 +10,7 @@ build=$1; shift
 tree=$("$KI_TOP/scripts/prepare-tree.sh")
 out=$build/kselftest
 if [ $# = 0 ]; then
-	set -- $(awk '!/^#/ && NF { print $1 }' "$KI_TOP/selftests/upstream.list") \
+	set -- $(awk '{ sub(/#.*/, "") } NF { print $1 }' "$KI_TOP/selftests/upstream.list") \
 		$(awk '!/^#/ && NF { sub(".*/ki/tests/", "", $3); print $3 }' "$KI_TOP/selftests/kvm_isolate.plan" |
 			grep -v '\.sh$')
 fi

@@ -2,7 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0
 # Make the test initramfs: busybox, our modules (modules_install + depmod, loaded with modprobe),
 # the test binaries and the plan (selftests/kvm_isolate.plan, then selftests/upstream.list).
-#   mkinitramfs.sh BUILD_DIR OUT_DIR [PLAN]  ->  OUT_DIR/initramfs.cpio and OUT_DIR/initramfs.cpio.gz
+#   mkinitramfs.sh BUILD_DIR OUT_DIR [PLAN]  ->  OUT_DIR/initramfs.cpio and OUT_DIR/initramfs.cpio.xz
+# QEMU boots the plain cpio fastest. Bochs loads the initrd through its emulated BIOS and CD drive,
+# slowly, so it gets xz with a dictionary large enough to share the static test binaries' common
+# code (118 MiB -> 7 MiB for 108 tests).
 # PLAN replaces the test plan (the main job uses a one-line plan running /ki/demo.sh).
 set -euo pipefail
 . "$(dirname "$0")/config.sh"
@@ -27,7 +30,7 @@ copy_with_libs "$kmod"
 for t in modprobe lsmod rmmod insmod modinfo depmod; do ln -s "$kmod" "$stage/sbin/$t"; done
 copy_with_libs /bin/bash
 ln -s bash "$stage/bin/sh"
-cp "$KI_TOP/scripts/initramfs/run-plan.sh" "$KI_TOP/scripts/initramfs/demo.sh" "$stage/ki/"
+cp "$KI_TOP"/scripts/initramfs/{run-plan.sh,demo.sh,load-kvm.sh} "$stage/ki/"
 cp -a "$build/modroot/lib/modules" "$stage/lib/"
 find "$stage/lib/modules" -maxdepth 2 -name build -type l -delete
 
@@ -36,7 +39,9 @@ if [ -n "$plan_in" ]; then
 	cp "$plan_in" "$plan"
 else
 	awk '!/^#/ && NF' "$KI_TOP/selftests/kvm_isolate.plan" >"$plan"
-	awk '!/^#/ && NF { printf "upstream/%s %s /ki/tests/%s\n", $1, ($2 ? $2 : 120), $1 }' \
+	echo "upstream/load-kvm-and-kvm_isolate 60 /ki/load-kvm.sh" >>"$plan"
+	awk '{ sub(/#.*/, "") } NF { args = ""; for (i = 3; i <= NF; i++) args = args " " $i
+		printf "upstream/%s %s /ki/tests/%s%s\n", $1, ($2 ? $2 : 120), $1, args }' \
 		"$KI_TOP/selftests/upstream.list" >>"$plan"
 fi
 for bin in $(awk '$3 ~ "^/ki/tests/" { print $3 }' "$plan"); do
@@ -52,6 +57,7 @@ for bin in $(awk '$3 ~ "^/ki/tests/" { print $3 }' "$plan"); do
 	fi
 done
 (cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$out/initramfs.cpio"
-gzip -1 -c "$out/initramfs.cpio" >"$out/initramfs.cpio.gz"
+# The kernel's initramfs unpacker wants xz's CRC32 check.
+xz --check=crc32 -T1 --lzma2=preset=3,dict=64MiB -c "$out/initramfs.cpio" >"$out/initramfs.cpio.xz"
 ki_info "initramfs: $(wc -l <"$plan") tests, $(( $(stat -c %s "$out/initramfs.cpio") / 1024 )) KiB" \
-	"($(( $(stat -c %s "$out/initramfs.cpio.gz") / 1024 )) KiB gzipped)"
+	"($(( $(stat -c %s "$out/initramfs.cpio.xz") / 1024 )) KiB xz)"

@@ -14,7 +14,7 @@ iso=$out/iso
 rm -rf "$iso"; mkdir -p "$iso/isolinux"
 cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$iso/isolinux/"
 cp "$build/arch/x86/boot/bzImage" "$iso/vmlinuz"
-cp "$out/initramfs.cpio.gz" "$iso/initrd.gz"
+cp "$out/initramfs.cpio.xz" "$iso/initrd.xz"
 # ,115200: Bochs emulates the baud rate; at 9600 the console is slow and cut at exit.
 cat >"$iso/isolinux/isolinux.cfg" <<CFG
 DEFAULT ki
@@ -22,7 +22,7 @@ PROMPT 0
 TIMEOUT 0
 LABEL ki
   KERNEL /vmlinuz
-  APPEND initrd=/initrd.gz console=ttyS0,115200 panic=-1 quiet nmi_watchdog=0 KI_RIG=bochs KI_EXPECT=$expect
+  APPEND initrd=/initrd.xz console=ttyS0,115200 panic=-1 quiet nmi_watchdog=0 KI_RIG=bochs KI_EXPECT=$expect
 CFG
 genisoimage -quiet -o "$out/boot.iso" -b isolinux/isolinux.bin -c isolinux/boot.cat \
 	-no-emul-boot -boot-load-size 4 -boot-info-table "$iso"

@@ -109,13 +109,13 @@ static uint32_t vmx_secondary_allowed1(void)
 /* KVM's own view of whether it uses TDP: its vendor module's parameter. */
 static const char *kvm_paging(void)
 {
-	const char *params[] = {
+	static const char * const params[] = {
 		"/sys/module/kvm_intel/parameters/ept",
 		"/sys/module/kvm_amd/parameters/npt",
 	};
 	char v = 0;
 
-	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(params); i++) {
 		int fd = open(params[i], O_RDONLY);
 
 		if (fd < 0)

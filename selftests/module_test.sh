@@ -32,14 +32,17 @@ echo "1..9"
 modprobe -r kvm_isolate 2>/dev/null
 check "vendor module $vendor loads" modprobe "$vendor"
 check "modprobe kvm_isolate" modprobe kvm_isolate
-check "kvm_isolate holds kvm (dependency resolved by modprobe)" test -e /sys/module/kvm/holders/kvm_isolate
+check "kvm_isolate holds kvm (dependency resolved by modprobe)" \
+	test -e /sys/module/kvm/holders/kvm_isolate
 check "caps reports $tdp in use by KVM" caps_is "tdp: $tdp" "kvm_paging: tdp" "views: possible"
 modprobe -r "$vendor"
-check "caps follows KVM: $vendor unloaded" caps_is "kvm_paging: no-vendor-module" "views: unavailable"
+check "caps follows KVM: $vendor unloaded" \
+	caps_is "kvm_paging: no-vendor-module" "views: unavailable"
 modprobe "$vendor"
 check "caps follows KVM: $vendor reloaded" caps_is "kvm_paging: tdp" "views: possible"
 check "modprobe -r kvm_isolate" modprobe -r kvm_isolate
-check "module and its debugfs directory are gone" sh -c "! test -e /sys/module/kvm_isolate && ! test -e /sys/kernel/debug/kvm_isolate"
+gone() { ! test -e /sys/module/kvm_isolate && ! test -e /sys/kernel/debug/kvm_isolate; }
+check "module and its debugfs directory are gone" gone
 check "reload after unload" sh -c "modprobe kvm_isolate && test -r $CAPS"
 [ $failed = 0 ] || exit 1
 exit 0

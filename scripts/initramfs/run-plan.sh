@@ -17,7 +17,7 @@ while read -r name timeout cmd; do
 	timeout "$timeout" /bin/bash -c "$cmd" >/tmp/out 2>&1 </dev/null
 	rc=$?
 	end=$(cut -d' ' -f1 /proc/uptime)
-	sed 's/^/@ki # /' /tmp/out
+	awk '{ print "@ki # " $0 }' /tmp/out   # awk: also ends an unterminated last line
 	secs=$(awk "BEGIN { printf \"%.1f\", $end - $start }")
 	# Results of the test's own TAP (unindented "ok"/"not ok" lines), renumbered from n+1.
 	awk -v base="$n" -v name="$name" '

@@ -128,5 +128,6 @@ fn report_format() {
     }
     let hw = HwCaps::decode(&qemu_epyc());
     let s = Report { hw: &hw, kvm: KvmPaging::NoVendorModule }.to_string();
-    assert!(s.contains("tdp: npt\nkvm_paging: no-vendor-module\nvmfunc_eptp_switching: no\n"), "{s}");
+    let want = "tdp: npt\nkvm_paging: no-vendor-module\nvmfunc_eptp_switching: no\n";
+    assert!(s.contains(want), "{s}");
 }
