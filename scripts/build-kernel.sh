@@ -10,6 +10,7 @@ tree=$("$KI_TOP/scripts/prepare-tree.sh")
 key=$( { basename "$(dirname "$tree")"; ki_hash configs; } | sha256sum | cut -c1-16)
 build=$KI_CACHE/build-$key
 mkdir -p "$build"
+ki_cache_keep "$build"
 
 if [ ! -f "$build/.config.done" ]; then
 	ki_stage "kernel: configuring (tinyconfig + configs/host.config)"

@@ -13,13 +13,21 @@ pass=0 fail=0 skip=0 broken=()
 "$KI_TOP/scripts/deps.sh" || exit 1
 
 ki_stage "cargo test (host-side Rust)"
-(cd "$KI_TOP" && cargo test --workspace 2>&1) | tee "$check/cargo.log" | grep -E '^test result|^test .* FAILED|panicked' | sed 's/^/    /'
+(cd "$KI_TOP" && cargo test --workspace 2>&1) | tee "$check/cargo.log" |
+	grep -E '^test result: .* [1-9][0-9]* passed|^test .* FAILED|panicked' | sed 's/^/    /'
 if [ "${PIPESTATUS[0]}" != 0 ]; then broken+=(cargo); fi
 read -r cp cf < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) {
 	if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' \
 	"$check/cargo.log")
 echo "cargo pass=$cp fail=$cf"
 pass=$((pass + cp)) fail=$((fail + cf))
+
+ki_stage "script tests (fetch, patch series, tree placement)"
+"$KI_TOP/scripts/tests/scripts_test.sh" >"$check/scripts.tap" 2>&1 || broken+=(scripts)
+grep -E '^(not )?ok ' "$check/scripts.tap" | sed 's/^/    /'
+read -r sp sf < <(awk '/^ok / { p++ } /^not ok / { f++ } END { print p + 0, f + 0 }' "$check/scripts.tap")
+echo "scripts pass=$sp fail=$sf"
+pass=$((pass + sp)) fail=$((fail + sf))
 
 build=$("$KI_TOP/scripts/build-kernel.sh") || exit 1
 "$KI_TOP/scripts/build-selftests.sh" "$build" || exit 1

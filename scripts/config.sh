@@ -52,3 +52,12 @@ ki_run_logged() {
 		ki_die "command failed: $* (full log: $log)"
 	fi
 }
+
+# ki_cache_keep DIR: mark DIR (a tree-* or build-* cache directory) as used and delete all but
+# the two most recently used of its kind: each tree is ~1.8 GiB, each build ~0.7 GiB.
+ki_cache_keep() {
+	local dir=$1 kind
+	kind=$(basename "$dir"); kind=${kind%%-*}
+	touch "$dir"
+	ls -dt "$(dirname "$dir")/$kind"-* 2>/dev/null | grep -v '\.tmp$' | tail -n +3 | xargs -r rm -rf
+}

@@ -52,6 +52,8 @@ else
 	ki_info "tree: $tree ($n patches applied)"
 fi
 
+ki_cache_keep "$KI_CACHE/tree-$series_key"
+
 # Place our sources (one source of truth: this repository). --checksum keeps mtimes of
 # unchanged files, so Kbuild rebuilds only what changed.
 place() { # repo-path tree-path

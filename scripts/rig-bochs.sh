@@ -46,7 +46,7 @@ echo c >"$out/bochs.cmds"   # Debian's bochs starts in its debugger: continue
 ki_stage "rig bochs: booting the host kernel (bx_generic, VMX+EPT+VMFUNC+#VE)"
 rm -f "$log"
 # Bochs ignores SIGTERM and its term display needs a tty: script(1) gives it one.
-timeout -s KILL "${KI_BOCHS_TIMEOUT:-2400}" script -qfc \
+setsid timeout -s KILL "${KI_BOCHS_TIMEOUT:-2400}" script -qfc \
 	"stty rows 40 cols 120; bochs -q -f $out/bochsrc -rc $out/bochs.cmds" /dev/null \
 	>"$out/bochs.screen" 2>&1 </dev/null &
 ki_rig_follow bochs $! "$log" "$out"

@@ -18,7 +18,7 @@ if [ -w /dev/kvm ] && grep -q -w -E 'vmx|svm' /proc/cpuinfo &&
 fi
 ki_stage "rig qemu: booting the host kernel (${accel[*]})"
 rm -f "$log"
-timeout -k 10 "${KI_QEMU_TIMEOUT:-1800}" qemu-system-x86_64 -M q35 "${accel[@]}" -smp 1 -m 1G \
+setsid timeout -k 10 "${KI_QEMU_TIMEOUT:-1800}" qemu-system-x86_64 -M q35 "${accel[@]}" -smp 1 -m 1G \
 	-kernel "$build/arch/x86/boot/bzImage" -initrd "$out/initramfs.cpio" \
 	-append "console=ttyS0 panic=-1 quiet KI_RIG=qemu KI_EXPECT=$expect" \
 	-display none -monitor none -serial "file:$log" -no-reboot >"$out/qemu.stdout" 2>&1 &

@@ -14,7 +14,7 @@ while read -r name timeout cmd; do
 	emit "# === $name"
 	start=$(cut -d' ' -f1 /proc/uptime)
 	# bash, not "sh": busybox applets would exec busybox's own sh (and its modprobe).
-	timeout "$timeout" /bin/bash -c "$cmd" >/tmp/out 2>&1 </dev/null
+	timeout -s KILL "$timeout" /bin/bash -c "$cmd" >/tmp/out 2>&1 </dev/null
 	rc=$?
 	end=$(cut -d' ' -f1 /proc/uptime)
 	awk '{ print "@ki # " $0 }' /tmp/out   # awk: also ends an unterminated last line
@@ -29,13 +29,14 @@ while read -r name timeout cmd; do
 		END { print k + 0 > "/tmp/count"; print bad + 0 > "/tmp/bad" }' /tmp/out
 	k=$(cat /tmp/count); bad=$(cat /tmp/bad)
 	n=$((n + k)); fails=$((fails + bad))
-	if [ "$rc" = 124 ] || [ "$rc" = 143 ]; then
+	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 		n=$((n + 1)); fails=$((fails + 1)); emit "not ok $n $name # timed out after ${timeout}s"
 	elif [ "$k" = 0 ]; then
 		n=$((n + 1))
 		case $rc in
 		0) emit "ok $n $name # ${secs}s" ;;
-		4) emit "ok $n $name # SKIP $(grep -m1 -i skip /tmp/out | cut -c1-100)" ;;
+		4) why=$(grep -m1 -i skip /tmp/out || tail -n 1 /tmp/out)
+		   emit "ok $n $name # SKIP $(echo "$why" | cut -c1-100)" ;;
 		*) fails=$((fails + 1)); emit "not ok $n $name # exit status $rc" ;;
 		esac
 	elif [ "$rc" != 0 ] && [ "$rc" != 4 ] && [ "$bad" = 0 ]; then
