@@ -26,7 +26,7 @@ if [ ! -f "$build/.config.done" ]; then
 	touch "$build/.config.done"
 fi
 
-ki_stage "kernel: building bzImage and modules in $build (-j$KI_JOBS; a cold build takes ~7 min)"
+ki_stage "kernel: building bzImage and modules in $build (-j$KI_JOBS; a cold build takes about 14 min on 2 cores)"
 ki_run_logged "$build/build.log" ki_kmake -C "$tree" O="$build" -j"$KI_JOBS" bzImage modules
 ki_info "bzImage: $(stat -c %s "$build/arch/x86/boot/bzImage") bytes"
 
