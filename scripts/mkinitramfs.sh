@@ -35,6 +35,8 @@ cp -a "$build/modroot/lib/modules" "$stage/lib/"
 find "$stage/lib/modules" -maxdepth 2 -name build -type l -delete
 
 plan=$stage/ki/plan
+# Which upstream tests the Bochs rig runs unless KI_BOCHS_FULL=1 (see selftests/bochs.list).
+awk '{ sub(/#.*/, "") } NF { print "upstream/" $1 }' "$KI_TOP/selftests/bochs.list" >"$stage/ki/bochs.only"
 if [ -n "$plan_in" ]; then
 	cp "$plan_in" "$plan"
 else
