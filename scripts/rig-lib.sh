@@ -17,10 +17,10 @@ ki_rig_follow() {
 			echo "    [$rig] no console output for ${quiet}s: the emulated host hung; killing it"
 			kill -KILL -- -"$pid" 2>/dev/null
 		fi
-		lines=$(grep -a -E '^@ki (not )?ok |^@ki-end|^@ki-show' "$log" 2>/dev/null | tr -d '\r' |
+		lines=$(grep -a -E '^@ki (not )?ok |^@ki-end|^@ki # @ki-show' "$log" 2>/dev/null | tr -d '\r' |
 			tail -n +$((seen + 1)) || true)
 		if [ -n "$lines" ]; then
-			printf '%s\n' "$lines" | sed -e "s/^@ki-show /    | /" -e "s/^@ki-end rc=/    [$rig] plan finished, rc=/" -e "s/^@ki /    [$rig] /"
+			printf '%s\n' "$lines" | sed -e "s/^@ki # @ki-show /    | /" -e "s/^@ki-end rc=/    [$rig] plan finished, rc=/" -e "s/^@ki /    [$rig] /"
 			seen=$((seen + $(printf '%s\n' "$lines" | wc -l)))
 		fi
 	done
