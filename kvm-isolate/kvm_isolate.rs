@@ -7,7 +7,9 @@
 //!
 //! On load it probes which memory-view paths the host offers (vendor, EPT/NPT and whether KVM
 //! uses it, VMFUNC EPTP switching, EPT-violation #VE), logs them and serves them in
-//! `/sys/kernel/debug/kvm_isolate/caps`. The decoding is in [`caps`], shared with `cargo test`.
+//! `/sys/kernel/debug/kvm_isolate/caps`. It then registers as KVM's memory-view policy and serves
+//! hypercall ABI v1 (`include/uapi/linux/kvm_isolate.h`): views, per-page rights, switching.
+//! The decoding is in [`caps`] and [`abi`], shared with `cargo test`.
 
 use kernel::{
     debugfs,
@@ -20,8 +22,26 @@ use kernel::{
             self,
             Paging, //
         },
+        views::{
+            self,
+            Access,
+            Gfn,
+            Hypercall,
+            Policy,
+            Registration,
+            Vcpu,
+            Verdict,
+            View,
+            Violation,
+            Vm, //
+        },
     },
+    new_mutex,
     prelude::*,
+    sync::{
+        Arc,
+        Mutex, //
+    },
 };
 
 // The core crate's items are `pub` for `cargo test`; here they are private to the module.
@@ -29,6 +49,16 @@ use kernel::{
 #[path = "core/src/caps.rs"]
 mod caps;
 
+// The mirror also holds what only guests and user space use (exit flags, the range's end).
+#[expect(unreachable_pub, dead_code)]
+#[path = "core/src/abi.rs"]
+mod abi;
+
+use abi::{
+    Call,
+    OnViolation,
+    Views, //
+};
 use caps::{
     HwCaps,
     KvmPaging,
@@ -74,15 +104,145 @@ fn write_caps(hw: &HwCaps, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::R
     write!(f, "{}", Report { hw, kvm: kvm_paging() })
 }
 
+/// What a VM has set up: its views and what a violation does.
+struct VmViews {
+    views: Views,
+    on_violation: OnViolation,
+}
+
+/// Per-VM state, created on the VM's first kvm-isolate hypercall.
+#[pin_data]
+struct VmState {
+    /// Whether KVM maps this VM with the TDP MMU, which views need.
+    tdp: bool,
+    #[pin]
+    inner: Mutex<VmViews>,
+}
+
+/// The memory-view policy of ABI v1: the guest sets views up; a violation does what the guest
+/// chose with `KVM_HC_ISOLATE_ON_VIOLATION` (by default: exit to user space).
+struct Isolate;
+
+/// A view index the decoder has checked to be below `MAX_VIEWS`.
+fn view(index: u8) -> Result<View, abi::Error> {
+    View::new(u64::from(index)).ok_or(abi::Error::Inval)
+}
+
+fn kernel_err(e: Error) -> abi::Error {
+    if e == ENOMEM {
+        abi::Error::NoMem
+    } else {
+        abi::Error::Inval
+    }
+}
+
+impl Isolate {
+    fn handle(vcpu: &Vcpu, data: &VmState, call: Call) -> Result<u64, abi::Error> {
+        match call {
+            Call::Probe => return Ok(abi::MAGIC),
+            Call::Version => return Ok(abi::ABI_VERSION),
+            _ if !data.tdp => return Err(abi::Error::OpNotSupp),
+            _ => {}
+        }
+        let vm: &Vm = vcpu.vm();
+        let mut g = data.inner.lock();
+        let exists = |views: &Views, v: u8| if views.exists(v) { Ok(()) } else { Err(abi::Error::NoEnt) };
+        match call {
+            Call::Probe | Call::Version => Err(abi::Error::Inval),
+            Call::ViewCreate => {
+                let v = g.views.free()?;
+                vm.reset_view(view(v)?).map_err(kernel_err)?;
+                g.views.insert(v);
+                Ok(u64::from(v))
+            }
+            Call::ViewDestroy(v) => {
+                g.views.check_destroy(v, vm.view_in_use(view(v)?))?;
+                vm.reset_view(view(v)?).map_err(kernel_err)?;
+                g.views.remove(v);
+                Ok(0)
+            }
+            Call::SetAccess { view: v, gfn, npages, access } => {
+                exists(&g.views, v)?;
+                if !vm.range_mapped(Gfn(gfn), npages) {
+                    return Err(abi::Error::Range);
+                }
+                let access = Access::from_bits(u64::from(access)).ok_or(abi::Error::Inval)?.round();
+                vm.set_access(view(v)?, Gfn(gfn), npages, access).map_err(kernel_err)?;
+                Ok(u64::from(access.bits()))
+            }
+            Call::Switch(v) => {
+                exists(&g.views, v)?;
+                let prev = vcpu.view();
+                vcpu.switch_view(view(v)?).map_err(kernel_err)?;
+                Ok(u64::from(prev.index()))
+            }
+            Call::QueryView => Ok(u64::from(vcpu.view().index())),
+            Call::QueryAccess { view: v, gfn } => {
+                exists(&g.views, v)?;
+                Ok(u64::from(vm.access(view(v)?, Gfn(gfn)).bits()))
+            }
+            Call::QueryViews => Ok(g.views.bits()),
+            Call::QueryMaxViews => Ok(u64::from(views::MAX_VIEWS)),
+            Call::OnViolation(action) => {
+                if let OnViolation::Switch(target) = action {
+                    exists(&g.views, target)?;
+                }
+                g.on_violation = action;
+                Ok(0)
+            }
+        }
+    }
+}
+
+#[vtable]
+impl Policy for Isolate {
+    type VmData = VmState;
+
+    fn vm_init(_vm: &Vm) -> Result<Arc<VmState>> {
+        Arc::pin_init(
+            pin_init!(VmState {
+                tdp: kvm::paging() == Paging::Tdp,
+                inner <- new_mutex!(VmViews {
+                    views: Views::default(),
+                    on_violation: OnViolation::Exit,
+                }),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn hypercall(vcpu: &Vcpu, data: &VmState, call: Hypercall) -> u64 {
+        abi::decode(call.nr, call.args)
+            .and_then(|call| Self::handle(vcpu, data, call))
+            .unwrap_or_else(abi::Error::to_ret)
+    }
+
+    fn violation(_vcpu: &Vcpu, data: &VmState, v: &Violation) -> Verdict {
+        let g = data.inner.lock();
+        match g.on_violation {
+            OnViolation::Exit => Verdict::Exit,
+            OnViolation::InjectGp => Verdict::Inject { vector: 13, error_code: 0 },
+            OnViolation::InjectUd => Verdict::Inject { vector: 6, error_code: 0 },
+            OnViolation::Grant => Verdict::Grant,
+            OnViolation::Switch(t) => match View::new(u64::from(t)) {
+                Some(t) if g.views.exists(t.index() as u8) && t != v.view => Verdict::Switch(t),
+                _ => Verdict::Exit,
+            },
+        }
+    }
+}
+
 #[pin_data]
 struct KvmIsolate {
+    #[pin]
+    _policy: Registration<Isolate>,
     #[pin]
     _caps: debugfs::File<HwCaps>,
     _debugfs: debugfs::Dir,
 }
 
 impl kernel::InPlaceModule for KvmIsolate {
-    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         let hw = HwCaps::decode(&read_raw());
         let report = Report { hw: &hw, kvm: kvm_paging() };
         pr_info!(
@@ -98,6 +258,7 @@ impl kernel::InPlaceModule for KvmIsolate {
         );
         let debugfs = debugfs::Dir::new(c"kvm_isolate");
         try_pin_init!(Self {
+            _policy <- Registration::register(module),
             _caps <- debugfs.read_callback_file(c"caps", hw, &write_caps),
             _debugfs: debugfs,
         })

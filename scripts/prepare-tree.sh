@@ -67,4 +67,5 @@ place rust/helpers/kvm_isolate.c rust/helpers/kvm_isolate.c
 place kvm-isolate/ arch/x86/kvm/isolate/
 place guest-side/ drivers/virt/kvm_isolate_guest/
 place selftests/ tools/testing/selftests/kvm/x86/kvm_isolate/
+place include/uapi/linux/kvm_isolate.h include/uapi/linux/kvm_isolate.h
 echo "$tree" >&3

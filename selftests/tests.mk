@@ -2,3 +2,4 @@
 # kvm-isolate selftests, included by tools/testing/selftests/kvm/Makefile.kvm (patches/0004).
 TEST_GEN_PROGS_x86 += x86/kvm_isolate/caps_test
 TEST_PROGS_x86 += x86/kvm_isolate/module_test.sh
+TEST_GEN_PROGS_x86 += x86/kvm_isolate/views_test

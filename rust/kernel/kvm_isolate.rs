@@ -9,3 +9,4 @@
 
 pub mod hw;
 pub mod kvm;
+pub mod views;

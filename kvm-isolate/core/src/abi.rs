@@ -1,0 +1,292 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Hypercall ABI v1: the Rust mirror of `include/uapi/linux/kvm_isolate.h`, the decoder that
+//! validates every argument, and the per-VM view bookkeeping.
+//!
+//! `tests/abi.rs` parses the C header and fails if any value here differs from it.
+
+/// `KVM_ISOLATE_ABI_VERSION`.
+pub const ABI_VERSION: u64 = 1;
+/// `KVM_ISOLATE_MAGIC`: what the probe returns.
+pub const MAGIC: u64 = 0x4b56_4d49;
+/// `KVM_HC_ISOLATE_FIRST`.
+pub const HC_FIRST: u64 = 0x4b49_0000;
+/// `KVM_HC_ISOLATE_LAST`.
+pub const HC_LAST: u64 = 0x4b49_00ff;
+/// `KVM_HC_ISOLATE_PROBE`.
+pub const HC_PROBE: u64 = HC_FIRST;
+/// `KVM_HC_ISOLATE_VERSION`.
+pub const HC_VERSION: u64 = HC_FIRST + 1;
+/// `KVM_HC_ISOLATE_VIEW_CREATE`.
+pub const HC_VIEW_CREATE: u64 = HC_FIRST + 2;
+/// `KVM_HC_ISOLATE_VIEW_DESTROY`.
+pub const HC_VIEW_DESTROY: u64 = HC_FIRST + 3;
+/// `KVM_HC_ISOLATE_SET_ACCESS`.
+pub const HC_SET_ACCESS: u64 = HC_FIRST + 4;
+/// `KVM_HC_ISOLATE_SWITCH`.
+pub const HC_SWITCH: u64 = HC_FIRST + 5;
+/// `KVM_HC_ISOLATE_QUERY`.
+pub const HC_QUERY: u64 = HC_FIRST + 6;
+/// `KVM_HC_ISOLATE_ON_VIOLATION`.
+pub const HC_ON_VIOLATION: u64 = HC_FIRST + 7;
+
+/// `KVM_ISOLATE_QUERY_VIEW`.
+pub const QUERY_VIEW: u64 = 0;
+/// `KVM_ISOLATE_QUERY_ACCESS`.
+pub const QUERY_ACCESS: u64 = 1;
+/// `KVM_ISOLATE_QUERY_VIEWS`.
+pub const QUERY_VIEWS: u64 = 2;
+/// `KVM_ISOLATE_QUERY_MAX_VIEWS`.
+pub const QUERY_MAX_VIEWS: u64 = 3;
+
+/// `KVM_ISOLATE_ON_VIOLATION_EXIT`.
+pub const ON_VIOLATION_EXIT: u64 = 0;
+/// `KVM_ISOLATE_ON_VIOLATION_GP`.
+pub const ON_VIOLATION_GP: u64 = 1;
+/// `KVM_ISOLATE_ON_VIOLATION_UD`.
+pub const ON_VIOLATION_UD: u64 = 2;
+/// `KVM_ISOLATE_ON_VIOLATION_GRANT`.
+pub const ON_VIOLATION_GRANT: u64 = 3;
+/// `KVM_ISOLATE_ON_VIOLATION_SWITCH`.
+pub const ON_VIOLATION_SWITCH: u64 = 4;
+
+/// `KVM_ISOLATE_MAX_VIEWS`.
+pub const MAX_VIEWS: u64 = 16;
+/// `KVM_ISOLATE_MAX_PAGES`.
+pub const MAX_PAGES: u64 = 1 << 20;
+/// Guest physical addresses above this are outside any x86 guest (52-bit MAXPHYADDR).
+pub const GPA_LIMIT: u64 = 1 << 52;
+/// The page size the ABI counts in.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// `KVM_ISOLATE_EXIT_FLAG_VIEW`: in `memory_fault.flags` of a view's exit.
+pub const EXIT_FLAG_VIEW: u64 = 1 << 4;
+/// `KVM_ISOLATE_EXIT_FLAG_WRITE`.
+pub const EXIT_FLAG_WRITE: u64 = 1 << 5;
+/// `KVM_ISOLATE_EXIT_FLAG_EXEC`.
+pub const EXIT_FLAG_EXEC: u64 = 1 << 6;
+
+/// `KVM_ISOLATE_ACCESS_RWX`.
+pub const ACCESS_RWX: u64 = 0x7;
+
+/// An ABI error; the guest sees it negated in RAX.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum Error {
+    /// `KVM_ISOLATE_EPERM`.
+    Perm = 1,
+    /// `KVM_ISOLATE_ENOENT`.
+    NoEnt = 2,
+    /// `KVM_ISOLATE_ENOMEM`.
+    NoMem = 12,
+    /// `KVM_ISOLATE_EBUSY`.
+    Busy = 16,
+    /// `KVM_ISOLATE_EINVAL`.
+    Inval = 22,
+    /// `KVM_ISOLATE_ENOSPC`.
+    NoSpc = 28,
+    /// `KVM_ISOLATE_ERANGE`.
+    Range = 34,
+    /// `KVM_ISOLATE_EOPNOTSUPP`.
+    OpNotSupp = 95,
+    /// `KVM_ISOLATE_ENOSYS`.
+    NoSys = 1000,
+}
+
+impl Error {
+    /// The value for RAX: the code, negated.
+    pub fn to_ret(self) -> u64 {
+        (self as u64).wrapping_neg()
+    }
+}
+
+/// What to do when the current view denies an access (set by `KVM_HC_ISOLATE_ON_VIOLATION`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnViolation {
+    /// Exit to user space with a memory fault naming the page (the default).
+    Exit,
+    /// Inject #GP(0).
+    InjectGp,
+    /// Inject #UD.
+    InjectUd,
+    /// Grant the access in the view and retry.
+    Grant,
+    /// Switch to this view and retry (if the view denies too, exit).
+    Switch(u8),
+}
+
+/// A decoded, validated hypercall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// Is kvm-isolate here?
+    Probe,
+    /// Which ABI version?
+    Version,
+    /// Create a view.
+    ViewCreate,
+    /// Destroy a view (1 ..).
+    ViewDestroy(u8),
+    /// Set the rights of a page range in a view.
+    SetAccess {
+        /// The view.
+        view: u8,
+        /// The first page.
+        gfn: u64,
+        /// Pages, 1 ..= `MAX_PAGES`.
+        npages: u64,
+        /// R/W/X bits.
+        access: u8,
+    },
+    /// Switch the calling vCPU's view.
+    Switch(u8),
+    /// The calling vCPU's view.
+    QueryView,
+    /// The rights of a page in a view.
+    QueryAccess {
+        /// The view.
+        view: u8,
+        /// The page.
+        gfn: u64,
+    },
+    /// Which views exist.
+    QueryViews,
+    /// `MAX_VIEWS`.
+    QueryMaxViews,
+    /// Set what a violation does.
+    OnViolation(OnViolation),
+}
+
+fn view_arg(v: u64) -> Result<u8, Error> {
+    if v < MAX_VIEWS {
+        Ok(v as u8)
+    } else {
+        Err(Error::Inval)
+    }
+}
+
+fn zero(args: &[u64]) -> Result<(), Error> {
+    if args.iter().all(|&a| a == 0) {
+        Ok(())
+    } else {
+        Err(Error::Inval)
+    }
+}
+
+/// Decodes hypercall `nr` with arguments `a`; checks everything that needs no VM state.
+/// Unused arguments must be zero, so that they can gain a meaning later.
+pub fn decode(nr: u64, a: [u64; 4]) -> Result<Call, Error> {
+    match nr {
+        HC_PROBE => zero(&a).map(|()| Call::Probe),
+        HC_VERSION => zero(&a).map(|()| Call::Version),
+        HC_VIEW_CREATE => zero(&a).map(|()| Call::ViewCreate),
+        HC_VIEW_DESTROY => {
+            zero(&a[1..])?;
+            match view_arg(a[0])? {
+                0 => Err(Error::Perm),
+                v => Ok(Call::ViewDestroy(v)),
+            }
+        }
+        HC_SET_ACCESS => {
+            let view = view_arg(a[0])?;
+            let (gpa, npages, access) = (a[1], a[2], a[3]);
+            if access & !ACCESS_RWX != 0 {
+                return Err(Error::Inval);
+            }
+            if gpa % PAGE_SIZE != 0 || npages == 0 || npages > MAX_PAGES {
+                return Err(Error::Range);
+            }
+            // npages <= 2^20, so this cannot overflow; the end must stay below 2^52.
+            if gpa >= GPA_LIMIT || npages * PAGE_SIZE > GPA_LIMIT - gpa {
+                return Err(Error::Range);
+            }
+            Ok(Call::SetAccess { view, gfn: gpa / PAGE_SIZE, npages, access: access as u8 })
+        }
+        HC_SWITCH => {
+            zero(&a[1..])?;
+            Ok(Call::Switch(view_arg(a[0])?))
+        }
+        HC_QUERY => match a[0] {
+            QUERY_VIEW => zero(&a[1..]).map(|()| Call::QueryView),
+            QUERY_ACCESS => {
+                zero(&a[3..])?;
+                let view = view_arg(a[1])?;
+                if a[2] >= GPA_LIMIT {
+                    return Err(Error::Range);
+                }
+                Ok(Call::QueryAccess { view, gfn: a[2] / PAGE_SIZE })
+            }
+            QUERY_VIEWS => zero(&a[1..]).map(|()| Call::QueryViews),
+            QUERY_MAX_VIEWS => zero(&a[1..]).map(|()| Call::QueryMaxViews),
+            _ => Err(Error::Inval),
+        },
+        HC_ON_VIOLATION => {
+            zero(&a[2..])?;
+            let what = match a[0] {
+                ON_VIOLATION_EXIT => OnViolation::Exit,
+                ON_VIOLATION_GP => OnViolation::InjectGp,
+                ON_VIOLATION_UD => OnViolation::InjectUd,
+                ON_VIOLATION_GRANT => OnViolation::Grant,
+                ON_VIOLATION_SWITCH => return Ok(Call::OnViolation(OnViolation::Switch(view_arg(a[1])?))),
+                _ => return Err(Error::Inval),
+            };
+            zero(&a[1..2])?;
+            Ok(Call::OnViolation(what))
+        }
+        _ => Err(Error::NoSys),
+    }
+}
+
+/// Which views of a VM exist. View 0 always does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Views(u16);
+
+impl Default for Views {
+    fn default() -> Self {
+        Views(1)
+    }
+}
+
+impl Views {
+    /// Whether `view` exists.
+    pub fn exists(self, view: u8) -> bool {
+        u64::from(view) < MAX_VIEWS && self.0 & (1 << view) != 0
+    }
+
+    /// The bitmap, bit 0 for view 0.
+    pub fn bits(self) -> u64 {
+        u64::from(self.0)
+    }
+
+    /// The lowest free view, without creating it.
+    pub fn free(self) -> Result<u8, Error> {
+        match (!self.0).trailing_zeros() {
+            v if u64::from(v) < MAX_VIEWS => Ok(v as u8),
+            _ => Err(Error::NoSpc),
+        }
+    }
+
+    /// Marks `view` created.
+    pub fn insert(&mut self, view: u8) {
+        self.0 |= 1 << (view & 15);
+    }
+
+    /// Checks that `view` can be destroyed: it exists, is not 0, is not in use.
+    pub fn check_destroy(self, view: u8, in_use: bool) -> Result<(), Error> {
+        if view == 0 {
+            Err(Error::Perm)
+        } else if !self.exists(view) {
+            Err(Error::NoEnt)
+        } else if in_use {
+            Err(Error::Busy)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Marks `view` destroyed.
+    pub fn remove(&mut self, view: u8) {
+        if view != 0 {
+            self.0 &= !(1 << (view & 15));
+        }
+    }
+}

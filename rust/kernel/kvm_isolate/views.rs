@@ -1,0 +1,441 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KVM memory views: the policy-module interface.
+//!
+//! C header: [`arch/x86/include/asm/kvm_isolate.h`](srctree/arch/x86/include/asm/kvm_isolate.h)
+//!
+//! KVM keeps up to [`MAX_VIEWS`] views per VM (TDP roots that differ only in their view index)
+//! with per-page rights, and calls exactly one registered policy for hypercalls in the
+//! kvm-isolate range and for accesses a view denies. A policy implements [`Policy`] and holds a
+//! [`Registration`].
+//!
+//! The C functions live in `kvm.ko`, exported to the `kvm_isolate` module only: every non-generic
+//! function here is `#[inline]` so that it is instantiated in that module, never in `vmlinux`.
+
+use crate::{
+    bindings,
+    error::to_result,
+    module::ThisModule,
+    prelude::*,
+    sync::{
+        Arc,
+        ArcBorrow, //
+    },
+    types::{
+        ForeignOwnable,
+        Opaque, //
+    },
+};
+use core::{
+    ffi::c_void,
+    marker::PhantomData,
+};
+
+/// Views per VM, view 0 included.
+pub const MAX_VIEWS: u32 = bindings::KVM_ISOLATE_VIEWS;
+
+/// A view index, below [`MAX_VIEWS`].
+///
+/// # Invariants
+///
+/// `self.0 < MAX_VIEWS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct View(u32);
+
+impl View {
+    /// The view every vCPU starts in.
+    pub const DEFAULT: View = View(0);
+
+    /// Returns the view with index `index`, if there can be one.
+    #[inline]
+    pub fn new(index: u64) -> Option<View> {
+        // INVARIANT: checked against `MAX_VIEWS`.
+        (index < u64::from(MAX_VIEWS)).then(|| View(index as u32))
+    }
+
+    /// The view's index.
+    #[inline]
+    pub fn index(self) -> u32 {
+        self.0
+    }
+}
+
+/// A guest frame number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Gfn(pub u64);
+
+/// A guest physical address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Gpa(pub u64);
+
+impl Gpa {
+    /// The frame that holds this address.
+    #[inline]
+    pub fn gfn(self) -> Gfn {
+        Gfn(self.0 >> bindings::PAGE_SHIFT)
+    }
+}
+
+/// Rights of a page in a view: any subset of read, write, execute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Access(u32);
+
+impl Access {
+    /// No access.
+    pub const NONE: Access = Access(0);
+    /// Read.
+    pub const R: Access = Access(bindings::KVM_ISOLATE_R);
+    /// Write.
+    pub const W: Access = Access(bindings::KVM_ISOLATE_W);
+    /// Execute.
+    pub const X: Access = Access(bindings::KVM_ISOLATE_X);
+    /// Everything: what a page not restricted in a view has.
+    pub const RWX: Access = Access(bindings::KVM_ISOLATE_RWX);
+
+    /// Returns the access with these bits, or `None` if other bits are set.
+    #[inline]
+    pub fn from_bits(bits: u64) -> Option<Access> {
+        (bits & !u64::from(Self::RWX.0) == 0).then(|| Access(bits as u32))
+    }
+
+    /// The bits, as in the ABI.
+    #[inline]
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// Whether every right in `other` is in `self`.
+    #[inline]
+    pub fn contains(self, other: Access) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Rounds down to what both EPT and NPT can express (none, R, RW, RX, RWX).
+    #[inline]
+    pub fn round(self) -> Access {
+        // SAFETY: `kvm_isolate_round_access` is a pure function of its argument.
+        Access(unsafe { bindings::kvm_isolate_round_access(self.0) })
+    }
+}
+
+/// A VM that uses kvm-isolate.
+///
+/// # Invariants
+///
+/// `self.0` is a `struct kvm` that is alive for the lifetime of the reference.
+#[repr(transparent)]
+pub struct Vm(Opaque<bindings::kvm>);
+
+impl Vm {
+    /// # Safety
+    ///
+    /// `ptr` is a live `struct kvm` for `'a`.
+    #[inline]
+    unsafe fn from_raw<'a>(ptr: *mut bindings::kvm) -> &'a Vm {
+        // SAFETY: `Vm` is a transparent wrapper of `struct kvm`; the caller guarantees liveness.
+        unsafe { &*ptr.cast() }
+    }
+
+    #[inline]
+    fn as_raw(&self) -> *mut bindings::kvm {
+        self.0.get()
+    }
+
+    /// Whether every page of `[gfn, gfn + npages)` is in a memslot.
+    #[inline]
+    pub fn range_mapped(&self, gfn: Gfn, npages: u64) -> bool {
+        // SAFETY: `self` is a live VM by the type invariant.
+        unsafe { bindings::kvm_isolate_gfn_range_mapped(self.as_raw(), gfn.0, npages) }
+    }
+
+    /// Sets the rights of `[gfn, gfn + npages)` in `view`, rounded as [`Access::round`] does.
+    ///
+    /// Tightening zaps the range in every root and flushes. Nothing changes on error.
+    ///
+    /// # Context
+    ///
+    /// Process context; sleeps. Must not be called under `kvm->slots_lock`.
+    #[inline]
+    pub fn set_access(&self, view: View, gfn: Gfn, npages: u64, access: Access) -> Result {
+        // SAFETY: `self` is a live VM by the type invariant; `view` is in range by its invariant.
+        to_result(unsafe {
+            bindings::kvm_isolate_set_access(self.as_raw(), view.0, gfn.0, npages, access.0)
+        })
+    }
+
+    /// The rights `view` grants at `gfn`.
+    #[inline]
+    pub fn access(&self, view: View, gfn: Gfn) -> Access {
+        // SAFETY: `self` is a live VM by the type invariant.
+        Access(unsafe { bindings::kvm_isolate_get_access(self.as_raw(), view.0, gfn.0) })
+    }
+
+    /// Gives every page all rights in `view` again.
+    #[inline]
+    pub fn reset_view(&self, view: View) -> Result {
+        // SAFETY: `self` is a live VM by the type invariant.
+        to_result(unsafe { bindings::kvm_isolate_reset_view(self.as_raw(), view.0) })
+    }
+
+    /// Whether a vCPU is in `view` or about to switch to it.
+    #[inline]
+    pub fn view_in_use(&self, view: View) -> bool {
+        // SAFETY: `self` is a live VM by the type invariant.
+        unsafe { bindings::kvm_isolate_view_in_use(self.as_raw(), view.0) }
+    }
+}
+
+/// A vCPU, in its own thread (the only place KVM calls a policy for it).
+///
+/// # Invariants
+///
+/// `self.0` is a live `struct kvm_vcpu` whose `vcpu->mutex` is held by the current thread.
+#[repr(transparent)]
+pub struct Vcpu(Opaque<bindings::kvm_vcpu>);
+
+impl Vcpu {
+    /// # Safety
+    ///
+    /// `ptr` is a live `struct kvm_vcpu` for `'a` and the current thread holds its mutex.
+    #[inline]
+    unsafe fn from_raw<'a>(ptr: *mut bindings::kvm_vcpu) -> &'a Vcpu {
+        // SAFETY: `Vcpu` is a transparent wrapper of `struct kvm_vcpu`.
+        unsafe { &*ptr.cast() }
+    }
+
+    #[inline]
+    fn as_raw(&self) -> *mut bindings::kvm_vcpu {
+        self.0.get()
+    }
+
+    /// The VM this vCPU belongs to.
+    #[inline]
+    pub fn vm(&self) -> &Vm {
+        // SAFETY: a live vCPU's VM outlives it.
+        unsafe { Vm::from_raw(bindings::kvm_isolate_vcpu_vm(self.as_raw())) }
+    }
+
+    /// The vCPU's id.
+    #[inline]
+    pub fn id(&self) -> u32 {
+        // SAFETY: `self` is live by the type invariant.
+        unsafe { bindings::kvm_isolate_vcpu_id(self.as_raw()) }
+    }
+
+    /// The view this vCPU is in (or switches to at its next entry).
+    #[inline]
+    pub fn view(&self) -> View {
+        // SAFETY: `self` is live by the type invariant.
+        let v = unsafe { bindings::kvm_isolate_vcpu_view(self.as_raw()) };
+        // INVARIANT: KVM only stores views below `MAX_VIEWS`.
+        View(v.min(MAX_VIEWS - 1))
+    }
+
+    /// Switches this vCPU to `view` before it next enters the guest.
+    #[inline]
+    pub fn switch_view(&self, view: View) -> Result {
+        // SAFETY: `self` is live and its thread is the current one, by the type invariant.
+        to_result(unsafe { bindings::kvm_isolate_switch_view(self.as_raw(), view.0) })
+    }
+}
+
+/// An access the current view denied.
+#[derive(Clone, Copy, Debug)]
+pub struct Violation {
+    /// The view the vCPU was in.
+    pub view: View,
+    /// The guest physical address accessed.
+    pub gpa: Gpa,
+    /// The guest virtual address, when the hardware reported it.
+    pub gva: Option<u64>,
+    /// The guest's instruction pointer.
+    pub rip: u64,
+    /// The right the access needed: [`Access::R`], [`Access::W`] or [`Access::X`].
+    pub access: Access,
+    /// The rights the view grants at `gpa`.
+    pub allowed: Access,
+}
+
+/// What KVM does about a [`Violation`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Add the needed right (and read) to the page in the view, and retry.
+    Grant,
+    /// Switch the vCPU to this view and retry.
+    Switch(View),
+    /// Inject an exception: #GP(error code), #UD, #DE or #PF(error code).
+    Inject {
+        /// The vector.
+        vector: u8,
+        /// The error code, for #GP and #PF.
+        error_code: u32,
+    },
+    /// Stop the vCPU with a `KVM_EXIT_MEMORY_FAULT` naming the page.
+    Exit,
+}
+
+/// A hypercall in the kvm-isolate range: number and arguments, as the guest passed them.
+#[derive(Clone, Copy, Debug)]
+pub struct Hypercall {
+    /// The function number (RAX).
+    pub nr: u64,
+    /// The arguments (RBX, RCX, RDX, RSI).
+    pub args: [u64; 4],
+}
+
+/// A memory-view policy.
+#[vtable]
+pub trait Policy: Sized + 'static {
+    /// Per-VM state, created on the VM's first kvm-isolate hypercall, dropped with the VM.
+    type VmData: Send + Sync;
+
+    /// Creates the state of a VM that starts using kvm-isolate.
+    fn vm_init(vm: &Vm) -> Result<Arc<Self::VmData>>;
+
+    /// Handles a hypercall; returns the value for the guest's RAX.
+    fn hypercall(vcpu: &Vcpu, data: &Self::VmData, call: Hypercall) -> u64;
+
+    /// Decides about an access the vCPU's view denied.
+    fn violation(vcpu: &Vcpu, data: &Self::VmData, violation: &Violation) -> Verdict;
+}
+
+/// The registration of a [`Policy`] with KVM; there can be one at a time.
+///
+/// # Invariants
+///
+/// `ops` holds a `struct kvm_isolate_ops` registered with `kvm_isolate_register()` for the
+/// lifetime of this value, and unregistered exactly once, in `drop`.
+#[pin_data(PinnedDrop)]
+pub struct Registration<T: Policy> {
+    #[pin]
+    ops: Opaque<bindings::kvm_isolate_ops>,
+    _t: PhantomData<T>,
+}
+
+// SAFETY: the ops table is immutable once registered, and unregistering may happen on any thread.
+unsafe impl<T: Policy> Send for Registration<T> {}
+// SAFETY: `&self` gives no access to the ops table.
+unsafe impl<T: Policy> Sync for Registration<T> {}
+
+impl<T: Policy> Registration<T> {
+    /// Registers `T` as KVM's memory-view policy. Fails with `EBUSY` if another is registered.
+    ///
+    /// Every VM that uses views holds a reference to `module`, so the module cannot be unloaded
+    /// (and this registration dropped) while one does.
+    pub fn register(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            ops <- Opaque::try_ffi_init(move |slot: *mut bindings::kvm_isolate_ops| {
+                // SAFETY: the initializer may write to `slot`.
+                unsafe {
+                    slot.write(bindings::kvm_isolate_ops {
+                        owner: module.as_ptr(),
+                        vm_init: Some(Self::vm_init),
+                        vm_destroy: Some(Self::vm_destroy),
+                        hypercall: Some(Self::hypercall),
+                        violation: Some(Self::violation),
+                    })
+                };
+                // SAFETY: `slot` is pinned and unregistered in `drop` before it is freed.
+                // INVARIANT: registered if this returns `Ok`.
+                to_result(unsafe { bindings::kvm_isolate_register(slot) })
+            }),
+            _t: PhantomData,
+        })
+    }
+
+    /// # Safety
+    ///
+    /// `data` was returned by `vm_init` and not yet passed to `vm_destroy`.
+    unsafe fn data<'a>(data: *mut c_void) -> ArcBorrow<'a, T::VmData> {
+        // SAFETY: by the function's safety requirement.
+        unsafe { <Arc<T::VmData> as ForeignOwnable>::borrow(data) }
+    }
+
+    /// # Safety
+    ///
+    /// Called by KVM with a live `struct kvm`, in process context.
+    unsafe extern "C" fn vm_init(kvm: *mut bindings::kvm) -> *mut c_void {
+        // SAFETY: KVM passes a live VM.
+        let vm = unsafe { Vm::from_raw(kvm) };
+        match T::vm_init(vm) {
+            Ok(data) => data.into_foreign(),
+            Err(_) => core::ptr::null_mut(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by KVM once per VM, with what `vm_init` returned, after the last other callback.
+    unsafe extern "C" fn vm_destroy(_kvm: *mut bindings::kvm, data: *mut c_void) {
+        // SAFETY: `data` came from `into_foreign` in `vm_init` and is not used again.
+        drop(unsafe { <Arc<T::VmData> as ForeignOwnable>::from_foreign(data) });
+    }
+
+    /// # Safety
+    ///
+    /// Called by KVM in the vCPU's thread with `vcpu->mutex` held and `data` from `vm_init`.
+    unsafe extern "C" fn hypercall(
+        vcpu: *mut bindings::kvm_vcpu,
+        data: *mut c_void,
+        nr: usize,
+        a0: usize,
+        a1: usize,
+        a2: usize,
+        a3: usize,
+    ) -> usize {
+        // SAFETY: by the function's safety requirement.
+        let (vcpu, data) = unsafe { (Vcpu::from_raw(vcpu), Self::data(data)) };
+        let call = Hypercall {
+            nr: nr as u64,
+            args: [a0 as u64, a1 as u64, a2 as u64, a3 as u64],
+        };
+        // CAST: `unsigned long` is 64 bits on x86-64, the only target of this module.
+        T::hypercall(vcpu, &data, call) as usize
+    }
+
+    /// # Safety
+    ///
+    /// As for `hypercall`; `v` and `out` are valid for the call.
+    unsafe extern "C" fn violation(
+        vcpu: *mut bindings::kvm_vcpu,
+        data: *mut c_void,
+        v: *const bindings::kvm_isolate_violation,
+        out: *mut bindings::kvm_isolate_verdict,
+    ) {
+        // SAFETY: by the function's safety requirement.
+        let (vcpu, data, v) = unsafe { (Vcpu::from_raw(vcpu), Self::data(data), &*v) };
+        let violation = Violation {
+            view: View(v.view.min(MAX_VIEWS - 1)),
+            gpa: Gpa(v.gpa),
+            gva: (v.flags & bindings::KVM_ISOLATE_VIOLATION_GVA_VALID != 0).then_some(v.gva),
+            rip: v.rip,
+            access: Access(v.access & bindings::KVM_ISOLATE_RWX),
+            allowed: Access(v.allowed & bindings::KVM_ISOLATE_RWX),
+        };
+        let (kind, view, vector, error_code) = match T::violation(vcpu, &data, &violation) {
+            Verdict::Grant => (bindings::KVM_ISOLATE_VERDICT_GRANT, 0, 0, 0),
+            Verdict::Switch(view) => (bindings::KVM_ISOLATE_VERDICT_SWITCH, view.0, 0, 0),
+            Verdict::Inject { vector, error_code } => {
+                (bindings::KVM_ISOLATE_VERDICT_INJECT, 0, u32::from(vector), error_code)
+            }
+            Verdict::Exit => (bindings::KVM_ISOLATE_VERDICT_EXIT, 0, 0, 0),
+        };
+        // SAFETY: KVM passes a verdict to fill in.
+        unsafe {
+            out.write(bindings::kvm_isolate_verdict {
+                kind,
+                view,
+                vector,
+                error_code,
+            })
+        };
+    }
+}
+
+#[pinned_drop]
+impl<T: Policy> PinnedDrop for Registration<T> {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: registered by the type invariant; no VM holds the module any more.
+        unsafe { bindings::kvm_isolate_unregister(self.ops.get()) };
+    }
+}
