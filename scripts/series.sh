@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # make series: export kvm-isolate as one upstream-style patch series (git format-patch output)
-# against the pinned kernel: the first patch of patches/series (the KVM interface and the
-# MAINTAINERS entry), then patches that add this repository's sources where prepare-tree.sh places
-# them (inert until wired in), then the rest of patches/series.
+# against the pinned kernel: the KVM patches of patches/series, with the hypercall ABI header
+# (include/uapi/linux/kvm_isolate.h) added before the first patch that uses it, then patches that
+# add this repository's sources where prepare-tree.sh places them (inert until wired in), then the
+# rest of patches/series (Rust wiring, Kconfig/Kbuild, selftests build).
 #   series.sh OUT_DIR
 set -euo pipefail
 . "$(dirname "$0")/config.sh"
@@ -24,28 +25,51 @@ add() { # subject body dest-in-tree source-in-repo...
 	g add -A
 	g commit -q -m "$subject" -m "$body" -m "Signed-off-by: kvm-isolate developers <kvm-isolate@localhost>"
 }
+add "KVM: x86: Add the kvm-isolate hypercall ABI header" \
+	"The one definition of kvm-isolate's hypercall ABI v1: the reserved
+hypercall range, function numbers, limits, access bits, exit flags and
+error codes, for guests, selftests and KVM itself.  The host module's Rust
+mirror is checked against it by a test." \
+	include/uapi/linux include/uapi/linux/kvm_isolate.h
 add "rust: kvm_isolate: add x86 host facts and KVM abstractions" \
 	"Safe wrappers over CPUID, the VMX capability MSRs and KVM's kvm_isolate
-interface, for the kvm_isolate module." \
+interface (views, rights, the policy registration), for the kvm_isolate
+module." \
 	rust/kernel rust/kernel/kvm_isolate.rs rust/kernel/kvm_isolate
 mkdir -p "$tmp/rust/helpers"; cp "$KI_TOP/rust/helpers/kvm_isolate.c" "$tmp/rust/helpers/"
 g add -A; g commit -q --amend --no-edit
 add "KVM: x86: kvm_isolate: add the host module" \
-	"The policy module for guest memory views; this version probes and
-reports the host's memory-view paths." \
+	"The policy module for guest memory views: it probes and reports the
+host's memory-view paths and serves hypercall ABI v1." \
 	arch/x86/kvm/isolate "kvm-isolate/"
 add "virt: kvm_isolate_guest: add the guest module" \
 	"The guest side of kvm-isolate; this version checks that it runs under KVM." \
 	drivers/virt/kvm_isolate_guest "guest-side/"
 add "KVM: selftests: add the kvm_isolate tests" \
-	"Capability report and module life cycle tests, in the kselftest harness." \
+	"Capability report, module life cycle and memory-view tests, in the
+kselftest harness." \
 	tools/testing/selftests/kvm/x86/kvm_isolate "selftests/"
-g format-patch -q --start-number 2 -o "$out" HEAD~4
+series=($(grep -v -e '^#' -e '^[[:space:]]*$' "$KI_TOP/patches/series"))
+# The ABI header goes before the first patch that includes it.
+first_user=$(grep -l '^+#include <uapi/linux/kvm_isolate.h>' "${series[@]/#/$KI_TOP/patches/}" | head -n 1)
 n=0
-for p in $(grep -v -e '^#' -e '^[[:space:]]*$' "$KI_TOP/patches/series"); do
-	n=$((n + 1))
-	[ $n = 2 ] && n=6
-	cp "$KI_TOP/patches/$p" "$out/$(printf %04d $n)-${p#????-}"
+emit() { n=$((n + 1)); cp "$KI_TOP/patches/$1" "$out/$(printf %04d $n)-${1#????-}"; }
+for p in "${series[@]}"; do
+	[ "$KI_TOP/patches/$p" = "$first_user" ] && break
+	emit "$p"
+done
+n=$((n + 1)); g format-patch -q --zero-commit --start-number $n -o "$out" -1 HEAD~4
+rest=0
+for p in "${series[@]}"; do
+	case $p in rust:*|*-rust-*) break ;; esac
+	[ $rest = 1 ] || { [ "$KI_TOP/patches/$p" = "$first_user" ] && rest=1; }
+	[ $rest = 1 ] && emit "$p"
+done
+g format-patch -q --zero-commit --start-number $((n + 1)) -o "$out" HEAD~4..HEAD~0
+n=$((n + 4))
+for p in "${series[@]}"; do
+	case $p in *-rust-*) rest=2 ;; esac
+	[ $rest = 2 ] && emit "$p"
 done
 ls "$out" | sed 's/^/    /'
 ki_info "series: $n patches in $out (apply with git am onto $KI_KPKG $KI_KPKG_VERSION)"
