@@ -3,3 +3,4 @@
 TEST_GEN_PROGS_x86 += x86/kvm_isolate/caps_test
 TEST_PROGS_x86 += x86/kvm_isolate/module_test.sh
 TEST_GEN_PROGS_x86 += x86/kvm_isolate/views_test
+TEST_GEN_PROGS_x86 += x86/kvm_isolate/views_demo

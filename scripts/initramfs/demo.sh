@@ -10,5 +10,10 @@ run modprobe kvm_isolate
 run sh -c 'lsmod | grep -E "^(kvm|kvm_amd|kvm_intel|kvm_isolate|irqbypass) "'
 run cat /sys/kernel/debug/kvm_isolate/caps
 run sh -c 'dmesg | grep -E "kvm_isolate|kvm_amd|kvm_intel" | grep -v -i "tcg"'
+# A guest hides a secret in a memory view; the rest of the guest cannot read it.
+echo "# views_demo" | show
+/ki/tests/x86/kvm_isolate/views_demo >/tmp/views_demo.out 2>&1
+rc=$?
+show </tmp/views_demo.out
 run modprobe -r kvm_isolate
-test ! -e /sys/module/kvm_isolate
+test ! -e /sys/module/kvm_isolate && [ "$rc" = 0 ]
