@@ -4,7 +4,8 @@
  * bad input, secrets a view hides from reads, writes and instruction
  * fetches (observed as the injected vector or as the user exit naming the
  * gpa), switching, two vCPUs in different views, restrictions that survive
- * dirty logging and memslot re-registration, ranges across 2M and 1G
+ * dirty logging, memslot re-registration and host memory being dropped
+ * (MMU-notifier zaps, as under reclaim), ranges across 2M and 1G
  * boundaries, KVM's emulator, the module reference, and VM exits per
  * operation read from the KVM stats.
  */
@@ -12,6 +13,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -233,8 +235,8 @@ static void guest_code(u64 mode)
 		guest_hide_secret(0);
 		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_ON_VIOLATION,
 				   KVM_ISOLATE_ON_VIOLATION_GP, 0, 0, 0), 0);
-		for (i = 0; i < 4; i++) {
-			GUEST_SYNC(i);	/* host zaps: dirty log on/off, slot re-added */
+		for (i = 0; i < 5; i++) {
+			GUEST_SYNC(i);	/* host zaps: dirty log, slot re-added, reclaim */
 			GUEST_ASSERT_EQ(read_safe(S0), GP_VECTOR);
 			GUEST_ASSERT_EQ(write_safe(S0), GP_VECTOR);
 		}
@@ -444,8 +446,11 @@ TEST(restrictions_survive_zaps)
 	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS_THP, SLOT_GPA, SLOT,
 				    SLOT_PAGES, 0);
 	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);	/* 3: slot re-added */
+	/* Host memory reclaim unmaps through the MMU notifier, as here. */
+	TEST_ASSERT(!madvise(addr_gpa2hva(vm, SLOT_GPA), SZ_4M, MADV_DONTNEED), "madvise");
+	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);	/* 4: host memory dropped */
 	expect_done(vcpu);
-	TEST_ASSERT_EQ(vcpu_get_stat(vcpu, isolate_injects), 8);
+	TEST_ASSERT_EQ(vcpu_get_stat(vcpu, isolate_injects), 10);
 	kvm_vm_free(vm);
 }
 

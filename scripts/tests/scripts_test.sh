@@ -33,7 +33,8 @@ fake_deb() {
 # A copy of the repository with PATCHES as its series, so the real scripts run on it.
 repo_with() {
 	rm -rf "$tmp/repo"; mkdir -p "$tmp/repo"
-	cp -a "$top/scripts" "$top/rust" "$top/kvm-isolate" "$top/guest-side" "$top/selftests" "$tmp/repo/"
+	cp -a "$top/scripts" "$top/rust" "$top/kvm-isolate" "$top/guest-side" "$top/selftests" \
+		"$top/include" "$tmp/repo/"
 	mkdir -p "$tmp/repo/patches"
 	for p in "$@"; do cp "$tmp/$p" "$tmp/repo/patches/"; echo "$p" >>"$tmp/repo/patches/series"; done
 }
@@ -69,7 +70,8 @@ expect "the applied patch is in the tree" 0 "int kvm = 1;" cat "$tree/arch/x86/k
 expect "re-running recognises the applied series" 0 "series already applied: 1 patches" \
 	"$tmp/repo/scripts/prepare-tree.sh"
 expect "our sources are placed into the tree" 0 "kvm_isolate" \
-	ls "$tree/arch/x86/kvm/isolate/" "$tree/rust/kernel/" "$tree/drivers/virt/kvm_isolate_guest/"
+	ls "$tree/arch/x86/kvm/isolate/" "$tree/rust/kernel/" "$tree/drivers/virt/kvm_isolate_guest/" \
+	"$tree/include/uapi/linux/kvm_isolate.h"
 repo_with 0001-good.patch 0002-bad.patch
 expect "a patch that does not apply fails, naming the patch" fail "patch 0002-bad.patch does not apply" \
 	"$tmp/repo/scripts/prepare-tree.sh"
