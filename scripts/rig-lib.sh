@@ -5,8 +5,9 @@
 # emulator to exit, writes OUT_DIR/RIG.tap; returns 0 only if the plan ran to its end.
 #
 # PID must lead its own process group (start the emulator with setsid): when the console stays
-# silent for KI_STALL_TIMEOUT seconds (default 300, more than any test's own timeout) the
-# emulated host is taken as hung and the whole group is killed.
+# silent for KI_STALL_TIMEOUT seconds (default 300) the emulated host is taken as hung and the
+# whole group is killed. The plan prints a heartbeat every 10 s of emulated time while a test runs,
+# so only a frozen host (or one 30 times slower than its own clock) stays silent that long.
 ki_rig_follow() {
 	local rig=$1 pid=$2 log=$3 out=$4 seen=0 lines size=-1 quiet=0
 	while kill -0 "$pid" 2>/dev/null; do

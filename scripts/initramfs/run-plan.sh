@@ -18,8 +18,15 @@ while read -r name timeout cmd; do
 	emit "# === $name"
 	start=$(cut -d' ' -f1 /proc/uptime)
 	# bash, not "sh": busybox applets would exec busybox's own sh (and its modprobe).
-	timeout -s KILL "$timeout" /bin/bash -c "$cmd" >/tmp/out 2>&1 </dev/null
+	timeout -s KILL "$timeout" /bin/bash -c "$cmd" >/tmp/out 2>&1 </dev/null &
+	pid=$!
+	# A heartbeat every 10 s (emulated time) while the test runs: a slow test is not a hung host.
+	# Under Bochs a busy test can run minutes of wall time for seconds of its own, silently.
+	( t=0; while sleep 10; do t=$((t + 10)); emit "# ... $name still running (${t}s)"; done ) &
+	beat=$!
+	wait "$pid"
 	rc=$?
+	kill "$beat" 2>/dev/null; wait "$beat" 2>/dev/null
 	end=$(cut -d' ' -f1 /proc/uptime)
 	awk '{ print "@ki # " $0 }' /tmp/out   # awk: also ends an unterminated last line
 	secs=$(awk "BEGIN { printf \"%.1f\", $end - $start }")
