@@ -12,7 +12,7 @@ build=$("$KI_TOP/scripts/build-kernel.sh")
 "$KI_TOP/scripts/build-selftests.sh" "$build" x86/kvm_isolate/views_demo
 out=$KI_OUT/demo
 mkdir -p "$out"
-echo "demo 600 /ki/demo.sh" >"$out/plan"
+echo "demo 600 /ki/demo.sh /ki/tests/x86/kvm_isolate/views_demo" >"$out/plan"
 "$KI_TOP/scripts/mkinitramfs.sh" "$build" "$out" "$out/plan"
 rig=${KI_DEMO_RIG:-qemu}
 "$KI_TOP/scripts/rig-$rig.sh" "$build" "$out"

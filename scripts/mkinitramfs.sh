@@ -46,7 +46,8 @@ else
 		printf "upstream/%s %s /ki/tests/%s%s\n", $1, ($2 ? $2 : 120), $1, args }' \
 		"$KI_TOP/selftests/upstream.list" >>"$plan"
 fi
-for bin in $(awk '$3 ~ "^/ki/tests/" { print $3 }' "$plan"); do
+# Every test binary a plan line names (as its command or as an argument of it).
+for bin in $(awk '{ for (i = 3; i <= NF; i++) if ($i ~ "^/ki/tests/") print $i }' "$plan" | sort -u); do
 	rel=${bin#/ki/tests/}
 	mkdir -p "$(dirname "$stage/ki/tests/$rel")"
 	if [ -f "$build/kselftest/$rel" ]; then

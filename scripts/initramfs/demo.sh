@@ -12,7 +12,7 @@ run cat /sys/kernel/debug/kvm_isolate/caps
 run sh -c 'dmesg | grep -E "kvm_isolate|kvm_amd|kvm_intel" | grep -v -i "tcg"'
 # A guest hides a secret in a memory view; the rest of the guest cannot read it.
 echo "# views_demo" | show
-/ki/tests/x86/kvm_isolate/views_demo >/tmp/views_demo.out 2>&1
+${1:?usage: demo.sh VIEWS_DEMO} >/tmp/views_demo.out 2>&1
 rc=$?
 show </tmp/views_demo.out
 run modprobe -r kvm_isolate
