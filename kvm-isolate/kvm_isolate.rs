@@ -79,7 +79,11 @@ fn read_raw() -> Raw {
     let leaf0 = hw::cpuid(0, 0);
     let ext_max = hw::cpuid(0x8000_0000, 0).eax;
     let ext = |leaf: u32| (ext_max >= leaf).then(|| hw::cpuid(leaf, 0));
-    let leaf1_ecx = if leaf0.eax >= 1 { hw::cpuid(1, 0).ecx } else { 0 };
+    let leaf1_ecx = if leaf0.eax >= 1 {
+        hw::cpuid(1, 0).ecx
+    } else {
+        0
+    };
     Raw {
         vendor: [leaf0.ebx, leaf0.ecx, leaf0.edx],
         leaf1_ecx,
@@ -101,7 +105,14 @@ fn kvm_paging() -> KvmPaging {
 
 /// Writes `caps`: the hardware facts probed at load, KVM's paging mode as of this read.
 fn write_caps(hw: &HwCaps, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
-    write!(f, "{}", Report { hw, kvm: kvm_paging() })
+    write!(
+        f,
+        "{}",
+        Report {
+            hw,
+            kvm: kvm_paging()
+        }
+    )
 }
 
 /// What a VM has set up: its views and what a violation does.
@@ -146,7 +157,13 @@ impl Isolate {
         }
         let vm: &Vm = vcpu.vm();
         let mut g = data.inner.lock();
-        let exists = |views: &Views, v: u8| if views.exists(v) { Ok(()) } else { Err(abi::Error::NoEnt) };
+        let exists = |views: &Views, v: u8| {
+            if views.exists(v) {
+                Ok(())
+            } else {
+                Err(abi::Error::NoEnt)
+            }
+        };
         match call {
             Call::Probe | Call::Version => Err(abi::Error::Inval),
             Call::ViewCreate => {
@@ -161,13 +178,21 @@ impl Isolate {
                 g.views.remove(v);
                 Ok(0)
             }
-            Call::SetAccess { view: v, gfn, npages, access } => {
+            Call::SetAccess {
+                view: v,
+                gfn,
+                npages,
+                access,
+            } => {
                 exists(&g.views, v)?;
                 if !vm.range_mapped(Gfn(gfn), npages) {
                     return Err(abi::Error::Range);
                 }
-                let access = Access::from_bits(u64::from(access)).ok_or(abi::Error::Inval)?.round();
-                vm.set_access(view(v)?, Gfn(gfn), npages, access).map_err(kernel_err)?;
+                let access = Access::from_bits(u64::from(access))
+                    .ok_or(abi::Error::Inval)?
+                    .round();
+                vm.set_access(view(v)?, Gfn(gfn), npages, access)
+                    .map_err(kernel_err)?;
                 Ok(u64::from(access.bits()))
             }
             Call::Switch(v) => {
@@ -221,8 +246,14 @@ impl Policy for Isolate {
         let g = data.inner.lock();
         match g.on_violation {
             OnViolation::Exit => Verdict::Exit,
-            OnViolation::InjectGp => Verdict::Inject { vector: 13, error_code: 0 },
-            OnViolation::InjectUd => Verdict::Inject { vector: 6, error_code: 0 },
+            OnViolation::InjectGp => Verdict::Inject {
+                vector: 13,
+                error_code: 0,
+            },
+            OnViolation::InjectUd => Verdict::Inject {
+                vector: 6,
+                error_code: 0,
+            },
             OnViolation::Grant => Verdict::Grant,
             OnViolation::Switch(t) => match View::new(u64::from(t)) {
                 Some(t) if g.views.exists(t.index() as u8) && t != v.view => Verdict::Switch(t),
@@ -244,7 +275,10 @@ struct KvmIsolate {
 impl kernel::InPlaceModule for KvmIsolate {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         let hw = HwCaps::decode(&read_raw());
-        let report = Report { hw: &hw, kvm: kvm_paging() };
+        let report = Report {
+            hw: &hw,
+            kvm: kvm_paging(),
+        };
         pr_info!(
             "host: {:?} {:?}, {} in hardware, KVM paging {:?}, VMFUNC EPTP switching {}, \
              EPT-violation #VE {}: memory views {}\n",
@@ -254,7 +288,11 @@ impl kernel::InPlaceModule for KvmIsolate {
             report.kvm,
             hw.vmfunc_eptp_switching,
             hw.ept_violation_ve,
-            if report.views_possible() { "possible" } else { "unavailable" }
+            if report.views_possible() {
+                "possible"
+            } else {
+                "unavailable"
+            }
         );
         let debugfs = debugfs::Dir::new(c"kvm_isolate");
         try_pin_init!(Self {

@@ -199,7 +199,12 @@ pub fn decode(nr: u64, a: [u64; 4]) -> Result<Call, Error> {
             if gpa >= GPA_LIMIT || npages * PAGE_SIZE > GPA_LIMIT - gpa {
                 return Err(Error::Range);
             }
-            Ok(Call::SetAccess { view, gfn: gpa / PAGE_SIZE, npages, access: access as u8 })
+            Ok(Call::SetAccess {
+                view,
+                gfn: gpa / PAGE_SIZE,
+                npages,
+                access: access as u8,
+            })
         }
         HC_SWITCH => {
             zero(&a[1..])?;
@@ -213,7 +218,10 @@ pub fn decode(nr: u64, a: [u64; 4]) -> Result<Call, Error> {
                 if a[2] >= GPA_LIMIT {
                     return Err(Error::Range);
                 }
-                Ok(Call::QueryAccess { view, gfn: a[2] / PAGE_SIZE })
+                Ok(Call::QueryAccess {
+                    view,
+                    gfn: a[2] / PAGE_SIZE,
+                })
             }
             QUERY_VIEWS => zero(&a[1..]).map(|()| Call::QueryViews),
             QUERY_MAX_VIEWS => zero(&a[1..]).map(|()| Call::QueryMaxViews),
@@ -226,7 +234,9 @@ pub fn decode(nr: u64, a: [u64; 4]) -> Result<Call, Error> {
                 ON_VIOLATION_GP => OnViolation::InjectGp,
                 ON_VIOLATION_UD => OnViolation::InjectUd,
                 ON_VIOLATION_GRANT => OnViolation::Grant,
-                ON_VIOLATION_SWITCH => return Ok(Call::OnViolation(OnViolation::Switch(view_arg(a[1])?))),
+                ON_VIOLATION_SWITCH => {
+                    return Ok(Call::OnViolation(OnViolation::Switch(view_arg(a[1])?)))
+                }
                 _ => return Err(Error::Inval),
             };
             zero(&a[1..2])?;

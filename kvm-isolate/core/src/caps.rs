@@ -129,7 +129,11 @@ impl HwCaps {
         let vendor = Vendor::from_cpuid0(raw.vendor[0], raw.vendor[1], raw.vendor[2]);
         if raw.leaf1_ecx & CPUID1_ECX_VMX != 0 {
             let secondary = allowed1(raw.procbased_ctls) & PROCBASED_ACTIVATE_SECONDARY != 0;
-            let ctls2 = if secondary { allowed1(raw.procbased_ctls2) } else { 0 };
+            let ctls2 = if secondary {
+                allowed1(raw.procbased_ctls2)
+            } else {
+                0
+            };
             let ept = ctls2 & PROCBASED2_EPT != 0;
             let vmfunc = ctls2 & PROCBASED2_VMFUNC != 0;
             return HwCaps {
@@ -204,8 +208,20 @@ impl fmt::Display for Report<'_> {
         writeln!(f, "virtualization: {virt}")?;
         writeln!(f, "tdp: {}", self.hw.tdp_name())?;
         writeln!(f, "kvm_paging: {kvm}")?;
-        writeln!(f, "vmfunc_eptp_switching: {}", yes_no(self.hw.vmfunc_eptp_switching))?;
+        writeln!(
+            f,
+            "vmfunc_eptp_switching: {}",
+            yes_no(self.hw.vmfunc_eptp_switching)
+        )?;
         writeln!(f, "ept_violation_ve: {}", yes_no(self.hw.ept_violation_ve))?;
-        writeln!(f, "views: {}", if self.views_possible() { "possible" } else { "unavailable" })
+        writeln!(
+            f,
+            "views: {}",
+            if self.views_possible() {
+                "possible"
+            } else {
+                "unavailable"
+            }
+        )
     }
 }

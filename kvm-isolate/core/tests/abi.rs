@@ -7,13 +7,20 @@ use std::collections::HashMap;
 
 /// Evaluates the header's `#define`s: integers, names, `(A + B)` and `(A << B)`.
 fn header() -> HashMap<String, u64> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../include/uapi/linux/kvm_isolate.h");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../include/uapi/linux/kvm_isolate.h"
+    );
     let text = std::fs::read_to_string(path).expect("read the uapi header");
     let mut defs = HashMap::new();
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix("#define ") else { continue };
+        let Some(rest) = line.strip_prefix("#define ") else {
+            continue;
+        };
         let rest = rest.split("/*").next().unwrap().trim();
-        let Some((name, value)) = rest.split_once(char::is_whitespace) else { continue };
+        let Some((name, value)) = rest.split_once(char::is_whitespace) else {
+            continue;
+        };
         let value = value.trim().trim_start_matches('(').trim_end_matches(')');
         let num = |t: &str, defs: &HashMap<String, u64>| -> u64 {
             let t = t.trim().trim_end_matches("ULL").trim_end_matches("UL");
@@ -22,7 +29,9 @@ fn header() -> HashMap<String, u64> {
             } else if let Ok(n) = t.parse() {
                 n
             } else {
-                *defs.get(t).unwrap_or_else(|| panic!("unknown name {t} in {name}"))
+                *defs
+                    .get(t)
+                    .unwrap_or_else(|| panic!("unknown name {t} in {name}"))
             }
         };
         let v = if let Some((a, b)) = value.split_once(" + ") {
@@ -85,7 +94,10 @@ fn rust_mirror_matches_c_header() {
     let mirrored: Vec<&str> = want.iter().map(|(n, _)| *n).collect();
     for name in h.keys() {
         if name.starts_with("KVM_HC_ISOLATE_") || name.starts_with("KVM_ISOLATE_E") {
-            assert!(mirrored.contains(&name.as_str()), "{name} is not mirrored in abi.rs");
+            assert!(
+                mirrored.contains(&name.as_str()),
+                "{name} is not mirrored in abi.rs"
+            );
         }
     }
 }
@@ -100,7 +112,10 @@ fn errors_are_negated_codes() {
 fn probe_version_create_take_no_arguments() {
     assert_eq!(abi::decode(abi::HC_PROBE, [0; 4]), Ok(Call::Probe));
     assert_eq!(abi::decode(abi::HC_VERSION, [0; 4]), Ok(Call::Version));
-    assert_eq!(abi::decode(abi::HC_VIEW_CREATE, [0; 4]), Ok(Call::ViewCreate));
+    assert_eq!(
+        abi::decode(abi::HC_VIEW_CREATE, [0; 4]),
+        Ok(Call::ViewCreate)
+    );
     for i in 0..4 {
         let mut a = [0; 4];
         a[i] = 1;
@@ -117,13 +132,34 @@ fn unknown_functions_are_enosys() {
 
 #[test]
 fn destroy_and_switch_check_the_view() {
-    assert_eq!(abi::decode(abi::HC_VIEW_DESTROY, [0, 0, 0, 0]), Err(Error::Perm));
-    assert_eq!(abi::decode(abi::HC_VIEW_DESTROY, [16, 0, 0, 0]), Err(Error::Inval));
-    assert_eq!(abi::decode(abi::HC_VIEW_DESTROY, [u64::MAX, 0, 0, 0]), Err(Error::Inval));
-    assert_eq!(abi::decode(abi::HC_VIEW_DESTROY, [3, 0, 0, 0]), Ok(Call::ViewDestroy(3)));
-    assert_eq!(abi::decode(abi::HC_VIEW_DESTROY, [3, 1, 0, 0]), Err(Error::Inval));
-    assert_eq!(abi::decode(abi::HC_SWITCH, [15, 0, 0, 0]), Ok(Call::Switch(15)));
-    assert_eq!(abi::decode(abi::HC_SWITCH, [16, 0, 0, 0]), Err(Error::Inval));
+    assert_eq!(
+        abi::decode(abi::HC_VIEW_DESTROY, [0, 0, 0, 0]),
+        Err(Error::Perm)
+    );
+    assert_eq!(
+        abi::decode(abi::HC_VIEW_DESTROY, [16, 0, 0, 0]),
+        Err(Error::Inval)
+    );
+    assert_eq!(
+        abi::decode(abi::HC_VIEW_DESTROY, [u64::MAX, 0, 0, 0]),
+        Err(Error::Inval)
+    );
+    assert_eq!(
+        abi::decode(abi::HC_VIEW_DESTROY, [3, 0, 0, 0]),
+        Ok(Call::ViewDestroy(3))
+    );
+    assert_eq!(
+        abi::decode(abi::HC_VIEW_DESTROY, [3, 1, 0, 0]),
+        Err(Error::Inval)
+    );
+    assert_eq!(
+        abi::decode(abi::HC_SWITCH, [15, 0, 0, 0]),
+        Ok(Call::Switch(15))
+    );
+    assert_eq!(
+        abi::decode(abi::HC_SWITCH, [16, 0, 0, 0]),
+        Err(Error::Inval)
+    );
 }
 
 #[test]
@@ -131,16 +167,41 @@ fn set_access_validates_range_and_access() {
     let ok = |a| abi::decode(abi::HC_SET_ACCESS, a);
     assert_eq!(
         ok([1, 0x20_0000, 3, 1]),
-        Ok(Call::SetAccess { view: 1, gfn: 0x200, npages: 3, access: 1 })
+        Ok(Call::SetAccess {
+            view: 1,
+            gfn: 0x200,
+            npages: 3,
+            access: 1
+        })
     );
-    assert_eq!(ok([1, 0x1000, 1, 8]), Err(Error::Inval), "unknown access bit");
-    assert_eq!(ok([16, 0x1000, 1, 1]), Err(Error::Inval), "view out of range");
+    assert_eq!(
+        ok([1, 0x1000, 1, 8]),
+        Err(Error::Inval),
+        "unknown access bit"
+    );
+    assert_eq!(
+        ok([16, 0x1000, 1, 1]),
+        Err(Error::Inval),
+        "view out of range"
+    );
     assert_eq!(ok([1, 0x1001, 1, 1]), Err(Error::Range), "unaligned");
     assert_eq!(ok([1, 0x1000, 0, 1]), Err(Error::Range), "empty");
-    assert_eq!(ok([1, 0x1000, abi::MAX_PAGES + 1, 1]), Err(Error::Range), "too long");
+    assert_eq!(
+        ok([1, 0x1000, abi::MAX_PAGES + 1, 1]),
+        Err(Error::Range),
+        "too long"
+    );
     assert_eq!(ok([1, 0x1000, abi::MAX_PAGES, 1]).is_ok(), true);
-    assert_eq!(ok([1, u64::MAX & !0xfff, 1, 1]), Err(Error::Range), "above 2^52");
-    assert_eq!(ok([1, abi::GPA_LIMIT - 0x1000, 2, 1]), Err(Error::Range), "crosses 2^52");
+    assert_eq!(
+        ok([1, u64::MAX & !0xfff, 1, 1]),
+        Err(Error::Range),
+        "above 2^52"
+    );
+    assert_eq!(
+        ok([1, abi::GPA_LIMIT - 0x1000, 2, 1]),
+        Err(Error::Range),
+        "crosses 2^52"
+    );
     assert!(ok([1, abi::GPA_LIMIT - 0x1000, 1, 1]).is_ok());
 }
 
@@ -148,7 +209,10 @@ fn set_access_validates_range_and_access() {
 fn query_selectors() {
     let q = |a| abi::decode(abi::HC_QUERY, a);
     assert_eq!(q([0, 0, 0, 0]), Ok(Call::QueryView));
-    assert_eq!(q([1, 2, 0x3fff, 0]), Ok(Call::QueryAccess { view: 2, gfn: 3 }));
+    assert_eq!(
+        q([1, 2, 0x3fff, 0]),
+        Ok(Call::QueryAccess { view: 2, gfn: 3 })
+    );
     assert_eq!(q([1, 16, 0, 0]), Err(Error::Inval));
     assert_eq!(q([1, 0, abi::GPA_LIMIT, 0]), Err(Error::Range));
     assert_eq!(q([2, 0, 0, 0]), Ok(Call::QueryViews));
@@ -161,10 +225,19 @@ fn query_selectors() {
 fn on_violation_actions() {
     let d = |a| abi::decode(abi::HC_ON_VIOLATION, a);
     assert_eq!(d([0, 0, 0, 0]), Ok(Call::OnViolation(OnViolation::Exit)));
-    assert_eq!(d([1, 0, 0, 0]), Ok(Call::OnViolation(OnViolation::InjectGp)));
-    assert_eq!(d([2, 0, 0, 0]), Ok(Call::OnViolation(OnViolation::InjectUd)));
+    assert_eq!(
+        d([1, 0, 0, 0]),
+        Ok(Call::OnViolation(OnViolation::InjectGp))
+    );
+    assert_eq!(
+        d([2, 0, 0, 0]),
+        Ok(Call::OnViolation(OnViolation::InjectUd))
+    );
     assert_eq!(d([3, 0, 0, 0]), Ok(Call::OnViolation(OnViolation::Grant)));
-    assert_eq!(d([4, 5, 0, 0]), Ok(Call::OnViolation(OnViolation::Switch(5))));
+    assert_eq!(
+        d([4, 5, 0, 0]),
+        Ok(Call::OnViolation(OnViolation::Switch(5)))
+    );
     assert_eq!(d([4, 16, 0, 0]), Err(Error::Inval));
     assert_eq!(d([1, 5, 0, 0]), Err(Error::Inval));
     assert_eq!(d([5, 0, 0, 0]), Err(Error::Inval));

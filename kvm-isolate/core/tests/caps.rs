@@ -56,32 +56,47 @@ fn bochs_offers_everything() {
 #[test]
 fn qemu_offers_npt_only() {
     let c = HwCaps::decode(&qemu_epyc());
-    assert_eq!((c.vendor, c.virt, c.tdp_name()), (Vendor::Amd, Virt::Svm, "npt"));
+    assert_eq!(
+        (c.vendor, c.virt, c.tdp_name()),
+        (Vendor::Amd, Virt::Svm, "npt")
+    );
     assert!(!c.vmfunc_eptp_switching);
     assert!(!c.ept_violation_ve);
 }
 
 #[test]
 fn svm_without_npt() {
-    let raw = Raw { svm_edx: 0, ..qemu_epyc() };
+    let raw = Raw {
+        svm_edx: 0,
+        ..qemu_epyc()
+    };
     assert_eq!(HwCaps::decode(&raw).tdp_name(), "none");
 }
 
 #[test]
 fn vmfunc_needs_the_eptp_switching_leaf() {
-    let raw = Raw { vmfunc: Some(0), ..bochs() };
+    let raw = Raw {
+        vmfunc: Some(0),
+        ..bochs()
+    };
     let c = HwCaps::decode(&raw);
     assert!(!c.vmfunc_eptp_switching);
     assert!(c.ept_violation_ve);
     // An unreadable IA32_VMX_VMFUNC is not a yes.
-    let raw = Raw { vmfunc: None, ..bochs() };
+    let raw = Raw {
+        vmfunc: None,
+        ..bochs()
+    };
     assert!(!HwCaps::decode(&raw).vmfunc_eptp_switching);
 }
 
 #[test]
 fn secondary_controls_must_be_activatable() {
     // Without the "activate secondary controls" allowed-1 bit, CTLS2 says nothing.
-    let raw = Raw { procbased_ctls: Some(0x7fff_ffff_0000_0000), ..bochs() };
+    let raw = Raw {
+        procbased_ctls: Some(0x7fff_ffff_0000_0000),
+        ..bochs()
+    };
     let c = HwCaps::decode(&raw);
     assert_eq!(c.tdp_name(), "none");
     assert!(!c.vmfunc_eptp_switching && !c.ept_violation_ve);
@@ -90,7 +105,10 @@ fn secondary_controls_must_be_activatable() {
 #[test]
 fn allowed0_half_is_ignored() {
     // Only the allowed-1 (high) half enables a control.
-    let raw = Raw { procbased_ctls2: Some(0x0000_0000_ffff_ffff), ..bochs() };
+    let raw = Raw {
+        procbased_ctls2: Some(0x0000_0000_ffff_ffff),
+        ..bochs()
+    };
     let c = HwCaps::decode(&raw);
     assert_eq!(c.tdp_name(), "none");
     assert!(!c.vmfunc_eptp_switching);
@@ -99,14 +117,20 @@ fn allowed0_half_is_ignored() {
 #[test]
 fn vmfunc_and_ve_need_ept() {
     // VMFUNC and #VE bits without EPT do not make views possible.
-    let raw = Raw { procbased_ctls2: Some(0x0004_2000_0000_0000), ..bochs() };
+    let raw = Raw {
+        procbased_ctls2: Some(0x0004_2000_0000_0000),
+        ..bochs()
+    };
     let c = HwCaps::decode(&raw);
     assert!(!c.tdp && !c.vmfunc_eptp_switching && !c.ept_violation_ve);
 }
 
 #[test]
 fn no_virtualization() {
-    let raw = Raw { vendor: vendor(b"GenuineIntel"), ..Raw::default() };
+    let raw = Raw {
+        vendor: vendor(b"GenuineIntel"),
+        ..Raw::default()
+    };
     let c = HwCaps::decode(&raw);
     assert_eq!((c.virt, c.tdp_name()), (Virt::None, "none"));
 }
@@ -114,7 +138,10 @@ fn no_virtualization() {
 #[test]
 fn report_format() {
     let hw = HwCaps::decode(&bochs());
-    let r = Report { hw: &hw, kvm: KvmPaging::Tdp };
+    let r = Report {
+        hw: &hw,
+        kvm: KvmPaging::Tdp,
+    };
     assert!(r.views_possible());
     assert_eq!(
         r.to_string(),
@@ -127,7 +154,11 @@ fn report_format() {
         assert!(r.to_string().ends_with("views: unavailable\n"));
     }
     let hw = HwCaps::decode(&qemu_epyc());
-    let s = Report { hw: &hw, kvm: KvmPaging::NoVendorModule }.to_string();
+    let s = Report {
+        hw: &hw,
+        kvm: KvmPaging::NoVendorModule,
+    }
+    .to_string();
     let want = "tdp: npt\nkvm_paging: no-vendor-module\nvmfunc_eptp_switching: no\n";
     assert!(s.contains(want), "{s}");
 }

@@ -33,7 +33,11 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> Cpuid {
     let subleaf = subleaf as i32;
     // SAFETY: `cpuid_count()` has no preconditions and only writes through the four pointers,
     // which point to distinct, live fields of `r`.
-    unsafe { bindings::cpuid_count(leaf, subleaf, &mut r.eax, &mut r.ebx, &mut r.ecx, &mut r.edx) };
+    unsafe {
+        bindings::cpuid_count(
+            leaf, subleaf, &mut r.eax, &mut r.ebx, &mut r.ecx, &mut r.edx,
+        )
+    };
     r
 }
 

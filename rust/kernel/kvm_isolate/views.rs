@@ -28,7 +28,7 @@ use crate::{
 };
 use core::{
     ffi::c_void,
-    marker::PhantomData,
+    marker::PhantomData, //
 };
 
 /// Views per VM, view 0 included.
@@ -415,9 +415,12 @@ impl<T: Policy> Registration<T> {
         let (kind, view, vector, error_code) = match T::violation(vcpu, &data, &violation) {
             Verdict::Grant => (bindings::KVM_ISOLATE_VERDICT_GRANT, 0, 0, 0),
             Verdict::Switch(view) => (bindings::KVM_ISOLATE_VERDICT_SWITCH, view.0, 0, 0),
-            Verdict::Inject { vector, error_code } => {
-                (bindings::KVM_ISOLATE_VERDICT_INJECT, 0, u32::from(vector), error_code)
-            }
+            Verdict::Inject { vector, error_code } => (
+                bindings::KVM_ISOLATE_VERDICT_INJECT,
+                0,
+                u32::from(vector),
+                error_code,
+            ),
             Verdict::Exit => (bindings::KVM_ISOLATE_VERDICT_EXIT, 0, 0, 0),
         };
         // SAFETY: KVM passes a verdict to fill in.
