@@ -39,7 +39,7 @@
 
 enum mode {
 	ABI, READ_EXIT, WRITE_EXIT, EXEC_EXIT, INJECT, GRANT, SWITCH_VERDICT,
-	BOUNDARIES, ZAPS, EMULATOR, TWO_A, TWO_B, BENCH, REFS,
+	BOUNDARIES, ZAPS, EMULATOR, TWO_A, TWO_B, BENCH, REFS, XONLY,
 };
 
 static u64 hc(u64 nr, u64 a0, u64 a1, u64 a2, u64 a3)
@@ -136,9 +136,12 @@ static void guest_abi(void)
 	GUEST_ASSERT_EQ(query(KVM_ISOLATE_QUERY_ACCESS, 16, S0), E(EINVAL));
 	GUEST_ASSERT_EQ(query(KVM_ISOLATE_QUERY_ACCESS, 3, S0), E(ENOENT));
 
-	/* Rounding: what both EPT and NPT can express. */
+	/* Rounding: nothing without R, except X alone on EPT (execute-only). */
 	GUEST_ASSERT_EQ(set_access(1, S0, 1, KVM_ISOLATE_ACCESS_W), 0);
-	GUEST_ASSERT_EQ(set_access(1, S0, 1, KVM_ISOLATE_ACCESS_X), 0);
+	GUEST_ASSERT_EQ(set_access(1, S0, 1, KVM_ISOLATE_ACCESS_X),
+			host_cpu_is_intel ? KVM_ISOLATE_ACCESS_X : 0);
+	GUEST_ASSERT_EQ(set_access(1, S0, 1, KVM_ISOLATE_ACCESS_W | KVM_ISOLATE_ACCESS_X),
+			host_cpu_is_intel ? KVM_ISOLATE_ACCESS_X : 0);
 	GUEST_ASSERT_EQ(set_access(1, S0, 1, KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_X),
 			KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_X);
 	GUEST_ASSERT_EQ(query(KVM_ISOLATE_QUERY_ACCESS, 1, S0 + 123),
@@ -274,6 +277,18 @@ static void guest_code(u64 mode)
 		for (i = 0; i < N_OPS; i++)
 			before = hc(KVM_HC_ISOLATE_VERSION, 0, 0, 0, 0);
 		GUEST_ASSERT_EQ(before, KVM_ISOLATE_ABI_VERSION);
+		GUEST_DONE();
+		break;
+	case XONLY:
+		/* Code that view 0 may run but not read (EPT only). */
+		*(volatile u8 *)S0 = 0xc3;		/* ret */
+		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_ON_VIOLATION,
+				   KVM_ISOLATE_ON_VIOLATION_GP, 0, 0, 0), 0);
+		GUEST_SYNC(set_access(0, S0, 1, KVM_ISOLATE_ACCESS_X));
+		((void (*)(void))S0)();			/* runs */
+		GUEST_ASSERT_EQ(read_safe(S0), GP_VECTOR);
+		GUEST_ASSERT_EQ(write_safe(S0), GP_VECTOR);
+		((void (*)(void))S0)();			/* still runs */
 		GUEST_DONE();
 		break;
 	case REFS:
@@ -494,6 +509,25 @@ TEST(two_vcpus_in_different_views)
 	TEST_ASSERT_EQ(uc.args[1], 0);			/* vCPU 1 in view 0 */
 	expect_view_exit(vcpus[1], S0, 0);
 	expect_done(vcpus[0]);				/* reads the secret */
+	kvm_vm_free(vm);
+}
+
+TEST(execute_only_code_on_ept)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = create_vm1(&vcpu, XONLY);
+	struct ucall uc;
+
+	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);
+	if (!host_cpu_is_intel) {
+		/* NPT cannot express execute-only: rounded to no rights. */
+		TEST_ASSERT_EQ(uc.args[1], 0);
+		kvm_vm_free(vm);
+		SKIP(return, "execute-only needs EPT (rounded to none on NPT, checked)");
+	}
+	TEST_ASSERT_EQ(uc.args[1], KVM_ISOLATE_ACCESS_X);
+	expect_done(vcpu);
+	TEST_ASSERT_EQ(vcpu_get_stat(vcpu, isolate_injects), 2);
 	kvm_vm_free(vm);
 }
 
