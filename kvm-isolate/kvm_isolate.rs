@@ -149,11 +149,9 @@ fn kernel_err(e: Error) -> abi::Error {
 
 impl Isolate {
     fn handle(vcpu: &Vcpu, data: &VmState, call: Call) -> Result<u64, abi::Error> {
-        match call {
-            Call::Probe => return Ok(abi::MAGIC),
-            Call::Version => return Ok(abi::ABI_VERSION),
-            _ if !data.tdp => return Err(abi::Error::OpNotSupp),
-            _ => {}
+        // Discovery works everywhere; views need the TDP MMU.
+        if !data.tdp && !matches!(call, Call::Probe | Call::Version) {
+            return Err(abi::Error::OpNotSupp);
         }
         let vm: &Vm = vcpu.vm();
         let mut g = data.inner.lock();
@@ -165,7 +163,8 @@ impl Isolate {
             }
         };
         match call {
-            Call::Probe | Call::Version => Err(abi::Error::Inval),
+            Call::Probe => Ok(abi::MAGIC),
+            Call::Version => Ok(abi::ABI_VERSION),
             Call::ViewCreate => {
                 let v = g.views.free()?;
                 vm.reset_view(view(v)?).map_err(kernel_err)?;
