@@ -15,6 +15,9 @@
 #ifndef _UAPI_LINUX_KVM_ISOLATE_H
 #define _UAPI_LINUX_KVM_ISOLATE_H
 
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
 /* The ABI version KVM_HC_ISOLATE_VERSION returns. */
 #define KVM_ISOLATE_ABI_VERSION		1
 
@@ -42,6 +45,39 @@
 
 /* (action, view) -> 0: what a denied access does, KVM_ISOLATE_ON_VIOLATION_*. */
 #define KVM_HC_ISOLATE_ON_VIOLATION	(KVM_HC_ISOLATE_FIRST + 7)
+
+/*
+ * Domains: a guest kernel module's code and the memory regions it owns.  A
+ * domain is named by its view, 1 .. KVM_ISOLATE_MAX_VIEWS - 1.  View 0 maps
+ * everything except every domain's regions; a domain's view maps its regions
+ * with their rights, no other domain's regions, and executes only the
+ * domain's code (and code its profile names).  Regions and code ranges of
+ * all domains are disjoint.  The host switches views transparently: see
+ * Documentation/kvm-isolate/domains.rst.
+ */
+/* (flags = 0) -> the new domain (its view). */
+#define KVM_HC_ISOLATE_DOMAIN_CREATE	(KVM_HC_ISOLATE_FIRST + 8)
+/* (domain, gva, gpa, npages) -> 0: code of the domain (KVM_ISOLATE_EPERM if locked). */
+#define KVM_HC_ISOLATE_DOMAIN_ADD_CODE	(KVM_HC_ISOLATE_FIRST + 9)
+/* (domain, gpa, npages, access) -> the access applied: a region the domain owns. */
+#define KVM_HC_ISOLATE_DOMAIN_ADD_REGION	(KVM_HC_ISOLATE_FIRST + 10)
+/* (domain) -> 0 (KVM_ISOLATE_EPERM if locked). */
+#define KVM_HC_ISOLATE_DOMAIN_DESTROY	(KVM_HC_ISOLATE_FIRST + 11)
+/* (domain or 0 for the VM, mode) -> the previous mode. */
+#define KVM_HC_ISOLATE_SET_MODE		(KVM_HC_ISOLATE_FIRST + 12)
+/* () -> 0: from now on the guest can only tighten; only the host can relax. */
+#define KVM_HC_ISOLATE_LOCK		(KVM_HC_ISOLATE_FIRST + 13)
+
+/* Modes, from loosest to tightest; a domain in INHERIT follows its VM. */
+#define KVM_ISOLATE_MODE_OFF		0	/* allow, record nothing */
+#define KVM_ISOLATE_MODE_LEARN		1	/* allow and add to the profile */
+#define KVM_ISOLATE_MODE_ENFORCE	2	/* allow owner and profile only */
+#define KVM_ISOLATE_MODE_INHERIT	3	/* domains only: the VM's mode */
+
+/* What an access that enforcement denies does (set by the host). */
+#define KVM_ISOLATE_DENY_EXIT		0	/* KVM_EXIT_MEMORY_FAULT (default) */
+#define KVM_ISOLATE_DENY_GP		1	/* inject #GP(0) */
+#define KVM_ISOLATE_DENY_PF		2	/* inject #PF (CR2 = gva if known) */
 
 /* KVM_HC_ISOLATE_QUERY: the calling vCPU's view. */
 #define KVM_ISOLATE_QUERY_VIEW		0
@@ -87,11 +123,121 @@
 #define KVM_ISOLATE_EPERM		1	/* not allowed (e.g. view 0) */
 #define KVM_ISOLATE_ENOENT		2	/* no such view */
 #define KVM_ISOLATE_ENOMEM		12	/* host out of memory */
+#define KVM_ISOLATE_EEXIST		17	/* overlaps another domain's code or region */
 #define KVM_ISOLATE_EBUSY		16	/* view in use by a vCPU */
 #define KVM_ISOLATE_EINVAL		22	/* bad flags, access or selector */
 #define KVM_ISOLATE_ENOSPC		28	/* no view left */
 #define KVM_ISOLATE_ERANGE		34	/* gpa range unaligned, empty, too long, outside memory */
 #define KVM_ISOLATE_EOPNOTSUPP		95	/* the host does not run on EPT/NPT */
 #define KVM_ISOLATE_ENOSYS		1000	/* unknown call, or kvm-isolate not loaded */
+
+/*
+ * The host's control plane: ioctls on /dev/kvm-isolate (root only).  VMs
+ * are named by the id kvm-isolate gives them; arrays are passed as
+ * (count, ptr): on input the entries ptr has room for, on output the
+ * entries there are (LIST, DOMAINS, PROFILE_GET: if more than there was
+ * room for, nothing is copied) or were copied (LOG_READ).  An ioctl that
+ * fails changes nothing.
+ */
+#define KVM_ISOLATE_CTL_TYPE		0xB7
+#define KVM_ISOLATE_CTL_VERSION_NR	1
+/* Max entries of one PROFILE_SET. */
+#define KVM_ISOLATE_MAX_RULES		4096
+/* Log records a VM keeps before dropping. */
+#define KVM_ISOLATE_LOG_RECORDS		1024
+
+struct kvm_isolate_ctl_array {
+	__u32 vm;
+	__u32 count;
+	__u64 ptr;
+	__u64 dropped;		/* LOG_READ: records dropped so far */
+};
+
+struct kvm_isolate_ctl_vm {
+	__u32 id;
+	__u32 pid;		/* of the process that created the VM */
+	__u32 mode;		/* KVM_ISOLATE_MODE_* */
+	__u32 deny;		/* KVM_ISOLATE_DENY_* */
+	__u32 locked;
+	__u32 domains;
+	__u32 views;		/* bitmap, bit 0: view 0 */
+	__u32 rules;
+	__u64 violations;	/* in domains' regions or views */
+	__u64 allowed;
+	__u64 denied;
+	__u64 learned;
+	__u64 logged;
+	__u64 dropped;
+};
+
+struct kvm_isolate_ctl_domain {
+	__u32 id;		/* the domain's view */
+	__u32 mode;		/* its own mode, KVM_ISOLATE_MODE_INHERIT if none */
+	__u32 code_ranges;
+	__u32 regions;
+	__u32 rules;
+	__u32 pad;
+	__u64 allowed;		/* switched into the domain's view */
+	__u64 denied;
+	__u64 learned;		/* rules added by learning */
+	__u64 left;		/* switched back out of the view */
+};
+
+/* A profile rule: code at [accessor_start, accessor_end) may access the region. */
+struct kvm_isolate_ctl_rule {
+	__u32 domain;
+	__u32 access;		/* KVM_ISOLATE_ACCESS_* */
+	__u64 region_gpa;	/* the first byte of one of the domain's regions */
+	__u64 accessor_start;	/* guest virtual, page aligned */
+	__u64 accessor_end;
+};
+
+/* kvm_isolate_ctl_record.verdict */
+#define KVM_ISOLATE_LOG_ALLOWED		0
+#define KVM_ISOLATE_LOG_LEARNED		1
+#define KVM_ISOLATE_LOG_DENIED		2
+
+#define KVM_ISOLATE_GVA_UNKNOWN		(~0ULL)
+
+struct kvm_isolate_ctl_record {
+	__u64 seq;		/* per VM, from 0; gaps are dropped records */
+	__u64 time_ns;		/* host CLOCK_MONOTONIC */
+	__u64 rip;
+	__u64 gva;		/* KVM_ISOLATE_GVA_UNKNOWN if the CPU did not say */
+	__u64 gpa;
+	__u32 vm;
+	__u32 vcpu;
+	__u32 view;
+	__u32 domain;
+	__u32 access;		/* the right the access needed */
+	__u32 verdict;		/* KVM_ISOLATE_LOG_* */
+};
+
+struct kvm_isolate_ctl_mode {
+	__u32 vm;
+	__u32 domain;		/* 0: the VM */
+	__u32 mode;		/* KVM_ISOLATE_MODE_* */
+	__u32 deny;		/* VM only: KVM_ISOLATE_DENY_*, or ~0 to keep */
+};
+
+struct kvm_isolate_ctl_lock {
+	__u32 vm;
+	__u32 lock;		/* 1: lock, 0: unlock */
+};
+
+/* () -> KVM_ISOLATE_CTL_VERSION_NR */
+#define KVM_ISOLATE_CTL_VERSION	_IO(KVM_ISOLATE_CTL_TYPE, 0)
+/* kvm_isolate_ctl_vm[] */
+#define KVM_ISOLATE_CTL_LIST	_IOWR(KVM_ISOLATE_CTL_TYPE, 1, struct kvm_isolate_ctl_array)
+/* kvm_isolate_ctl_domain[] of vm */
+#define KVM_ISOLATE_CTL_DOMAINS	_IOWR(KVM_ISOLATE_CTL_TYPE, 2, struct kvm_isolate_ctl_array)
+#define KVM_ISOLATE_CTL_SET_MODE	_IOW(KVM_ISOLATE_CTL_TYPE, 3, struct kvm_isolate_ctl_mode)
+#define KVM_ISOLATE_CTL_LOCK	_IOW(KVM_ISOLATE_CTL_TYPE, 4, struct kvm_isolate_ctl_lock)
+/* kvm_isolate_ctl_rule[] of vm */
+#define KVM_ISOLATE_CTL_PROFILE_GET	_IOWR(KVM_ISOLATE_CTL_TYPE, 5, struct kvm_isolate_ctl_array)
+/* Replaces vm's profile with kvm_isolate_ctl_rule[]; all checked first. */
+#define KVM_ISOLATE_CTL_PROFILE_SET	_IOW(KVM_ISOLATE_CTL_TYPE, 6, struct kvm_isolate_ctl_array)
+/* Takes up to count kvm_isolate_ctl_record from vm's log. */
+#define KVM_ISOLATE_CTL_LOG_READ	_IOWR(KVM_ISOLATE_CTL_TYPE, 7, struct kvm_isolate_ctl_array)
 
 #endif /* _UAPI_LINUX_KVM_ISOLATE_H */

@@ -30,6 +30,19 @@ pub const HC_QUERY: u64 = HC_FIRST + 6;
 /// `KVM_HC_ISOLATE_ON_VIOLATION`.
 pub const HC_ON_VIOLATION: u64 = HC_FIRST + 7;
 
+/// `KVM_HC_ISOLATE_DOMAIN_CREATE`.
+pub const HC_DOMAIN_CREATE: u64 = HC_FIRST + 8;
+/// `KVM_HC_ISOLATE_DOMAIN_ADD_CODE`.
+pub const HC_DOMAIN_ADD_CODE: u64 = HC_FIRST + 9;
+/// `KVM_HC_ISOLATE_DOMAIN_ADD_REGION`.
+pub const HC_DOMAIN_ADD_REGION: u64 = HC_FIRST + 10;
+/// `KVM_HC_ISOLATE_DOMAIN_DESTROY`.
+pub const HC_DOMAIN_DESTROY: u64 = HC_FIRST + 11;
+/// `KVM_HC_ISOLATE_SET_MODE`.
+pub const HC_SET_MODE: u64 = HC_FIRST + 12;
+/// `KVM_HC_ISOLATE_LOCK`.
+pub const HC_LOCK: u64 = HC_FIRST + 13;
+
 /// `KVM_ISOLATE_QUERY_VIEW`.
 pub const QUERY_VIEW: u64 = 0;
 /// `KVM_ISOLATE_QUERY_ACCESS`.
@@ -49,6 +62,15 @@ pub const ON_VIOLATION_UD: u64 = 2;
 pub const ON_VIOLATION_GRANT: u64 = 3;
 /// `KVM_ISOLATE_ON_VIOLATION_SWITCH`.
 pub const ON_VIOLATION_SWITCH: u64 = 4;
+
+/// `KVM_ISOLATE_MODE_OFF`.
+pub const MODE_OFF: u64 = 0;
+/// `KVM_ISOLATE_MODE_LEARN`.
+pub const MODE_LEARN: u64 = 1;
+/// `KVM_ISOLATE_MODE_ENFORCE`.
+pub const MODE_ENFORCE: u64 = 2;
+/// `KVM_ISOLATE_MODE_INHERIT`.
+pub const MODE_INHERIT: u64 = 3;
 
 /// `KVM_ISOLATE_MAX_VIEWS`.
 pub const MAX_VIEWS: u64 = 16;
@@ -79,6 +101,8 @@ pub enum Error {
     NoEnt = 2,
     /// `KVM_ISOLATE_ENOMEM`.
     NoMem = 12,
+    /// `KVM_ISOLATE_EEXIST`.
+    Exist = 17,
     /// `KVM_ISOLATE_EBUSY`.
     Busy = 16,
     /// `KVM_ISOLATE_EINVAL`.
@@ -154,6 +178,41 @@ pub enum Call {
     QueryMaxViews,
     /// Set what a violation does.
     OnViolation(OnViolation),
+    /// Create a domain.
+    DomainCreate,
+    /// Add a code range to a domain.
+    DomainAddCode {
+        /// The domain (1 ..).
+        domain: u8,
+        /// First address (guest virtual, page aligned).
+        gva: u64,
+        /// First page backing it.
+        gfn: u64,
+        /// Pages.
+        npages: u64,
+    },
+    /// Add a region to a domain.
+    DomainAddRegion {
+        /// The domain (1 ..).
+        domain: u8,
+        /// First page.
+        gfn: u64,
+        /// Pages.
+        npages: u64,
+        /// The owner's R/W/X rights.
+        access: u8,
+    },
+    /// Destroy a domain.
+    DomainDestroy(u8),
+    /// Set the mode of the VM (domain 0) or of a domain; `None`: inherit the VM's.
+    SetMode {
+        /// 0 for the VM.
+        domain: u8,
+        /// `MODE_OFF` ..= `MODE_ENFORCE`, or `None` for `MODE_INHERIT`.
+        mode: Option<u8>,
+    },
+    /// From now on the guest can only tighten.
+    Lock,
 }
 
 fn view_arg(v: u64) -> Result<u8, Error> {
@@ -162,6 +221,25 @@ fn view_arg(v: u64) -> Result<u8, Error> {
     } else {
         Err(Error::Inval)
     }
+}
+
+fn domain_arg(v: u64) -> Result<u8, Error> {
+    match view_arg(v)? {
+        0 => Err(Error::Inval),
+        d => Ok(d),
+    }
+}
+
+/// Checks a page range at `gpa`: aligned, 1 ..= `MAX_PAGES` pages, ending below 2^52.
+fn gpa_range(gpa: u64, npages: u64) -> Result<u64, Error> {
+    if gpa % PAGE_SIZE != 0 || npages == 0 || npages > MAX_PAGES {
+        return Err(Error::Range);
+    }
+    // npages <= 2^20, so this cannot overflow; the end must stay below 2^52.
+    if gpa >= GPA_LIMIT || npages * PAGE_SIZE > GPA_LIMIT - gpa {
+        return Err(Error::Range);
+    }
+    Ok(gpa / PAGE_SIZE)
 }
 
 fn zero(args: &[u64]) -> Result<(), Error> {
@@ -192,16 +270,9 @@ pub fn decode(nr: u64, a: [u64; 4]) -> Result<Call, Error> {
             if access & !ACCESS_RWX != 0 {
                 return Err(Error::Inval);
             }
-            if gpa % PAGE_SIZE != 0 || npages == 0 || npages > MAX_PAGES {
-                return Err(Error::Range);
-            }
-            // npages <= 2^20, so this cannot overflow; the end must stay below 2^52.
-            if gpa >= GPA_LIMIT || npages * PAGE_SIZE > GPA_LIMIT - gpa {
-                return Err(Error::Range);
-            }
             Ok(Call::SetAccess {
                 view,
-                gfn: gpa / PAGE_SIZE,
+                gfn: gpa_range(gpa, npages)?,
                 npages,
                 access: access as u8,
             })
@@ -242,6 +313,49 @@ pub fn decode(nr: u64, a: [u64; 4]) -> Result<Call, Error> {
             zero(&a[1..2])?;
             Ok(Call::OnViolation(what))
         }
+        HC_DOMAIN_CREATE => zero(&a).map(|()| Call::DomainCreate),
+        HC_DOMAIN_ADD_CODE => {
+            let domain = domain_arg(a[0])?;
+            let (gva, gpa, npages) = (a[1], a[2], a[3]);
+            let gfn = gpa_range(gpa, npages)?;
+            if gva % PAGE_SIZE != 0 || gva.checked_add(npages * PAGE_SIZE).is_none() {
+                return Err(Error::Range);
+            }
+            Ok(Call::DomainAddCode {
+                domain,
+                gva,
+                gfn,
+                npages,
+            })
+        }
+        HC_DOMAIN_ADD_REGION => {
+            let domain = domain_arg(a[0])?;
+            let (gpa, npages, access) = (a[1], a[2], a[3]);
+            if access == 0 || access & !ACCESS_RWX != 0 {
+                return Err(Error::Inval);
+            }
+            Ok(Call::DomainAddRegion {
+                domain,
+                gfn: gpa_range(gpa, npages)?,
+                npages,
+                access: access as u8,
+            })
+        }
+        HC_DOMAIN_DESTROY => {
+            zero(&a[1..])?;
+            Ok(Call::DomainDestroy(domain_arg(a[0])?))
+        }
+        HC_SET_MODE => {
+            zero(&a[2..])?;
+            let domain = view_arg(a[0])?;
+            let mode = match a[1] {
+                MODE_OFF | MODE_LEARN | MODE_ENFORCE => Some(a[1] as u8),
+                MODE_INHERIT if domain != 0 => None,
+                _ => return Err(Error::Inval),
+            };
+            Ok(Call::SetMode { domain, mode })
+        }
+        HC_LOCK => zero(&a).map(|()| Call::Lock),
         _ => Err(Error::NoSys),
     }
 }

@@ -9,3 +9,5 @@
 
 pub mod abi;
 pub mod caps;
+pub mod ctl;
+pub mod policy;

@@ -3,6 +3,7 @@
 //! The hypercall ABI: the Rust mirror against the C uapi header, and the decoder's validation.
 
 use kvm_isolate_core::abi::{self, Call, Error, OnViolation, Views};
+use kvm_isolate_core::ctl;
 use std::collections::HashMap;
 
 /// Evaluates the header's `#define`s: integers, names, `(A + B)` and `(A << B)`.
@@ -21,6 +22,10 @@ fn header() -> HashMap<String, u64> {
         let Some((name, value)) = rest.split_once(char::is_whitespace) else {
             continue;
         };
+        // ioctl numbers and ~0 are checked by compiling C against the header (ctl_matches_c).
+        if value.starts_with("_IO") || value.contains('~') {
+            continue;
+        }
         let value = value.trim().trim_start_matches('(').trim_end_matches(')');
         let num = |t: &str, defs: &HashMap<String, u64>| -> u64 {
             let t = t.trim().trim_end_matches("ULL").trim_end_matches("UL");
@@ -62,6 +67,33 @@ fn rust_mirror_matches_c_header() {
         ("KVM_HC_ISOLATE_SWITCH", abi::HC_SWITCH),
         ("KVM_HC_ISOLATE_QUERY", abi::HC_QUERY),
         ("KVM_HC_ISOLATE_ON_VIOLATION", abi::HC_ON_VIOLATION),
+        ("KVM_HC_ISOLATE_DOMAIN_CREATE", abi::HC_DOMAIN_CREATE),
+        ("KVM_HC_ISOLATE_DOMAIN_ADD_CODE", abi::HC_DOMAIN_ADD_CODE),
+        (
+            "KVM_HC_ISOLATE_DOMAIN_ADD_REGION",
+            abi::HC_DOMAIN_ADD_REGION,
+        ),
+        ("KVM_HC_ISOLATE_DOMAIN_DESTROY", abi::HC_DOMAIN_DESTROY),
+        ("KVM_HC_ISOLATE_SET_MODE", abi::HC_SET_MODE),
+        ("KVM_HC_ISOLATE_LOCK", abi::HC_LOCK),
+        ("KVM_ISOLATE_MODE_OFF", abi::MODE_OFF),
+        ("KVM_ISOLATE_MODE_LEARN", abi::MODE_LEARN),
+        ("KVM_ISOLATE_MODE_ENFORCE", abi::MODE_ENFORCE),
+        ("KVM_ISOLATE_MODE_INHERIT", abi::MODE_INHERIT),
+        ("KVM_ISOLATE_MODE_OFF", u64::from(ctl::MODE_OFF)),
+        ("KVM_ISOLATE_MODE_LEARN", u64::from(ctl::MODE_LEARN)),
+        ("KVM_ISOLATE_MODE_ENFORCE", u64::from(ctl::MODE_ENFORCE)),
+        ("KVM_ISOLATE_MODE_INHERIT", u64::from(ctl::MODE_INHERIT)),
+        ("KVM_ISOLATE_DENY_EXIT", u64::from(ctl::DENY_EXIT)),
+        ("KVM_ISOLATE_DENY_GP", u64::from(ctl::DENY_GP)),
+        ("KVM_ISOLATE_DENY_PF", u64::from(ctl::DENY_PF)),
+        ("KVM_ISOLATE_LOG_ALLOWED", u64::from(ctl::LOG_ALLOWED)),
+        ("KVM_ISOLATE_LOG_LEARNED", u64::from(ctl::LOG_LEARNED)),
+        ("KVM_ISOLATE_LOG_DENIED", u64::from(ctl::LOG_DENIED)),
+        ("KVM_ISOLATE_CTL_TYPE", u64::from(ctl::CTL_TYPE)),
+        ("KVM_ISOLATE_CTL_VERSION_NR", u64::from(ctl::CTL_VERSION_NR)),
+        ("KVM_ISOLATE_MAX_RULES", u64::from(ctl::MAX_RULES)),
+        ("KVM_ISOLATE_LOG_RECORDS", ctl::LOG_RECORDS as u64),
         ("KVM_ISOLATE_QUERY_VIEW", abi::QUERY_VIEW),
         ("KVM_ISOLATE_QUERY_ACCESS", abi::QUERY_ACCESS),
         ("KVM_ISOLATE_QUERY_VIEWS", abi::QUERY_VIEWS),
@@ -80,6 +112,7 @@ fn rust_mirror_matches_c_header() {
         ("KVM_ISOLATE_EPERM", Error::Perm as u64),
         ("KVM_ISOLATE_ENOENT", Error::NoEnt as u64),
         ("KVM_ISOLATE_ENOMEM", Error::NoMem as u64),
+        ("KVM_ISOLATE_EEXIST", Error::Exist as u64),
         ("KVM_ISOLATE_EBUSY", Error::Busy as u64),
         ("KVM_ISOLATE_EINVAL", Error::Inval as u64),
         ("KVM_ISOLATE_ENOSPC", Error::NoSpc as u64),
@@ -93,7 +126,15 @@ fn rust_mirror_matches_c_header() {
     // Every function number and error code in the header is mirrored.
     let mirrored: Vec<&str> = want.iter().map(|(n, _)| *n).collect();
     for name in h.keys() {
-        if name.starts_with("KVM_HC_ISOLATE_") || name.starts_with("KVM_ISOLATE_E") {
+        if [
+            "KVM_HC_ISOLATE_",
+            "KVM_ISOLATE_E",
+            "KVM_ISOLATE_MODE_",
+            "KVM_ISOLATE_DENY_",
+        ]
+        .iter()
+        .any(|p| name.starts_with(p))
+        {
             assert!(
                 mirrored.contains(&name.as_str()),
                 "{name} is not mirrored in abi.rs"
@@ -126,7 +167,7 @@ fn probe_version_create_take_no_arguments() {
 
 #[test]
 fn unknown_functions_are_enosys() {
-    assert_eq!(abi::decode(abi::HC_FIRST + 8, [0; 4]), Err(Error::NoSys));
+    assert_eq!(abi::decode(abi::HC_LOCK + 1, [0; 4]), Err(Error::NoSys));
     assert_eq!(abi::decode(abi::HC_LAST, [0; 4]), Err(Error::NoSys));
 }
 
@@ -264,4 +305,262 @@ fn views_lifecycle() {
     v.remove(0);
     assert!(v.exists(0), "view 0 cannot go");
     assert!(!v.exists(16));
+}
+
+#[test]
+fn domain_calls_validate_every_argument() {
+    let d = abi::decode;
+    assert_eq!(d(abi::HC_DOMAIN_CREATE, [0; 4]), Ok(Call::DomainCreate));
+    assert_eq!(d(abi::HC_DOMAIN_CREATE, [1, 0, 0, 0]), Err(Error::Inval));
+    let code = |a| d(abi::HC_DOMAIN_ADD_CODE, a);
+    assert_eq!(
+        code([2, 0xffff_ffff_c000_0000, 0x10_0000, 2]),
+        Ok(Call::DomainAddCode {
+            domain: 2,
+            gva: 0xffff_ffff_c000_0000,
+            gfn: 0x100,
+            npages: 2
+        })
+    );
+    assert_eq!(code([0, 0x1000, 0x1000, 1]), Err(Error::Inval), "domain 0");
+    assert_eq!(
+        code([16, 0x1000, 0x1000, 1]),
+        Err(Error::Inval),
+        "domain 16"
+    );
+    assert_eq!(
+        code([1, 0x1001, 0x1000, 1]),
+        Err(Error::Range),
+        "gva unaligned"
+    );
+    assert_eq!(
+        code([1, 0x1000, 0x1001, 1]),
+        Err(Error::Range),
+        "gpa unaligned"
+    );
+    assert_eq!(code([1, 0x1000, 0x1000, 0]), Err(Error::Range), "empty");
+    assert_eq!(
+        code([1, u64::MAX & !0xfff, 0x1000, 2]),
+        Err(Error::Range),
+        "gva wraps"
+    );
+    assert_eq!(code([1, 0x1000, abi::GPA_LIMIT, 1]), Err(Error::Range));
+    let region = |a| d(abi::HC_DOMAIN_ADD_REGION, a);
+    assert_eq!(
+        region([1, 0x20_0000, 4, 3]),
+        Ok(Call::DomainAddRegion {
+            domain: 1,
+            gfn: 0x200,
+            npages: 4,
+            access: 3
+        })
+    );
+    assert_eq!(region([1, 0x20_0000, 4, 0]), Err(Error::Inval), "no rights");
+    assert_eq!(region([1, 0x20_0000, 4, 9]), Err(Error::Inval), "bad bit");
+    assert_eq!(region([1, 0x20_0800, 4, 1]), Err(Error::Range));
+    assert_eq!(
+        region([1, 0x20_0000, abi::MAX_PAGES + 1, 1]),
+        Err(Error::Range)
+    );
+    assert_eq!(
+        d(abi::HC_DOMAIN_DESTROY, [3, 0, 0, 0]),
+        Ok(Call::DomainDestroy(3))
+    );
+    assert_eq!(d(abi::HC_DOMAIN_DESTROY, [0, 0, 0, 0]), Err(Error::Inval));
+    assert_eq!(d(abi::HC_DOMAIN_DESTROY, [3, 1, 0, 0]), Err(Error::Inval));
+    let mode = |a| d(abi::HC_SET_MODE, a);
+    assert_eq!(
+        mode([0, 2, 0, 0]),
+        Ok(Call::SetMode {
+            domain: 0,
+            mode: Some(2)
+        })
+    );
+    assert_eq!(
+        mode([4, 3, 0, 0]),
+        Ok(Call::SetMode {
+            domain: 4,
+            mode: None
+        })
+    );
+    assert_eq!(
+        mode([0, 3, 0, 0]),
+        Err(Error::Inval),
+        "the VM cannot inherit"
+    );
+    assert_eq!(mode([0, 4, 0, 0]), Err(Error::Inval));
+    assert_eq!(mode([16, 1, 0, 0]), Err(Error::Inval));
+    assert_eq!(mode([1, 1, 1, 0]), Err(Error::Inval));
+    assert_eq!(d(abi::HC_LOCK, [0; 4]), Ok(Call::Lock));
+    assert_eq!(d(abi::HC_LOCK, [0, 0, 0, 1]), Err(Error::Inval));
+}
+
+/// Compiles a C program against the uapi header and compares what it prints (ioctl numbers,
+/// struct sizes and field offsets) with the Rust mirror in `ctl.rs`.
+#[test]
+fn ctl_matches_c() {
+    use std::mem::{offset_of, size_of};
+    let cc = ["cc", "clang-19", "clang", "gcc"]
+        .into_iter()
+        .find(|c| {
+            std::process::Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("a C compiler (cc, clang-19 or gcc) for the ABI parity test");
+    let dir = std::env::temp_dir().join(format!("ki-ctl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("ctl.c");
+    let inc = concat!(env!("CARGO_MANIFEST_DIR"), "/../../include/uapi");
+    let mut c = String::from(
+        "#include <stdio.h>\n#include <stddef.h>\n#include <linux/kvm_isolate.h>\n\
+         #define P(x) printf(\"%s %llu\\n\", #x, (unsigned long long)(x));\nint main(void) {\n",
+    );
+    let exprs = [
+        "KVM_ISOLATE_CTL_VERSION",
+        "KVM_ISOLATE_CTL_LIST",
+        "KVM_ISOLATE_CTL_DOMAINS",
+        "KVM_ISOLATE_CTL_SET_MODE",
+        "KVM_ISOLATE_CTL_LOCK",
+        "KVM_ISOLATE_CTL_PROFILE_GET",
+        "KVM_ISOLATE_CTL_PROFILE_SET",
+        "KVM_ISOLATE_CTL_LOG_READ",
+        "KVM_ISOLATE_GVA_UNKNOWN",
+        "sizeof(struct kvm_isolate_ctl_array)",
+        "sizeof(struct kvm_isolate_ctl_vm)",
+        "sizeof(struct kvm_isolate_ctl_domain)",
+        "sizeof(struct kvm_isolate_ctl_rule)",
+        "sizeof(struct kvm_isolate_ctl_record)",
+        "sizeof(struct kvm_isolate_ctl_mode)",
+        "sizeof(struct kvm_isolate_ctl_lock)",
+        "offsetof(struct kvm_isolate_ctl_array, dropped)",
+        "offsetof(struct kvm_isolate_ctl_vm, violations)",
+        "offsetof(struct kvm_isolate_ctl_vm, dropped)",
+        "offsetof(struct kvm_isolate_ctl_domain, allowed)",
+        "offsetof(struct kvm_isolate_ctl_domain, left)",
+        "offsetof(struct kvm_isolate_ctl_rule, region_gpa)",
+        "offsetof(struct kvm_isolate_ctl_rule, accessor_end)",
+        "offsetof(struct kvm_isolate_ctl_record, gpa)",
+        "offsetof(struct kvm_isolate_ctl_record, vm)",
+        "offsetof(struct kvm_isolate_ctl_record, verdict)",
+        "offsetof(struct kvm_isolate_ctl_mode, deny)",
+        "offsetof(struct kvm_isolate_ctl_lock, lock)",
+    ];
+    for e in exprs {
+        c += &format!("P({e})\n");
+    }
+    c += "return 0; }\n";
+    std::fs::write(&src, c).unwrap();
+    let exe = dir.join("ctl");
+    let out = std::process::Command::new(cc)
+        .args(["-I", inc, "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(&exe).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let got: HashMap<&str, u64> = text
+        .lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(k, v)| (k, v.parse().unwrap()))
+        .collect();
+    use ctl::*;
+    let want: [(&str, u64); 28] = [
+        ("KVM_ISOLATE_CTL_VERSION", CTL_VERSION.into()),
+        ("KVM_ISOLATE_CTL_LIST", CTL_LIST.into()),
+        ("KVM_ISOLATE_CTL_DOMAINS", CTL_DOMAINS.into()),
+        ("KVM_ISOLATE_CTL_SET_MODE", CTL_SET_MODE.into()),
+        ("KVM_ISOLATE_CTL_LOCK", CTL_LOCK.into()),
+        ("KVM_ISOLATE_CTL_PROFILE_GET", CTL_PROFILE_GET.into()),
+        ("KVM_ISOLATE_CTL_PROFILE_SET", CTL_PROFILE_SET.into()),
+        ("KVM_ISOLATE_CTL_LOG_READ", CTL_LOG_READ.into()),
+        ("KVM_ISOLATE_GVA_UNKNOWN", GVA_UNKNOWN),
+        (
+            "sizeof(struct kvm_isolate_ctl_array)",
+            size_of::<CtlArray>() as u64,
+        ),
+        (
+            "sizeof(struct kvm_isolate_ctl_vm)",
+            size_of::<CtlVm>() as u64,
+        ),
+        (
+            "sizeof(struct kvm_isolate_ctl_domain)",
+            size_of::<CtlDomain>() as u64,
+        ),
+        (
+            "sizeof(struct kvm_isolate_ctl_rule)",
+            size_of::<CtlRule>() as u64,
+        ),
+        (
+            "sizeof(struct kvm_isolate_ctl_record)",
+            size_of::<CtlRecord>() as u64,
+        ),
+        (
+            "sizeof(struct kvm_isolate_ctl_mode)",
+            size_of::<CtlMode>() as u64,
+        ),
+        (
+            "sizeof(struct kvm_isolate_ctl_lock)",
+            size_of::<CtlLock>() as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_array, dropped)",
+            offset_of!(CtlArray, dropped) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_vm, violations)",
+            offset_of!(CtlVm, violations) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_vm, dropped)",
+            offset_of!(CtlVm, dropped) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_domain, allowed)",
+            offset_of!(CtlDomain, allowed) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_domain, left)",
+            offset_of!(CtlDomain, left) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_rule, region_gpa)",
+            offset_of!(CtlRule, region_gpa) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_rule, accessor_end)",
+            offset_of!(CtlRule, accessor_end) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_record, gpa)",
+            offset_of!(CtlRecord, gpa) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_record, vm)",
+            offset_of!(CtlRecord, vm) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_record, verdict)",
+            offset_of!(CtlRecord, verdict) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_mode, deny)",
+            offset_of!(CtlMode, deny) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_lock, lock)",
+            offset_of!(CtlLock, lock) as u64,
+        ),
+    ];
+    for (k, v) in want {
+        assert_eq!(got.get(k).copied(), Some(v), "{k}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -163,6 +163,22 @@ impl Vm {
         })
     }
 
+    /// Sets the rights of every page that has none of its own in `view` (rounded as
+    /// [`Access::round`] does); pages set with [`Vm::set_access`] keep theirs.
+    ///
+    /// Tightening zaps every root and flushes. Nothing changes on error.
+    ///
+    /// # Context
+    ///
+    /// Process context; sleeps. Must not be called under `kvm->slots_lock`.
+    #[inline]
+    pub fn set_default_access(&self, view: View, access: Access) -> Result {
+        // SAFETY: `self` is a live VM by the type invariant; `view` is in range by its invariant.
+        to_result(unsafe {
+            bindings::kvm_isolate_set_default_access(self.as_raw(), view.0, access.0)
+        })
+    }
+
     /// The rights `view` grants at `gfn`.
     #[inline]
     pub fn access(&self, view: View, gfn: Gfn) -> Access {
@@ -170,7 +186,7 @@ impl Vm {
         Access(unsafe { bindings::kvm_isolate_get_access(self.as_raw(), view.0, gfn.0) })
     }
 
-    /// Gives every page all rights in `view` again.
+    /// Gives every page all rights in `view` again, and makes that the view's default.
     #[inline]
     pub fn reset_view(&self, view: View) -> Result {
         // SAFETY: `self` is a live VM by the type invariant.

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Fuzz bodies shared by the cargo-fuzz targets and `tests/fuzz_bodies.rs`: each turns bytes into
+//! calls and panics if an invariant breaks.
+
+use kvm_isolate_core::abi::{self, Call};
+use kvm_isolate_core::policy::{Code, Decision, Engine, Fault, Mode, Region};
+
+fn words(data: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    data.chunks(8).map(|c| {
+        let mut b = [0u8; 8];
+        b[..c.len()].copy_from_slice(c);
+        u64::from_le_bytes(b)
+    })
+}
+
+/// Decodes (nr, 4 args) tuples; every accepted call must be within the ABI's limits.
+pub fn abi_decode(data: &[u8]) {
+    let w: Vec<u64> = words(data).collect();
+    for c in w.chunks(5) {
+        let mut a = [0u64; 4];
+        for (i, v) in c.iter().skip(1).enumerate() {
+            a[i] = *v;
+        }
+        // Keep the function number mostly inside the range.
+        let nr = abi::HC_FIRST + c[0] % 32;
+        let in_range = |gfn: u64, n: u64| {
+            n >= 1 && n <= abi::MAX_PAGES && (gfn + n) * abi::PAGE_SIZE <= abi::GPA_LIMIT
+        };
+        match abi::decode(nr, a) {
+            Ok(Call::SetAccess {
+                view,
+                gfn,
+                npages,
+                access,
+            }) => {
+                assert!(u64::from(view) < abi::MAX_VIEWS && access <= 7 && in_range(gfn, npages));
+            }
+            Ok(Call::DomainAddRegion {
+                domain,
+                gfn,
+                npages,
+                access,
+            }) => {
+                assert!(domain >= 1 && u64::from(domain) < abi::MAX_VIEWS);
+                assert!(access >= 1 && access <= 7 && in_range(gfn, npages));
+            }
+            Ok(Call::DomainAddCode {
+                domain,
+                gva,
+                gfn,
+                npages,
+            }) => {
+                assert!(domain >= 1 && u64::from(domain) < abi::MAX_VIEWS);
+                assert!(gva % abi::PAGE_SIZE == 0 && in_range(gfn, npages));
+                assert!(gva.checked_add(npages * abi::PAGE_SIZE).is_some());
+            }
+            Ok(Call::Switch(v)) | Ok(Call::ViewDestroy(v)) | Ok(Call::DomainDestroy(v)) => {
+                assert!(u64::from(v) < abi::MAX_VIEWS)
+            }
+            Ok(Call::SetMode { domain, mode }) => {
+                assert!(u64::from(domain) < abi::MAX_VIEWS);
+                assert!(mode.is_some_and(|m| m <= 2) || (mode.is_none() && domain != 0));
+            }
+            Ok(_) => {}
+            Err(e) => assert!((e.to_ret() as i64) < 0),
+        }
+    }
+}
+
+/// Builds an engine from the first bytes (domains, code, regions, learned rules, mode), then
+/// decides about faults made from the rest; checks the decisions' basic laws.
+pub fn decide(data: &[u8]) {
+    let mut e = Box::new(Engine::new());
+    let mut w = words(data);
+    let n = (w.next().unwrap_or(0) % 15) as u8 + 1;
+    for d in 1..=n {
+        let _ = e.create_domain(d);
+    }
+    for _ in 0..8 {
+        let (Some(a), Some(b)) = (w.next(), w.next()) else {
+            break;
+        };
+        let d = (a % 16) as u8;
+        let start = (b % 64) << 20;
+        let c = Code {
+            start,
+            end: start + 4096 * (1 + a % 4),
+            gfn: b % 4096,
+            npages: 1 + a % 4,
+            domain: d,
+        };
+        if e.check_code(d, &c, false).is_ok() {
+            e.add_code(c).unwrap();
+        }
+        let r = Region {
+            gfn: (b >> 8) % 4096,
+            npages: 1 + (a >> 8) % 8,
+            rights: ((a >> 16) % 7 + 1) as u8,
+            domain: d,
+        };
+        if e.check_region(&r).is_ok() {
+            e.add_region(r).unwrap();
+        }
+    }
+    e.set_mode(0, Mode::from_u32((w.next().unwrap_or(0) % 3) as u32));
+    while let (Some(a), Some(b)) = (w.next(), w.next()) {
+        let f = Fault {
+            view: (a % 16) as u8,
+            gpa: (b % 4200) * 4096 + (a >> 32) % 4096,
+            rip: if a & 1 << 8 != 0 {
+                ((b >> 20) % 64) << 20
+            } else {
+                b
+            },
+            access: [1u8, 2, 4][((a >> 12) % 3) as usize],
+        };
+        let o = e.decide(&f);
+        match o.decision {
+            Decision::Switch(d) => assert!(e.is_domain(d) && d != f.view),
+            Decision::GrantExec | Decision::Leave => assert!(f.access == 4 && e.is_domain(f.view)),
+            Decision::NotOurs => assert!(e.region_at(f.gpa / 4096).is_none()),
+            Decision::Deny(_) => assert!(o.domain != 0),
+        }
+        if let Some(rule) = o.learn {
+            let before = e.rules().len();
+            if e.learn(rule).is_ok() {
+                assert!(e.rules().len() <= before + 1);
+                // Learned means known: the same fault learns nothing new.
+                assert!(e.decide(&f).learn.is_none(), "{f:?}");
+            }
+        }
+        e.count(&o);
+        for x in e.rules().windows(2) {
+            assert!((x[0].region, x[0].start) < (x[1].region, x[1].start));
+            assert!(x[0].region != x[1].region || x[0].end <= x[1].start);
+        }
+    }
+}

@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The host control plane (`/dev/kvm-isolate` ioctls): the Rust mirror of the `kvm_isolate_ctl_*`
+//! part of `include/uapi/linux/kvm_isolate.h`, shared by the `kvm_isolate` module and
+//! `kvm-isolatectl`.
+//!
+//! `tests/abi.rs` compiles a C program against the header and fails if a size, an offset or an
+//! ioctl number here differs from it.
+
+/// `KVM_ISOLATE_CTL_TYPE`: the ioctl type byte.
+pub const CTL_TYPE: u32 = 0xB7;
+/// `KVM_ISOLATE_CTL_VERSION_NR`: what `KVM_ISOLATE_CTL_VERSION` returns.
+pub const CTL_VERSION_NR: u32 = 1;
+/// `KVM_ISOLATE_MAX_RULES`: entries of one profile.
+pub const MAX_RULES: u32 = 4096;
+/// `KVM_ISOLATE_LOG_RECORDS`: records a VM's log keeps.
+pub const LOG_RECORDS: usize = 1024;
+/// `KVM_ISOLATE_GVA_UNKNOWN`.
+pub const GVA_UNKNOWN: u64 = !0;
+
+/// `KVM_ISOLATE_MODE_OFF`.
+pub const MODE_OFF: u32 = 0;
+/// `KVM_ISOLATE_MODE_LEARN`.
+pub const MODE_LEARN: u32 = 1;
+/// `KVM_ISOLATE_MODE_ENFORCE`.
+pub const MODE_ENFORCE: u32 = 2;
+/// `KVM_ISOLATE_MODE_INHERIT`.
+pub const MODE_INHERIT: u32 = 3;
+
+/// `KVM_ISOLATE_DENY_EXIT`.
+pub const DENY_EXIT: u32 = 0;
+/// `KVM_ISOLATE_DENY_GP`.
+pub const DENY_GP: u32 = 1;
+/// `KVM_ISOLATE_DENY_PF`.
+pub const DENY_PF: u32 = 2;
+/// `kvm_isolate_ctl_mode.deny`: keep the VM's deny action.
+pub const DENY_KEEP: u32 = !0;
+
+/// `KVM_ISOLATE_LOG_ALLOWED`.
+pub const LOG_ALLOWED: u32 = 0;
+/// `KVM_ISOLATE_LOG_LEARNED`.
+pub const LOG_LEARNED: u32 = 1;
+/// `KVM_ISOLATE_LOG_DENIED`.
+pub const LOG_DENIED: u32 = 2;
+
+/// `struct kvm_isolate_ctl_array`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtlArray {
+    /// VM id (ignored by `LIST`).
+    pub vm: u32,
+    /// In: entries `ptr` has room for; out: see the header.
+    pub count: u32,
+    /// User address of the entries.
+    pub ptr: u64,
+    /// `LOG_READ`: records dropped so far.
+    pub dropped: u64,
+}
+
+/// `struct kvm_isolate_ctl_vm`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtlVm {
+    /// VM id.
+    pub id: u32,
+    /// The VMM's process id.
+    pub pid: u32,
+    /// `MODE_*`.
+    pub mode: u32,
+    /// `DENY_*`.
+    pub deny: u32,
+    /// 1 if locked.
+    pub locked: u32,
+    /// Domains.
+    pub domains: u32,
+    /// Bitmap of views.
+    pub views: u32,
+    /// Profile rules, all domains.
+    pub rules: u32,
+    /// Violations in domains' regions or views.
+    pub violations: u64,
+    /// Allowed by switching into the owner's view.
+    pub allowed: u64,
+    /// Denied.
+    pub denied: u64,
+    /// Rules learned.
+    pub learned: u64,
+    /// Log records written.
+    pub logged: u64,
+    /// Log records dropped.
+    pub dropped: u64,
+}
+
+/// `struct kvm_isolate_ctl_domain`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtlDomain {
+    /// The domain's view.
+    pub id: u32,
+    /// Its own mode, `MODE_INHERIT` if none.
+    pub mode: u32,
+    /// Code ranges.
+    pub code_ranges: u32,
+    /// Regions.
+    pub regions: u32,
+    /// Profile rules.
+    pub rules: u32,
+    /// Zero.
+    pub pad: u32,
+    /// Accesses allowed by switching into the view.
+    pub allowed: u64,
+    /// Accesses denied.
+    pub denied: u64,
+    /// Rules learned.
+    pub learned: u64,
+    /// Switches back out of the view.
+    pub left: u64,
+}
+
+/// `struct kvm_isolate_ctl_rule`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtlRule {
+    /// The domain (its view).
+    pub domain: u32,
+    /// `ACCESS_*` bits.
+    pub access: u32,
+    /// The first byte of one of the domain's regions.
+    pub region_gpa: u64,
+    /// First accessor address (guest virtual, page aligned).
+    pub accessor_start: u64,
+    /// End of the accessor range (exclusive, page aligned).
+    pub accessor_end: u64,
+}
+
+/// `struct kvm_isolate_ctl_record`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtlRecord {
+    /// Sequence number in the VM's log.
+    pub seq: u64,
+    /// Host `CLOCK_MONOTONIC`, ns.
+    pub time_ns: u64,
+    /// Guest RIP.
+    pub rip: u64,
+    /// Guest linear address, or `GVA_UNKNOWN`.
+    pub gva: u64,
+    /// Guest physical address.
+    pub gpa: u64,
+    /// VM id.
+    pub vm: u32,
+    /// vCPU id.
+    pub vcpu: u32,
+    /// The vCPU's view.
+    pub view: u32,
+    /// The domain whose region or view it was.
+    pub domain: u32,
+    /// The right the access needed.
+    pub access: u32,
+    /// `LOG_*`.
+    pub verdict: u32,
+}
+
+/// `struct kvm_isolate_ctl_mode`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtlMode {
+    /// VM id.
+    pub vm: u32,
+    /// Domain, 0 for the VM.
+    pub domain: u32,
+    /// `MODE_*`.
+    pub mode: u32,
+    /// `DENY_*` or `DENY_KEEP`.
+    pub deny: u32,
+}
+
+/// `struct kvm_isolate_ctl_lock`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtlLock {
+    /// VM id.
+    pub vm: u32,
+    /// 1: lock, 0: unlock.
+    pub lock: u32,
+}
+
+const IOC_WRITE: u32 = 1;
+const IOC_READ: u32 = 2;
+
+const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
+    (dir << 30) | ((size as u32) << 16) | (CTL_TYPE << 8) | nr
+}
+
+/// `KVM_ISOLATE_CTL_VERSION`.
+pub const CTL_VERSION: u32 = ioc(0, 0, 0);
+/// `KVM_ISOLATE_CTL_LIST`.
+pub const CTL_LIST: u32 = ioc(IOC_READ | IOC_WRITE, 1, core::mem::size_of::<CtlArray>());
+/// `KVM_ISOLATE_CTL_DOMAINS`.
+pub const CTL_DOMAINS: u32 = ioc(IOC_READ | IOC_WRITE, 2, core::mem::size_of::<CtlArray>());
+/// `KVM_ISOLATE_CTL_SET_MODE`.
+pub const CTL_SET_MODE: u32 = ioc(IOC_WRITE, 3, core::mem::size_of::<CtlMode>());
+/// `KVM_ISOLATE_CTL_LOCK`.
+pub const CTL_LOCK: u32 = ioc(IOC_WRITE, 4, core::mem::size_of::<CtlLock>());
+/// `KVM_ISOLATE_CTL_PROFILE_GET`.
+pub const CTL_PROFILE_GET: u32 = ioc(IOC_READ | IOC_WRITE, 5, core::mem::size_of::<CtlArray>());
+/// `KVM_ISOLATE_CTL_PROFILE_SET`.
+pub const CTL_PROFILE_SET: u32 = ioc(IOC_WRITE, 6, core::mem::size_of::<CtlArray>());
+/// `KVM_ISOLATE_CTL_LOG_READ`.
+pub const CTL_LOG_READ: u32 = ioc(IOC_READ | IOC_WRITE, 7, core::mem::size_of::<CtlArray>());

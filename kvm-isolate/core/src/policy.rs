@@ -1,0 +1,964 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The policy engine: domains (a guest module's code and the regions it owns), modes, profiles,
+//! the decision about each violation, and the bounded, rate-limited violation log.
+//!
+//! Everything here is fixed-capacity and allocation-free: the kernel allocates one [`Engine`]
+//! per VM, zeroed (an all-zero `Engine` is a valid empty one), and [`Engine::decide`] only reads
+//! it. Lookups are binary searches over sorted arrays: O(log n) in code ranges, regions and rules.
+//!
+//! Views are named by domain: domain `d` owns view `d` (1 ..= 15); view 0 belongs to no domain.
+
+use crate::abi::{self, Error};
+use crate::ctl::{self, CtlRecord, CtlRule};
+
+/// Domains per VM (views 1 ..= 15).
+pub const MAX_DOMAINS: usize = abi::MAX_VIEWS as usize - 1;
+/// Code ranges per VM, all domains together.
+pub const MAX_CODE: usize = 64;
+/// Regions per VM, all domains together.
+pub const MAX_REGIONS: usize = 256;
+/// Profile rules per VM.
+pub const MAX_RULES: usize = ctl::MAX_RULES as usize;
+/// Log records kept.
+pub const LOG_RECORDS: usize = ctl::LOG_RECORDS;
+/// Records the rate limiter lets through in a burst.
+pub const LOG_BURST: u64 = 256;
+/// Records per second the rate limiter lets through after a burst.
+pub const LOG_RATE: u64 = 1000;
+
+const PAGE: u64 = abi::PAGE_SIZE;
+const R: u8 = 1;
+const W: u8 = 2;
+const X: u8 = 4;
+const RW: u8 = R | W;
+
+/// A mode. Ordered from loosest to tightest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Mode {
+    /// Regions are not protected (mapped in view 0); nothing is recorded.
+    Off = 0,
+    /// Every access is allowed and added to the profile.
+    Learn = 1,
+    /// Only the owner's code and the profile may access a region.
+    Enforce = 2,
+}
+
+impl Mode {
+    /// Decodes `MODE_OFF` ..= `MODE_ENFORCE`.
+    pub fn from_u32(m: u32) -> Option<Mode> {
+        match m {
+            ctl::MODE_OFF => Some(Mode::Off),
+            ctl::MODE_LEARN => Some(Mode::Learn),
+            ctl::MODE_ENFORCE => Some(Mode::Enforce),
+            _ => None,
+        }
+    }
+}
+
+/// What a denied access does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Deny {
+    /// Exit to user space with a memory fault.
+    Exit = 0,
+    /// Inject #GP(0).
+    Gp = 1,
+    /// Inject #PF.
+    Pf = 2,
+}
+
+impl Deny {
+    /// Decodes `DENY_*`.
+    pub fn from_u32(d: u32) -> Option<Deny> {
+        match d {
+            ctl::DENY_EXIT => Some(Deny::Exit),
+            ctl::DENY_GP => Some(Deny::Gp),
+            ctl::DENY_PF => Some(Deny::Pf),
+            _ => None,
+        }
+    }
+}
+
+/// A denied access, as the hardware reported it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    /// The vCPU's view.
+    pub view: u8,
+    /// Guest physical address.
+    pub gpa: u64,
+    /// Guest RIP.
+    pub rip: u64,
+    /// The right the access needed: exactly one of R (1), W (2), X (4).
+    pub access: u8,
+}
+
+/// What to do about a fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Not about any domain: the VM's ABI v1 `ON_VIOLATION` setting applies.
+    NotOurs,
+    /// Allowed: switch to the owner's view and retry.
+    Switch(u8),
+    /// Allowed code runs in the domain's view: make the page executable there and retry.
+    GrantExec,
+    /// Code outside the domain ran in the domain's view: back to view 0 and retry.
+    Leave,
+    /// Denied.
+    Deny(Deny),
+}
+
+/// A decision and what goes with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// What to do.
+    pub decision: Decision,
+    /// The domain whose region or view it was (0: none).
+    pub domain: u8,
+    /// Learn mode: the rule to add to the profile before retrying.
+    pub learn: Option<Rule>,
+    /// Whether to log a record, with this `LOG_*` verdict.
+    pub log: Option<u32>,
+}
+
+/// A profile rule: code in `[start, end)` (guest virtual) may access a region with `rights`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rule {
+    /// First gfn of the region.
+    pub region: u64,
+    /// Accessor range start.
+    pub start: u64,
+    /// Accessor range end (exclusive).
+    pub end: u64,
+    /// R/W/X bits.
+    pub rights: u8,
+    /// The region's domain.
+    pub domain: u8,
+}
+
+/// A guest-virtual code range of a domain, backed by `npages` at `gfn`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Code {
+    /// Start (guest virtual, page aligned).
+    pub start: u64,
+    /// End (exclusive).
+    pub end: u64,
+    /// First gfn.
+    pub gfn: u64,
+    /// Pages.
+    pub npages: u64,
+    /// Owner.
+    pub domain: u8,
+}
+
+/// A region owned by a domain.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Region {
+    /// First gfn.
+    pub gfn: u64,
+    /// Pages.
+    pub npages: u64,
+    /// The owner's rights.
+    pub rights: u8,
+    /// Owner.
+    pub domain: u8,
+}
+
+impl Region {
+    fn contains(&self, gfn: u64) -> bool {
+        gfn >= self.gfn && gfn - self.gfn < self.npages
+    }
+}
+
+/// Per-domain counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Accesses allowed by switching into the view.
+    pub allowed: u64,
+    /// Accesses denied.
+    pub denied: u64,
+    /// Rules learned.
+    pub learned: u64,
+    /// Switches back out of the view.
+    pub left: u64,
+}
+
+/// A domain. Inactive while `active == 0`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Domain {
+    active: bool,
+    /// Own mode + 1, or 0 to inherit the VM's.
+    mode: u8,
+    /// Counters.
+    pub counters: Counters,
+}
+
+/// A sorted fixed-capacity array. All-zero is empty.
+#[derive(Clone, Copy)]
+struct Sorted<T: Copy + Default, const N: usize> {
+    len: usize,
+    items: [T; N],
+}
+
+impl<T: Copy + Default, const N: usize> Sorted<T, N> {
+    fn as_slice(&self) -> &[T] {
+        &self.items[..self.len]
+    }
+
+    /// Inserts `item` at `at`, shifting the rest.
+    fn insert(&mut self, at: usize, item: T) -> Result<(), Error> {
+        if self.len == N {
+            return Err(Error::NoSpc);
+        }
+        self.items.copy_within(at..self.len, at + 1);
+        self.items[at] = item;
+        self.len += 1;
+        Ok(())
+    }
+
+    fn remove(&mut self, at: usize) {
+        self.items.copy_within(at + 1..self.len, at);
+        self.len -= 1;
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        let mut n = 0;
+        for i in 0..self.len {
+            if keep(&self.items[i]) {
+                self.items[n] = self.items[i];
+                n += 1;
+            }
+        }
+        self.len = n;
+    }
+}
+
+/// The per-VM policy state.
+///
+/// # Invariants
+///
+/// `code` is sorted by `start` and its ranges are disjoint; `regions` is sorted by `gfn` and
+/// disjoint, and no region overlaps any code range's pages; `rules` is sorted by
+/// `(region, start)`, and the rules of one region are disjoint; every code range, region and rule
+/// belongs to an active domain, every rule to a region.
+pub struct Engine {
+    mode: Mode,
+    deny: Deny,
+    locked: bool,
+    domains: [Domain; MAX_DOMAINS + 1],
+    code: Sorted<Code, MAX_CODE>,
+    regions: Sorted<Region, MAX_REGIONS>,
+    rules: Sorted<Rule, MAX_RULES>,
+    /// Violations about domains.
+    pub violations: u64,
+    /// The log.
+    pub log: Log,
+}
+
+impl core::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Engine")
+            .field("mode", &self.mode)
+            .field("deny", &self.deny)
+            .field("locked", &self.locked)
+            .field("domains", &self.domain_bits())
+            .field("code", &self.code())
+            .field("regions", &self.regions())
+            .field("rules", &self.rules())
+            .finish()
+    }
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn overlap(a: u64, alen: u64, b: u64, blen: u64) -> bool {
+    a < b.saturating_add(blen) && b < a.saturating_add(alen)
+}
+
+impl Engine {
+    /// An empty engine: mode off, deny by exit, unlocked. Equal to the all-zero value.
+    pub const fn new() -> Self {
+        Engine {
+            mode: Mode::Off,
+            deny: Deny::Exit,
+            locked: false,
+            domains: [Domain {
+                active: false,
+                mode: 0,
+                counters: Counters {
+                    allowed: 0,
+                    denied: 0,
+                    learned: 0,
+                    left: 0,
+                },
+            }; MAX_DOMAINS + 1],
+            code: Sorted {
+                len: 0,
+                items: [Code {
+                    start: 0,
+                    end: 0,
+                    gfn: 0,
+                    npages: 0,
+                    domain: 0,
+                }; MAX_CODE],
+            },
+            regions: Sorted {
+                len: 0,
+                items: [Region {
+                    gfn: 0,
+                    npages: 0,
+                    rights: 0,
+                    domain: 0,
+                }; MAX_REGIONS],
+            },
+            rules: Sorted {
+                len: 0,
+                items: [Rule {
+                    region: 0,
+                    start: 0,
+                    end: 0,
+                    rights: 0,
+                    domain: 0,
+                }; MAX_RULES],
+            },
+            violations: 0,
+            log: Log::new(),
+        }
+    }
+
+    // ---- state queries ----
+
+    /// The VM's mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The VM's deny action.
+    pub fn deny(&self) -> Deny {
+        self.deny
+    }
+
+    /// Whether the guest can only tighten.
+    pub fn locked(&self) -> bool {
+        self.locked
+    }
+
+    /// Whether domain `d` exists.
+    pub fn is_domain(&self, d: u8) -> bool {
+        d >= 1 && usize::from(d) <= MAX_DOMAINS && self.domains[usize::from(d)].active
+    }
+
+    /// Domain `d`'s own mode (`None`: inherits the VM's).
+    pub fn own_mode(&self, d: u8) -> Option<Mode> {
+        match self.domains.get(usize::from(d))?.mode {
+            0 => None,
+            m => Mode::from_u32(u32::from(m) - 1),
+        }
+    }
+
+    /// The mode that applies to domain `d`.
+    pub fn effective_mode(&self, d: u8) -> Mode {
+        self.own_mode(d).unwrap_or(self.mode)
+    }
+
+    /// Domain `d`'s counters.
+    pub fn counters(&self, d: u8) -> Counters {
+        self.domains
+            .get(usize::from(d))
+            .map(|x| x.counters)
+            .unwrap_or_default()
+    }
+
+    /// Domains that exist, as a bitmap (bit `d`).
+    pub fn domain_bits(&self) -> u32 {
+        (1..=MAX_DOMAINS as u8)
+            .filter(|&d| self.is_domain(d))
+            .fold(0, |b, d| b | 1 << d)
+    }
+
+    /// Code ranges of all domains, sorted.
+    pub fn code(&self) -> &[Code] {
+        self.code.as_slice()
+    }
+
+    /// Regions of all domains, sorted.
+    pub fn regions(&self) -> &[Region] {
+        self.regions.as_slice()
+    }
+
+    /// The profile, sorted by region and accessor.
+    pub fn rules(&self) -> &[Rule] {
+        self.rules.as_slice()
+    }
+
+    /// The region containing `gfn`. O(log n).
+    pub fn region_at(&self, gfn: u64) -> Option<&Region> {
+        let r = self.regions.as_slice();
+        let i = r.partition_point(|x| x.gfn <= gfn);
+        r[..i].last().filter(|x| x.contains(gfn))
+    }
+
+    /// The code range containing `rip`. O(log n).
+    pub fn code_at(&self, rip: u64) -> Option<&Code> {
+        let c = self.code.as_slice();
+        let i = c.partition_point(|x| x.start <= rip);
+        c[..i].last().filter(|x| rip < x.end)
+    }
+
+    /// The rule of region `region` whose accessor range contains `rip`. O(log n).
+    pub fn rule_at(&self, region: u64, rip: u64) -> Option<&Rule> {
+        let r = self.rules.as_slice();
+        let i = r.partition_point(|x| (x.region, x.start) <= (region, rip));
+        r[..i].last().filter(|x| x.region == region && rip < x.end)
+    }
+
+    // ---- the decision ----
+
+    /// Decides about a fault. Reads only; allocates nothing.
+    pub fn decide(&self, f: &Fault) -> Outcome {
+        let out = |decision, domain, log| Outcome {
+            decision,
+            domain,
+            learn: None,
+            log,
+        };
+        let deny = |d| out(Decision::Deny(self.deny), d, Some(ctl::LOG_DENIED));
+        let gfn = f.gpa / PAGE;
+
+        if self.is_domain(f.view) {
+            let d = f.view;
+            if f.access == X {
+                // Running in d's view: only d's code and code its profile names may.
+                let mine = self.code_at(f.rip).is_some_and(|c| c.domain == d);
+                return if mine || self.rule_for_domain(d, f.rip).is_some() {
+                    out(Decision::GrantExec, d, None)
+                } else {
+                    out(Decision::Leave, d, None)
+                };
+            }
+            if let Some(r) = self.region_at(gfn) {
+                if r.domain == d {
+                    // The owner's own rights are the limit, in every mode.
+                    return deny(d);
+                }
+            }
+        }
+
+        let Some(r) = self.region_at(gfn) else {
+            return out(Decision::NotOurs, 0, None);
+        };
+        let d = r.domain;
+        if r.rights & f.access == 0 {
+            return deny(d);
+        }
+        let owner = self.code_at(f.rip).is_some_and(|c| c.domain == d);
+        match self.effective_mode(d) {
+            // Unprotected: regions are mapped in view 0; a fault here comes from another view.
+            Mode::Off => out(Decision::Switch(d), d, None),
+            Mode::Learn => {
+                let known = owner
+                    || self
+                        .rule_at(r.gfn, f.rip)
+                        .is_some_and(|x| x.rights & f.access != 0);
+                let mut o = out(Decision::Switch(d), d, None);
+                if !known {
+                    let (start, end) = self.accessor(f.rip);
+                    o.learn = Some(Rule {
+                        region: r.gfn,
+                        start,
+                        end,
+                        rights: f.access,
+                        domain: d,
+                    });
+                    o.log = Some(ctl::LOG_LEARNED);
+                }
+                o
+            }
+            Mode::Enforce => {
+                if owner
+                    || self
+                        .rule_at(r.gfn, f.rip)
+                        .is_some_and(|x| x.rights & f.access != 0)
+                {
+                    out(Decision::Switch(d), d, None)
+                } else {
+                    deny(d)
+                }
+            }
+        }
+    }
+
+    /// Any rule of domain `d`'s regions whose accessor range contains `rip`.
+    fn rule_for_domain(&self, d: u8, rip: u64) -> Option<&Rule> {
+        self.regions
+            .as_slice()
+            .iter()
+            .filter(|r| r.domain == d)
+            .find_map(|r| self.rule_at(r.gfn, rip))
+    }
+
+    /// The accessor range learning records for `rip`: its domain's code range, else its page.
+    pub fn accessor(&self, rip: u64) -> (u64, u64) {
+        match self.code_at(rip) {
+            Some(c) => (c.start, c.end),
+            None => {
+                let p = rip & !(PAGE - 1);
+                (p, p.saturating_add(PAGE))
+            }
+        }
+    }
+
+    /// Counts an outcome (and, for learning, whether the rule could be stored).
+    pub fn count(&mut self, o: &Outcome) {
+        if o.decision == Decision::NotOurs {
+            return;
+        }
+        self.violations += 1;
+        let Some(dom) = self.domains.get_mut(usize::from(o.domain)) else {
+            return;
+        };
+        let c = &mut dom.counters;
+        match o.decision {
+            Decision::Switch(_) | Decision::GrantExec => c.allowed += 1,
+            Decision::Leave => c.left += 1,
+            Decision::Deny(_) => c.denied += 1,
+            Decision::NotOurs => {}
+        }
+        if o.learn.is_some() && o.decision != Decision::Deny(self.deny) {
+            c.learned += 1;
+        }
+    }
+
+    // ---- learning and profiles ----
+
+    /// Adds a learned rule: rules of the region inside its range are merged into it, and a
+    /// neighbour with the same rights that touches it is joined. Fails (changing nothing) when the
+    /// profile is full or a rule overlaps it partially.
+    pub fn learn(&mut self, rule: Rule) -> Result<(), Error> {
+        let mut rights = rule.rights;
+        let (mut start, mut end) = (rule.start, rule.end);
+        let rs = self.rules.as_slice();
+        let lo = rs.partition_point(|x| (x.region, x.end) <= (rule.region, start));
+        let hi = rs.partition_point(|x| (x.region, x.start) < (rule.region, end));
+        for x in &rs[lo..hi] {
+            if x.start < start || x.end > end {
+                if x.start <= start && x.end >= end {
+                    // Already covered by a wider rule: widen its rights.
+                    rights |= x.rights;
+                    start = x.start;
+                    end = x.end;
+                    continue;
+                }
+                return Err(Error::Exist);
+            }
+            rights |= x.rights;
+        }
+        if hi - lo > 1 && (start, end) != (rule.start, rule.end) {
+            return Err(Error::Exist);
+        }
+        // Join neighbours with equal rights that touch.
+        let mut from = lo;
+        let mut to = hi;
+        if from > 0 {
+            let l = rs[from - 1];
+            if l.region == rule.region && l.end == start && l.rights == rights {
+                start = l.start;
+                from -= 1;
+            }
+        }
+        if to < rs.len() {
+            let r = rs[to];
+            if r.region == rule.region && r.start == end && r.rights == rights {
+                end = r.end;
+                to += 1;
+            }
+        }
+        if to == from && self.rules.len == MAX_RULES {
+            return Err(Error::NoSpc);
+        }
+        let merged = Rule {
+            region: rule.region,
+            start,
+            end,
+            rights,
+            domain: rule.domain,
+        };
+        for _ in from..to {
+            self.rules.remove(from);
+        }
+        self.rules.insert(from, merged)
+    }
+
+    /// Checks `rules` as a whole profile for this VM (sorting them): each names an existing
+    /// domain's region by its first byte, has rights within the region's, an aligned non-empty
+    /// accessor range, and no two rules of a region overlap.
+    pub fn check_profile(&self, rules: &mut [CtlRule]) -> Result<(), Error> {
+        if rules.len() > MAX_RULES {
+            return Err(Error::NoSpc);
+        }
+        for x in rules.iter() {
+            let d = u8::try_from(x.domain).map_err(|_| Error::Inval)?;
+            if !self.is_domain(d)
+                || x.region_gpa % PAGE != 0
+                || x.access == 0
+                || x.access & !u32::from(X | RW) != 0
+                || x.accessor_start % PAGE != 0
+                || x.accessor_end % PAGE != 0
+                || x.accessor_start >= x.accessor_end
+            {
+                return Err(Error::Inval);
+            }
+            let gfn = x.region_gpa / PAGE;
+            match self.region_at(gfn) {
+                Some(r) if r.gfn == gfn && u32::from(r.domain) == x.domain => {
+                    if x.access & !u32::from(r.rights) != 0 {
+                        return Err(Error::Inval);
+                    }
+                }
+                _ => return Err(Error::NoEnt),
+            }
+        }
+        rules.sort_unstable_by_key(|x| (x.region_gpa, x.accessor_start));
+        for w in rules.windows(2) {
+            if w[0].region_gpa == w[1].region_gpa && w[1].accessor_start < w[0].accessor_end {
+                return Err(Error::Exist);
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces the profile with `rules`, which [`Engine::check_profile`] accepted.
+    pub fn set_profile(&mut self, rules: &[CtlRule]) {
+        self.rules.len = 0;
+        for x in rules.iter().take(MAX_RULES) {
+            let i = self.rules.len;
+            self.rules.items[i] = Rule {
+                region: x.region_gpa / PAGE,
+                start: x.accessor_start,
+                end: x.accessor_end,
+                rights: x.access as u8,
+                domain: x.domain as u8,
+            };
+            self.rules.len += 1;
+        }
+    }
+
+    /// The profile as control-plane rules.
+    pub fn profile(&self) -> impl Iterator<Item = CtlRule> + '_ {
+        self.rules.as_slice().iter().map(|x| CtlRule {
+            domain: u32::from(x.domain),
+            access: u32::from(x.rights),
+            region_gpa: x.region * PAGE,
+            accessor_start: x.start,
+            accessor_end: x.end,
+        })
+    }
+
+    /// Rules of domain `d`.
+    pub fn rule_count(&self, d: u8) -> usize {
+        self.rules
+            .as_slice()
+            .iter()
+            .filter(|x| x.domain == d)
+            .count()
+    }
+
+    // ---- domains ----
+
+    /// Creates domain `d` (its view was just created).
+    pub fn create_domain(&mut self, d: u8) -> Result<(), Error> {
+        if d == 0 || usize::from(d) > MAX_DOMAINS || self.is_domain(d) {
+            return Err(Error::Inval);
+        }
+        self.domains[usize::from(d)] = Domain {
+            active: true,
+            mode: 0,
+            counters: Counters::default(),
+        };
+        Ok(())
+    }
+
+    /// Checks that `d` may gain a code range; the guest may not while locked.
+    pub fn check_code(&self, d: u8, c: &Code, guest: bool) -> Result<(), Error> {
+        if !self.is_domain(d) {
+            return Err(Error::NoEnt);
+        }
+        if guest && self.locked {
+            return Err(Error::Perm);
+        }
+        if c.start % PAGE != 0
+            || c.npages == 0
+            || c.npages > abi::MAX_PAGES
+            || c.end != c.start.wrapping_add(c.npages * PAGE)
+            || c.end <= c.start
+        {
+            return Err(Error::Range);
+        }
+        let clash = self
+            .code
+            .as_slice()
+            .iter()
+            .any(|x| overlap(x.start, x.end - x.start, c.start, c.end - c.start))
+            || self
+                .regions
+                .as_slice()
+                .iter()
+                .any(|r| overlap(r.gfn, r.npages, c.gfn, c.npages));
+        if clash {
+            return Err(Error::Exist);
+        }
+        if self.code.len == MAX_CODE {
+            return Err(Error::NoSpc);
+        }
+        Ok(())
+    }
+
+    /// Adds a code range [`Engine::check_code`] accepted.
+    pub fn add_code(&mut self, c: Code) -> Result<(), Error> {
+        let at = self.code.as_slice().partition_point(|x| x.start < c.start);
+        self.code.insert(at, c)
+    }
+
+    /// Checks that `d` may own `r` (always a tightening, so allowed while locked).
+    pub fn check_region(&self, r: &Region) -> Result<(), Error> {
+        if !self.is_domain(r.domain) {
+            return Err(Error::NoEnt);
+        }
+        if r.npages == 0 || r.npages > abi::MAX_PAGES {
+            return Err(Error::Range);
+        }
+        let clash = self
+            .regions
+            .as_slice()
+            .iter()
+            .any(|x| overlap(x.gfn, x.npages, r.gfn, r.npages))
+            || self
+                .code
+                .as_slice()
+                .iter()
+                .any(|c| overlap(c.gfn, c.npages, r.gfn, r.npages));
+        if clash {
+            return Err(Error::Exist);
+        }
+        if self.regions.len == MAX_REGIONS {
+            return Err(Error::NoSpc);
+        }
+        Ok(())
+    }
+
+    /// Adds a region [`Engine::check_region`] accepted.
+    pub fn add_region(&mut self, r: Region) -> Result<(), Error> {
+        let at = self.regions.as_slice().partition_point(|x| x.gfn < r.gfn);
+        self.regions.insert(at, r)
+    }
+
+    /// Checks that domain `d` may be destroyed.
+    pub fn check_destroy(&self, d: u8, guest: bool) -> Result<(), Error> {
+        if !self.is_domain(d) {
+            return Err(Error::NoEnt);
+        }
+        if guest && self.locked {
+            return Err(Error::Perm);
+        }
+        Ok(())
+    }
+
+    /// Removes domain `d` with its code, regions and rules.
+    pub fn destroy_domain(&mut self, d: u8) {
+        self.code.retain(|x| x.domain != d);
+        self.regions.retain(|x| x.domain != d);
+        self.rules.retain(|x| x.domain != d);
+        if let Some(x) = self.domains.get_mut(usize::from(d)) {
+            *x = Domain::default();
+        }
+    }
+
+    // ---- modes and lock ----
+
+    /// Checks a mode change of the VM (`d == 0`) or of domain `d` (`mode == None`: inherit).
+    /// While locked the guest may only tighten: the new effective mode of every domain it affects
+    /// must be at least the old one.
+    pub fn check_mode(&self, d: u8, mode: Option<Mode>, guest: bool) -> Result<(), Error> {
+        if d != 0 && !self.is_domain(d) {
+            return Err(Error::NoEnt);
+        }
+        if d == 0 && mode.is_none() {
+            return Err(Error::Inval);
+        }
+        if guest && self.locked {
+            let looser = |dom: u8| {
+                let new = if d == 0 {
+                    self.own_mode(dom).or(mode).unwrap_or(self.mode)
+                } else {
+                    mode.unwrap_or(self.mode)
+                };
+                new < self.effective_mode(dom)
+            };
+            let vm_looser = d == 0 && mode.is_some_and(|m| m < self.mode);
+            let any = if d == 0 {
+                (1..=MAX_DOMAINS as u8)
+                    .filter(|&x| self.is_domain(x))
+                    .any(looser)
+            } else {
+                looser(d)
+            };
+            if vm_looser || any {
+                return Err(Error::Perm);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets a mode [`Engine::check_mode`] accepted.
+    pub fn set_mode(&mut self, d: u8, mode: Option<Mode>) {
+        if d == 0 {
+            if let Some(m) = mode {
+                self.mode = m;
+            }
+        } else if let Some(x) = self.domains.get_mut(usize::from(d)) {
+            x.mode = mode.map_or(0, |m| m as u8 + 1);
+        }
+    }
+
+    /// Sets the deny action (host only).
+    pub fn set_deny(&mut self, deny: Deny) {
+        self.deny = deny;
+    }
+
+    /// Locks (anyone) or unlocks (host only).
+    pub fn set_locked(&mut self, locked: bool) {
+        self.locked = locked;
+    }
+
+    /// The rights domain `d`'s view must give region `r` (mapped only in its owner's view).
+    pub fn view_rights(r: &Region, d: u8) -> u8 {
+        if r.domain == d {
+            r.rights
+        } else {
+            0
+        }
+    }
+
+    /// The rights view 0 gives region `r`: none while its domain is protected.
+    pub fn view0_rights(&self, r: &Region) -> u8 {
+        if self.effective_mode(r.domain) == Mode::Off {
+            X | RW
+        } else {
+            0
+        }
+    }
+}
+
+/// The default rights of a domain's view: everything readable and writable, nothing executable.
+pub const DOMAIN_VIEW_DEFAULT: u8 = RW;
+/// Rights of a domain's code pages in its view.
+pub const DOMAIN_CODE_RIGHTS: u8 = X | RW;
+
+/// The violation log: a bounded ring with a token-bucket rate limit. All-zero is empty.
+///
+/// Every record offered is either stored or counted in `dropped`: `written + dropped` equals the
+/// number of [`Log::push`] calls.
+pub struct Log {
+    buf: [CtlRecord; LOG_RECORDS],
+    head: usize,
+    len: usize,
+    /// Records stored so far (also the next record's sequence number).
+    pub written: u64,
+    /// Records dropped so far (rate limit or ring full).
+    pub dropped: u64,
+    /// Tokens, in millitokens.
+    tokens: u64,
+    last_ns: u64,
+    started: bool,
+}
+
+const MILLI: u64 = 1000;
+
+impl Log {
+    /// An empty log.
+    pub const fn new() -> Self {
+        Log {
+            buf: [CtlRecord {
+                seq: 0,
+                time_ns: 0,
+                rip: 0,
+                gva: 0,
+                gpa: 0,
+                vm: 0,
+                vcpu: 0,
+                view: 0,
+                domain: 0,
+                access: 0,
+                verdict: 0,
+            }; LOG_RECORDS],
+            head: 0,
+            len: 0,
+            written: 0,
+            dropped: 0,
+            tokens: 0,
+            last_ns: 0,
+            started: false,
+        }
+    }
+
+    /// Records waiting to be read.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no record waits.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Offers a record at `now_ns`; stores it (numbering it) or counts it dropped.
+    pub fn push(&mut self, mut rec: CtlRecord, now_ns: u64) -> bool {
+        if !self.started {
+            self.started = true;
+            self.tokens = LOG_BURST * MILLI;
+            self.last_ns = now_ns;
+        } else if now_ns > self.last_ns {
+            // LOG_RATE tokens per second are LOG_RATE millitokens per whole millisecond; the
+            // remainder of a millisecond counts towards the next call.
+            let ms = (now_ns - self.last_ns) / 1_000_000;
+            self.tokens = self
+                .tokens
+                .saturating_add(ms.saturating_mul(LOG_RATE))
+                .min(LOG_BURST * MILLI);
+            self.last_ns += ms * 1_000_000;
+        }
+        if self.tokens < MILLI || self.len == LOG_RECORDS {
+            self.dropped += 1;
+            return false;
+        }
+        self.tokens -= MILLI;
+        rec.seq = self.written;
+        self.written += 1;
+        let tail = (self.head + self.len) % LOG_RECORDS;
+        self.buf[tail] = rec;
+        self.len += 1;
+        true
+    }
+
+    /// Takes the oldest record.
+    pub fn pop(&mut self) -> Option<CtlRecord> {
+        if self.len == 0 {
+            return None;
+        }
+        let r = self.buf[self.head];
+        self.head = (self.head + 1) % LOG_RECORDS;
+        self.len -= 1;
+        Some(r)
+    }
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self::new()
+    }
+}
