@@ -11,7 +11,12 @@
 //! hypercall ABI v1 (`include/uapi/linux/kvm_isolate.h`): views, per-page rights, switching.
 //! The decoding is in [`caps`] and [`abi`], shared with `cargo test`.
 
+use core::sync::atomic::{
+    AtomicU32,
+    Ordering, //
+};
 use kernel::{
+    alloc::flags::__GFP_ZERO,
     debugfs,
     kvm_isolate::{
         hw::{
@@ -33,8 +38,13 @@ use kernel::{
             Verdict,
             View,
             Violation,
-            Vm, //
+            Vm,
+            VmHandle, //
         },
+    },
+    miscdevice::{
+        MiscDeviceOptions,
+        MiscDeviceRegistration, //
     },
     new_mutex,
     prelude::*,
@@ -54,10 +64,31 @@ mod caps;
 #[path = "core/src/abi.rs"]
 mod abi;
 
+// Shared with `kvm-isolatectl`, which uses the parts the module does not.
+#[expect(unreachable_pub, dead_code)]
+#[path = "core/src/ctl.rs"]
+mod ctl;
+
+#[expect(unreachable_pub)]
+#[path = "core/src/policy.rs"]
+mod policy;
+
+mod control;
+
 use abi::{
     Call,
     OnViolation,
     Views, //
+};
+use ctl::CtlRecord;
+use policy::{
+    Code,
+    Decision,
+    Deny,
+    Engine,
+    Fault,
+    Mode,
+    Region, //
 };
 use caps::{
     HwCaps,
@@ -115,10 +146,12 @@ fn write_caps(hw: &HwCaps, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::R
     )
 }
 
-/// What a VM has set up: its views and what a violation does.
+/// What a VM has set up: its views, what a violation outside the domains does, and the policy
+/// engine (domains, modes, profile, log).
 struct VmViews {
     views: Views,
     on_violation: OnViolation,
+    engine: KVBox<Engine>,
 }
 
 /// Per-VM state, created on the VM's first kvm-isolate hypercall.
@@ -126,12 +159,30 @@ struct VmViews {
 struct VmState {
     /// Whether KVM maps this VM with the TDP MMU, which views need.
     tdp: bool,
+    /// The id the control plane names the VM by.
+    id: u32,
+    /// The process that created the VM (the VMM).
+    pid: u32,
     #[pin]
     inner: Mutex<VmViews>,
 }
 
-/// The memory-view policy of ABI v1: the guest sets views up; a violation does what the guest
-/// chose with `KVM_HC_ISOLATE_ON_VIOLATION` (by default: exit to user space).
+/// A VM the control plane can reach.
+struct VmEntry {
+    state: Arc<VmState>,
+    /// INVARIANT: the VM is alive while this entry is in [`VMS`]: `vm_destroy` removes it,
+    /// taking `VMS`'s lock, before the VM goes.
+    vm: VmHandle,
+}
+
+kernel::sync::global_lock! {
+    // SAFETY: `init` is called in the module initializer, before the policy is registered.
+    unsafe(uninit) static VMS: Mutex<KVVec<VmEntry>> = KVVec::new();
+}
+
+static NEXT_VM_ID: AtomicU32 = AtomicU32::new(1);
+
+/// The memory-view policy: ABI v1 views, and domains protected by the policy engine.
 struct Isolate;
 
 /// A view index the decoder has checked to be below `MAX_VIEWS`.
@@ -147,6 +198,90 @@ fn kernel_err(e: Error) -> abi::Error {
     }
 }
 
+/// Sets `rights` (R/W/X bits, rounded) on `npages` at `gfn` in view `v`.
+fn set(vm: &Vm, v: u8, gfn: u64, npages: u64, rights: u8) -> Result<(), abi::Error> {
+    let access = Access::from_bits(u64::from(rights))
+        .ok_or(abi::Error::Inval)?
+        .round();
+    vm.set_access(view(v)?, Gfn(gfn), npages, access)
+        .map_err(kernel_err)
+}
+
+/// Domain views that exist, as view indices.
+fn domain_views(e: &Engine) -> impl Iterator<Item = u8> + '_ {
+    (1..abi::MAX_VIEWS as u8).filter(|&d| e.is_domain(d))
+}
+
+/// Gives region `r` its rights in view 0 and in every domain's view.
+fn apply_region(vm: &Vm, e: &Engine, r: &Region) -> Result<(), abi::Error> {
+    set(vm, 0, r.gfn, r.npages, e.view0_rights(r))?;
+    for d in domain_views(e) {
+        set(vm, d, r.gfn, r.npages, Engine::view_rights(r, d))?;
+    }
+    Ok(())
+}
+
+/// Builds domain `d`'s view from scratch: nothing executable but `d`'s code, `d`'s regions with
+/// their rights, other domains' regions unmapped. Pages made executable for profile code
+/// (`GrantExec`) are dropped; they come back on their next fetch if still allowed.
+fn build_domain_view(vm: &Vm, e: &Engine, d: u8) -> Result<(), abi::Error> {
+    let v = view(d)?;
+    vm.reset_view(v).map_err(kernel_err)?;
+    vm.set_default_access(v, Access::from_bits(u64::from(policy::DOMAIN_VIEW_DEFAULT)).ok_or(abi::Error::Inval)?)
+        .map_err(kernel_err)?;
+    for c in e.code().iter().filter(|c| c.domain == d) {
+        set(vm, d, c.gfn, c.npages, policy::DOMAIN_CODE_RIGHTS)?;
+    }
+    for r in e.regions() {
+        set(vm, d, r.gfn, r.npages, Engine::view_rights(r, d))?;
+    }
+    Ok(())
+}
+
+/// Re-applies view 0's rights of the regions whose protection a mode change switched.
+fn apply_modes(vm: &Vm, e: &Engine, before: &[u8; policy::MAX_DOMAINS + 1]) -> Result<(), abi::Error> {
+    for r in e.regions() {
+        let was = before[usize::from(r.domain)];
+        if was != e.view0_rights(r) {
+            set(vm, 0, r.gfn, r.npages, e.view0_rights(r))?;
+        }
+    }
+    Ok(())
+}
+
+/// View 0's rights of each domain's regions, by domain.
+fn view0_by_domain(e: &Engine) -> [u8; policy::MAX_DOMAINS + 1] {
+    let mut out = [0u8; policy::MAX_DOMAINS + 1];
+    for d in domain_views(e) {
+        out[usize::from(d)] = e.view0_rights(&Region {
+            domain: d,
+            ..Region::default()
+        });
+    }
+    out
+}
+
+/// Sets a mode (and for the VM, maybe the deny action), as the guest or the host.
+fn set_mode(
+    vm: &Vm,
+    g: &mut VmViews,
+    d: u8,
+    mode: Option<Mode>,
+    guest: bool,
+) -> Result<u64, abi::Error> {
+    let e = &mut g.engine;
+    e.check_mode(d, mode, guest)?;
+    let prev = if d == 0 {
+        e.mode() as u64
+    } else {
+        e.own_mode(d).map_or(abi::MODE_INHERIT, |m| m as u64)
+    };
+    let before = view0_by_domain(e);
+    e.set_mode(d, mode);
+    apply_modes(vm, e, &before)?;
+    Ok(prev)
+}
+
 impl Isolate {
     fn handle(vcpu: &Vcpu, data: &VmState, call: Call) -> Result<u64, abi::Error> {
         // Discovery works everywhere; views need the TDP MMU.
@@ -154,7 +289,8 @@ impl Isolate {
             return Err(abi::Error::OpNotSupp);
         }
         let vm: &Vm = vcpu.vm();
-        let mut g = data.inner.lock();
+        let mut guard = data.inner.lock();
+        let g = &mut *guard;
         let exists = |views: &Views, v: u8| {
             if views.exists(v) {
                 Ok(())
@@ -162,6 +298,7 @@ impl Isolate {
                 Err(abi::Error::NoEnt)
             }
         };
+        let locked = g.engine.locked();
         match call {
             Call::Probe => Ok(abi::MAGIC),
             Call::Version => Ok(abi::ABI_VERSION),
@@ -172,6 +309,10 @@ impl Isolate {
                 Ok(u64::from(v))
             }
             Call::ViewDestroy(v) => {
+                // Domains' views go with their domains; nothing is relaxed while locked.
+                if g.engine.is_domain(v) || locked {
+                    return Err(abi::Error::Perm);
+                }
                 g.views.check_destroy(v, vm.view_in_use(view(v)?))?;
                 vm.reset_view(view(v)?).map_err(kernel_err)?;
                 g.views.remove(v);
@@ -187,9 +328,23 @@ impl Isolate {
                 if !vm.range_mapped(Gfn(gfn), npages) {
                     return Err(abi::Error::Range);
                 }
+                // Domains' views and regions are the engine's alone.
+                let e = &g.engine;
+                if e.is_domain(v)
+                    || e
+                        .regions()
+                        .iter()
+                        .any(|r| r.gfn < gfn + npages && gfn < r.gfn + r.npages)
+                {
+                    return Err(abi::Error::Perm);
+                }
                 let access = Access::from_bits(u64::from(access))
                     .ok_or(abi::Error::Inval)?
                     .round();
+                let vv = view(v)?;
+                if locked && (0..npages).any(|i| !vm.access(vv, Gfn(gfn + i)).contains(access)) {
+                    return Err(abi::Error::Perm);
+                }
                 vm.set_access(view(v)?, Gfn(gfn), npages, access)
                     .map_err(kernel_err)?;
                 Ok(u64::from(access.bits()))
@@ -208,41 +363,110 @@ impl Isolate {
             Call::QueryViews => Ok(g.views.bits()),
             Call::QueryMaxViews => Ok(u64::from(views::MAX_VIEWS)),
             Call::OnViolation(action) => {
+                if locked && matches!(action, OnViolation::Grant | OnViolation::Switch(_)) {
+                    return Err(abi::Error::Perm);
+                }
                 if let OnViolation::Switch(target) = action {
                     exists(&g.views, target)?;
                 }
                 g.on_violation = action;
                 Ok(0)
             }
+            Call::DomainCreate => {
+                let d = g.views.free()?;
+                if let Err(e) = build_domain_view(vm, &g.engine, d) {
+                    let _ = vm.reset_view(view(d)?);
+                    return Err(e);
+                }
+                g.engine.create_domain(d)?;
+                g.views.insert(d);
+                Ok(u64::from(d))
+            }
+            Call::DomainAddCode {
+                domain,
+                gva,
+                gfn,
+                npages,
+            } => {
+                let c = Code {
+                    start: gva,
+                    end: gva + npages * abi::PAGE_SIZE,
+                    gfn,
+                    npages,
+                    domain,
+                };
+                g.engine.check_code(domain, &c, true)?;
+                if !vm.range_mapped(Gfn(gfn), npages) {
+                    return Err(abi::Error::Range);
+                }
+                set(vm, domain, gfn, npages, policy::DOMAIN_CODE_RIGHTS)?;
+                g.engine.add_code(c)?;
+                Ok(0)
+            }
+            Call::DomainAddRegion {
+                domain,
+                gfn,
+                npages,
+                access,
+            } => {
+                let rights = Access::from_bits(u64::from(access))
+                    .ok_or(abi::Error::Inval)?
+                    .round()
+                    .bits() as u8;
+                if rights == 0 {
+                    return Err(abi::Error::Inval);
+                }
+                let r = Region {
+                    gfn,
+                    npages,
+                    rights,
+                    domain,
+                };
+                g.engine.check_region(&r)?;
+                if !vm.range_mapped(Gfn(gfn), npages) {
+                    return Err(abi::Error::Range);
+                }
+                if let Err(e) = apply_region(vm, &g.engine, &r) {
+                    // Only ENOMEM gets here; put back what the views had.
+                    let _ = set(vm, 0, gfn, npages, abi::ACCESS_RWX as u8);
+                    for d in domain_views(&g.engine) {
+                        let _ = set(vm, d, gfn, npages, policy::DOMAIN_VIEW_DEFAULT);
+                    }
+                    return Err(e);
+                }
+                g.engine.add_region(r)?;
+                Ok(u64::from(rights))
+            }
+            Call::DomainDestroy(d) => {
+                g.engine.check_destroy(d, true)?;
+                g.views.check_destroy(d, vm.view_in_use(view(d)?))?;
+                for r in g.engine.regions().iter().filter(|r| r.domain == d) {
+                    set(vm, 0, r.gfn, r.npages, abi::ACCESS_RWX as u8)?;
+                    for e in domain_views(&g.engine).filter(|&e| e != d) {
+                        set(vm, e, r.gfn, r.npages, policy::DOMAIN_VIEW_DEFAULT)?;
+                    }
+                }
+                vm.reset_view(view(d)?).map_err(kernel_err)?;
+                g.engine.destroy_domain(d);
+                g.views.remove(d);
+                Ok(0)
+            }
+            Call::SetMode { domain, mode } => {
+                let mode = match mode {
+                    Some(m) => Some(Mode::from_u32(u32::from(m)).ok_or(abi::Error::Inval)?),
+                    None => None,
+                };
+                set_mode(vm, g, domain, mode, true)
+            }
+            Call::Lock => {
+                g.engine.set_locked(true);
+                Ok(0)
+            }
         }
     }
-}
 
-#[vtable]
-impl Policy for Isolate {
-    type VmData = VmState;
-
-    fn vm_init(_vm: &Vm) -> Result<Arc<VmState>> {
-        Arc::pin_init(
-            pin_init!(VmState {
-                tdp: kvm::paging() == Paging::Tdp,
-                inner <- new_mutex!(VmViews {
-                    views: Views::default(),
-                    on_violation: OnViolation::Exit,
-                }),
-            }),
-            GFP_KERNEL,
-        )
-    }
-
-    fn hypercall(vcpu: &Vcpu, data: &VmState, call: Hypercall) -> u64 {
-        abi::decode(call.nr, call.args)
-            .and_then(|call| Self::handle(vcpu, data, call))
-            .unwrap_or_else(abi::Error::to_ret)
-    }
-
-    fn violation(_vcpu: &Vcpu, data: &VmState, v: &Violation) -> Verdict {
-        let g = data.inner.lock();
+    /// The ABI v1 answer to a violation outside every domain.
+    fn on_violation(g: &VmViews, v: &Violation) -> Verdict {
         match g.on_violation {
             OnViolation::Exit => Verdict::Exit,
             OnViolation::InjectGp => Verdict::Inject {
@@ -262,8 +486,119 @@ impl Policy for Isolate {
     }
 }
 
+/// #PF error code bits.
+const PFERR_PRESENT: u32 = 1;
+const PFERR_WRITE: u32 = 2;
+const PFERR_FETCH: u32 = 0x10;
+
+#[vtable]
+impl Policy for Isolate {
+    type VmData = VmState;
+
+    fn vm_init(vm: &Vm) -> Result<Arc<VmState>> {
+        let engine = KVBox::<Engine>::new_uninit(GFP_KERNEL | __GFP_ZERO)?;
+        // SAFETY: all-zero is a valid, empty `Engine`: every field is an integer, a bool, an
+        // array of those, or an enum whose zero is a variant (policy.rs, tested by cargo).
+        let mut engine = unsafe { engine.assume_init() };
+        // A VM protects its domains from the start; learning is the administrator's choice.
+        engine.set_mode(0, Some(Mode::Enforce));
+        let state = Arc::pin_init(
+            pin_init!(VmState {
+                tdp: kvm::paging() == Paging::Tdp,
+                id: NEXT_VM_ID.fetch_add(1, Ordering::Relaxed),
+                // `Task::tgid()` reads the field through bindgen's layout of `task_struct`,
+                // which reads garbage in this configuration; the C accessor does not.
+                // CAST: a tgid is positive.
+                pid: kernel::current!().tgid_nr_ns(None) as u32,
+                inner <- new_mutex!(VmViews {
+                    views: Views::default(),
+                    on_violation: OnViolation::Exit,
+                    engine,
+                }),
+            }),
+            GFP_KERNEL,
+        )?;
+        VMS.lock().push(
+            VmEntry {
+                state: state.clone(),
+                vm: VmHandle::new(vm),
+            },
+            GFP_KERNEL,
+        )?;
+        Ok(state)
+    }
+
+    fn vm_destroy(_vm: &Vm, data: &VmState) {
+        VMS.lock().retain(|e| e.state.id != data.id);
+    }
+
+    fn hypercall(vcpu: &Vcpu, data: &VmState, call: Hypercall) -> u64 {
+        abi::decode(call.nr, call.args)
+            .and_then(|call| Self::handle(vcpu, data, call))
+            .unwrap_or_else(abi::Error::to_ret)
+    }
+
+    fn violation(vcpu: &Vcpu, data: &VmState, v: &Violation) -> Verdict {
+        let mut guard = data.inner.lock();
+        let g = &mut *guard;
+        let access = v.access.bits() as u8;
+        let f = Fault {
+            view: v.view.index() as u8,
+            gpa: v.gpa.0,
+            rip: v.rip,
+            access,
+        };
+        let e = &mut g.engine;
+        let mut o = e.decide(&f);
+        if let Some(rule) = o.learn {
+            // A rule that cannot be stored must not be allowed: its code could not run in the
+            // domain's view, and the access would switch back and forth for ever.
+            if e.learn(rule).is_err() {
+                o.decision = Decision::Deny(e.deny());
+                o.log = Some(ctl::LOG_DENIED);
+            }
+        }
+        e.count(&o);
+        if let Some(verdict) = o.log {
+            let rec = CtlRecord {
+                seq: 0,
+                time_ns: views::now_ns(),
+                rip: v.rip,
+                gva: v.gva.unwrap_or(ctl::GVA_UNKNOWN),
+                gpa: v.gpa.0,
+                vm: data.id,
+                vcpu: vcpu.id(),
+                view: v.view.index(),
+                domain: u32::from(o.domain),
+                access: u32::from(access),
+                verdict,
+            };
+            e.log.push(rec, rec.time_ns);
+        }
+        match o.decision {
+            Decision::NotOurs => Self::on_violation(g, v),
+            Decision::Switch(d) => View::new(u64::from(d)).map_or(Verdict::Exit, Verdict::Switch),
+            Decision::GrantExec => Verdict::Grant,
+            Decision::Leave => View::new(0).map_or(Verdict::Exit, Verdict::Switch),
+            Decision::Deny(Deny::Exit) => Verdict::Exit,
+            Decision::Deny(Deny::Gp) => Verdict::Inject {
+                vector: 13,
+                error_code: 0,
+            },
+            Decision::Deny(Deny::Pf) => Verdict::Inject {
+                vector: 14,
+                error_code: PFERR_PRESENT
+                    | if access == 2 { PFERR_WRITE } else { 0 }
+                    | if access == 4 { PFERR_FETCH } else { 0 },
+            },
+        }
+    }
+}
+
 #[pin_data]
 struct KvmIsolate {
+    #[pin]
+    _control: MiscDeviceRegistration<control::Control>,
     #[pin]
     _policy: Registration<Isolate>,
     #[pin]
@@ -294,7 +629,12 @@ impl kernel::InPlaceModule for KvmIsolate {
             }
         );
         let debugfs = debugfs::Dir::new(c"kvm_isolate");
+        // SAFETY: called once, before the policy that uses `VMS` is registered.
+        unsafe { VMS.init() };
         try_pin_init!(Self {
+            _control <- MiscDeviceRegistration::register(MiscDeviceOptions {
+                name: c"kvm-isolate",
+            }),
             _policy <- Registration::register(module),
             _caps <- debugfs.read_callback_file(c"caps", hw, &write_caps),
             _debugfs: debugfs,

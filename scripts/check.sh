@@ -31,6 +31,7 @@ pass=$((pass + sp)) fail=$((fail + sf))
 
 build=$("$KI_TOP/scripts/build-kernel.sh") || exit 1
 "$KI_TOP/scripts/build-selftests.sh" "$build" || exit 1
+"$KI_TOP/scripts/build-tools.sh" "$build" || exit 1
 "$KI_TOP/scripts/mkinitramfs.sh" "$build" "$check" || exit 1
 
 tap_count() { # TAP file -> "pass fail skip"

@@ -9,12 +9,14 @@ set -euo pipefail
 
 "$KI_TOP/scripts/deps.sh"
 build=$("$KI_TOP/scripts/build-kernel.sh")
-"$KI_TOP/scripts/build-selftests.sh" "$build" x86/kvm_isolate/views_demo
+"$KI_TOP/scripts/build-selftests.sh" "$build" x86/kvm_isolate/views_demo x86/kvm_isolate/domains_demo
 out=$KI_OUT/demo
 mkdir -p "$out"
-echo "demo 600 /ki/demo.sh /ki/tests/x86/kvm_isolate/views_demo" >"$out/plan"
+echo "demo 900 /ki/demo.sh /ki/tests/x86/kvm_isolate/views_demo /ki/tests/x86/kvm_isolate/domains_demo" \
+	>"$out/plan"
+"$KI_TOP/scripts/build-tools.sh" "$build"
 "$KI_TOP/scripts/mkinitramfs.sh" "$build" "$out" "$out/plan"
 rig=${KI_DEMO_RIG:-qemu}
 "$KI_TOP/scripts/rig-$rig.sh" "$build" "$out"
 grep -q '^ok 1 demo' "$out/$rig.tap" || ki_die "demo failed (console log: $out/$rig.serial.log)"
-ki_stage "demo: done; kvm_isolate loaded, reported the host, kept the guest's secret in its view, unloaded cleanly"
+ki_stage "demo: done; kvm_isolate loaded, reported the host, kept the guest's secret in its view, learned and enforced a guest module's accesses, unloaded cleanly"

@@ -31,6 +31,9 @@ for t in modprobe lsmod rmmod insmod modinfo depmod; do ln -s "$kmod" "$stage/sb
 copy_with_libs /bin/bash
 ln -s bash "$stage/bin/sh"
 cp "$KI_TOP"/scripts/initramfs/{run-plan.sh,demo.sh,load-kvm.sh} "$stage/ki/"
+# The administrator's tool (scripts/build-tools.sh), which the tests drive.
+[ -x "$build/tools/kvm-isolatectl" ] || ki_die "initramfs: $build/tools/kvm-isolatectl not built"
+cp "$build/tools/kvm-isolatectl" "$stage/bin/"
 cp -a "$build/modroot/lib/modules" "$stage/lib/"
 find "$stage/lib/modules" -maxdepth 2 -name build -type l -delete
 

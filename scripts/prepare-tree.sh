@@ -54,11 +54,13 @@ fi
 
 ki_cache_keep "$KI_CACHE/tree-$series_key"
 
-# Place our sources (one source of truth: this repository). --checksum keeps mtimes of
-# unchanged files, so Kbuild rebuilds only what changed.
+# Place our sources (one source of truth: this repository). --checksum leaves unchanged files
+# alone, so Kbuild rebuilds only what changed; --no-times stamps a changed file with the time it
+# is placed, not its time in the repository, which can be older than a build output made from
+# the previous version (an edit during a build would otherwise never be rebuilt).
 place() { # repo-path tree-path
 	mkdir -p "$(dirname "$tree/$2")"
-	rsync -a --checksum --delete --exclude target --exclude '*.o' --exclude Cargo.lock \
+	rsync -a --no-times --checksum --delete --exclude target --exclude '*.o' --exclude Cargo.lock \
 		"$KI_TOP/$1" "$tree/$2"
 }
 place rust/kernel/kvm_isolate/ rust/kernel/kvm_isolate/

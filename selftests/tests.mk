@@ -4,3 +4,5 @@ TEST_GEN_PROGS_x86 += x86/kvm_isolate/caps_test
 TEST_PROGS_x86 += x86/kvm_isolate/module_test.sh
 TEST_GEN_PROGS_x86 += x86/kvm_isolate/views_test
 TEST_GEN_PROGS_x86 += x86/kvm_isolate/views_demo
+TEST_GEN_PROGS_x86 += x86/kvm_isolate/domains_test
+TEST_GEN_PROGS_x86 += x86/kvm_isolate/domains_demo

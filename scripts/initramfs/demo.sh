@@ -12,8 +12,13 @@ run cat /sys/kernel/debug/kvm_isolate/caps
 run sh -c 'dmesg | grep -E "kvm_isolate|kvm_amd|kvm_intel" | grep -v -i "tcg"'
 # A guest hides a secret in a memory view; the rest of the guest cannot read it.
 echo "# views_demo" | show
-${1:?usage: demo.sh VIEWS_DEMO} >/tmp/views_demo.out 2>&1
+${1:?usage: demo.sh VIEWS_DEMO DOMAINS_DEMO} >/tmp/views_demo.out 2>&1
 rc=$?
 show </tmp/views_demo.out
+# A guest module's secret under learning and enforcement, steered with kvm-isolatectl.
+echo "# domains_demo" | show
+${2:?usage: demo.sh VIEWS_DEMO DOMAINS_DEMO} >/tmp/domains_demo.out 2>&1
+rc2=$?
+show </tmp/domains_demo.out
 run modprobe -r kvm_isolate
-test ! -e /sys/module/kvm_isolate && [ "$rc" = 0 ]
+test ! -e /sys/module/kvm_isolate && [ "$rc" = 0 ] && [ "$rc2" = 0 ]

@@ -28,7 +28,8 @@ use crate::{
 };
 use core::{
     ffi::c_void,
-    marker::PhantomData, //
+    marker::PhantomData,
+    ptr::NonNull, //
 };
 
 /// Views per VM, view 0 included.
@@ -201,6 +202,49 @@ impl Vm {
     }
 }
 
+/// A VM named outside the policy's callbacks, e.g. by a control interface.
+///
+/// # Invariants
+///
+/// `self.0` points to a `struct kvm` that stays alive at least until the policy's
+/// [`Policy::vm_destroy`] for it has begun.
+pub struct VmHandle(NonNull<Vm>);
+
+// SAFETY: a `struct kvm` may be used from any thread; the handle is only a pointer.
+unsafe impl Send for VmHandle {}
+// SAFETY: as for `Send`; `&VmHandle` gives no access without `unsafe`.
+unsafe impl Sync for VmHandle {}
+
+impl VmHandle {
+    /// A handle to `vm`, which the policy's callbacks were given.
+    #[inline]
+    pub fn new(vm: &Vm) -> Self {
+        // INVARIANT: a `Vm` given to a callback lives until its `vm_destroy`, which comes after.
+        VmHandle(NonNull::from(vm))
+    }
+
+    /// The VM.
+    ///
+    /// # Safety
+    ///
+    /// [`Policy::vm_destroy`] for this VM must not have begun, and must not begin before the
+    /// returned reference is dropped (e.g. the caller holds a lock that `vm_destroy` takes).
+    #[inline]
+    pub unsafe fn vm(&self) -> &Vm {
+        // SAFETY: alive by the type invariant and the caller's guarantee.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+/// The host's `CLOCK_MONOTONIC`, in nanoseconds.
+#[inline]
+pub fn now_ns() -> u64 {
+    // SAFETY: `ktime_get()` may be called from any context once timekeeping runs.
+    let t = unsafe { bindings::ktime_get() };
+    // CAST: monotonic time since boot is never negative.
+    t as u64
+}
+
 /// A vCPU, in its own thread (the only place KVM calls a policy for it).
 ///
 /// # Invariants
@@ -313,6 +357,10 @@ pub trait Policy: Sized + 'static {
 
     /// Decides about an access the vCPU's view denied.
     fn violation(vcpu: &Vcpu, data: &Self::VmData, violation: &Violation) -> Verdict;
+
+    /// The VM is going away: no callback runs for it afterwards, and its state is dropped
+    /// after this returns. No vCPU exists any more.
+    fn vm_destroy(_vm: &Vm, _data: &Self::VmData) {}
 }
 
 /// The registration of a [`Policy`] with KVM; there can be one at a time.
@@ -382,9 +430,11 @@ impl<T: Policy> Registration<T> {
     /// # Safety
     ///
     /// Called by KVM once per VM, with what `vm_init` returned, after the last other callback.
-    unsafe extern "C" fn vm_destroy(_kvm: *mut bindings::kvm, data: *mut c_void) {
+    unsafe extern "C" fn vm_destroy(kvm: *mut bindings::kvm, data: *mut c_void) {
         // SAFETY: `data` came from `into_foreign` in `vm_init` and is not used again.
-        drop(unsafe { <Arc<T::VmData> as ForeignOwnable>::from_foreign(data) });
+        let data = unsafe { <Arc<T::VmData> as ForeignOwnable>::from_foreign(data) };
+        // SAFETY: KVM passes the live VM that is being destroyed.
+        T::vm_destroy(unsafe { Vm::from_raw(kvm) }, &data);
     }
 
     /// # Safety

@@ -1,0 +1,300 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `/dev/kvm-isolate`: the host administrator's control plane, the `KVM_ISOLATE_CTL_*` ioctls of
+//! [`include/uapi/linux/kvm_isolate.h`](srctree/include/uapi/linux/kvm_isolate.h).
+//!
+//! The node is root-only (a misc device's default mode, 0600 root). Every ioctl checks all of
+//! its input before it changes anything; data is gathered under the locks and copied to user
+//! space after they are dropped.
+
+use kernel::{
+    fs::File,
+    miscdevice::{
+        MiscDevice,
+        MiscDeviceRegistration, //
+    },
+    prelude::*,
+    transmute::{
+        AsBytes,
+        FromBytes, //
+    },
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
+};
+
+use crate::{
+    abi,
+    build_domain_view,
+    ctl::{
+        self,
+        CtlArray,
+        CtlDomain,
+        CtlLock,
+        CtlMode,
+        CtlRecord,
+        CtlRule,
+        CtlVm, //
+    },
+    domain_views,
+    policy::{
+        Deny,
+        Mode, //
+    },
+    set_mode,
+    VmEntry,
+    VmViews,
+    VMS, //
+};
+
+// SAFETY: `repr(C)` structs of `u32`/`u64` fields without padding (their sizes are the sums of
+// their fields, which `cargo test` checks against the C header); any bit pattern is valid.
+unsafe impl FromBytes for CtlArray {}
+// SAFETY: as above.
+unsafe impl AsBytes for CtlArray {}
+// SAFETY: as above.
+unsafe impl AsBytes for CtlVm {}
+// SAFETY: as above.
+unsafe impl AsBytes for CtlDomain {}
+// SAFETY: as above.
+unsafe impl FromBytes for CtlRule {}
+// SAFETY: as above.
+unsafe impl AsBytes for CtlRule {}
+// SAFETY: as above.
+unsafe impl AsBytes for CtlRecord {}
+// SAFETY: as above.
+unsafe impl FromBytes for CtlMode {}
+// SAFETY: as above.
+unsafe impl FromBytes for CtlLock {}
+
+/// The control device; it keeps no per-open state.
+pub(crate) struct Control;
+
+fn err(e: abi::Error) -> Error {
+    match e {
+        abi::Error::Perm => EPERM,
+        abi::Error::NoEnt => ENOENT,
+        abi::Error::NoMem => ENOMEM,
+        abi::Error::Busy => EBUSY,
+        abi::Error::Exist => EEXIST,
+        abi::Error::NoSpc => ENOSPC,
+        abi::Error::Range => ERANGE,
+        abi::Error::Inval | abi::Error::OpNotSupp | abi::Error::NoSys => EINVAL,
+    }
+}
+
+/// Runs `f` on VM `id` with its state locked, holding [`VMS`] so that the VM stays alive.
+fn with_vm<R>(id: u32, f: impl FnOnce(&VmEntry, &mut VmViews) -> Result<R>) -> Result<R> {
+    let vms = VMS.lock();
+    let entry = vms.iter().find(|e| e.state.id == id).ok_or(ENOENT)?;
+    let mut g = entry.state.inner.lock();
+    f(entry, &mut g)
+}
+
+fn vm_info(entry: &VmEntry, g: &VmViews) -> CtlVm {
+    let e = &g.engine;
+    let mut c = CtlVm {
+        id: entry.state.id,
+        pid: entry.state.pid,
+        mode: e.mode() as u32,
+        deny: e.deny() as u32,
+        locked: u32::from(e.locked()),
+        domains: e.domain_bits().count_ones(),
+        // CAST: at most 16 views.
+        views: g.views.bits() as u32,
+        // CAST: at most `MAX_RULES`.
+        rules: e.rules().len() as u32,
+        violations: e.violations,
+        logged: e.log.written,
+        dropped: e.log.dropped,
+        ..CtlVm::default()
+    };
+    for d in domain_views(e) {
+        let k = e.counters(d);
+        c.allowed += k.allowed;
+        c.denied += k.denied;
+        c.learned += k.learned;
+    }
+    c
+}
+
+/// Copies `items` to the user array `a` if it has room; returns `a` with `count` = `items.len()`.
+fn put_array<T: AsBytes>(mut a: CtlArray, items: &[T]) -> Result<CtlArray> {
+    let n = u32::try_from(items.len()).map_err(|_| EOVERFLOW)?;
+    if n <= a.count {
+        let len = items.len() * size_of::<T>();
+        let mut w = UserSlice::new(UserPtr::from_addr(a.ptr as usize), len).writer();
+        for x in items {
+            w.write(x)?;
+        }
+    }
+    a.count = n;
+    Ok(a)
+}
+
+impl Control {
+    fn list(a: CtlArray) -> Result<CtlArray> {
+        let mut out = KVVec::new();
+        for entry in VMS.lock().iter() {
+            let g = entry.state.inner.lock();
+            out.push(vm_info(entry, &g), GFP_KERNEL)?;
+        }
+        put_array(a, &out)
+    }
+
+    fn domains(a: CtlArray) -> Result<CtlArray> {
+        let out = with_vm(a.vm, |_, g| {
+            let e = &g.engine;
+            let mut out = KVVec::new();
+            for d in domain_views(e) {
+                let k = e.counters(d);
+                out.push(
+                    CtlDomain {
+                        id: u32::from(d),
+                        mode: e.own_mode(d).map_or(ctl::MODE_INHERIT, |m| m as u32),
+                        // CAST: bounded by the engine's small fixed capacities.
+                        code_ranges: e.code().iter().filter(|c| c.domain == d).count() as u32,
+                        regions: e.regions().iter().filter(|r| r.domain == d).count() as u32,
+                        rules: e.rule_count(d) as u32,
+                        pad: 0,
+                        allowed: k.allowed,
+                        denied: k.denied,
+                        learned: k.learned,
+                        left: k.left,
+                    },
+                    GFP_KERNEL,
+                )?;
+            }
+            Ok(out)
+        })?;
+        put_array(a, &out)
+    }
+
+    fn set_mode(m: CtlMode) -> Result {
+        let mode = match (m.domain, m.mode) {
+            (d, ctl::MODE_INHERIT) if d != 0 => None,
+            (_, mode) => Some(Mode::from_u32(mode).ok_or(EINVAL)?),
+        };
+        let deny = match m.deny {
+            ctl::DENY_KEEP => None,
+            _ if m.domain != 0 => return Err(EINVAL),
+            d => Some(Deny::from_u32(d).ok_or(EINVAL)?),
+        };
+        let d = u8::try_from(m.domain).map_err(|_| EINVAL)?;
+        if u64::from(d) >= abi::MAX_VIEWS {
+            return Err(EINVAL);
+        }
+        with_vm(m.vm, |entry, g| {
+            // SAFETY: `with_vm` holds `VMS`, which `vm_destroy` takes before the VM goes.
+            let vm = unsafe { entry.vm.vm() };
+            set_mode(vm, g, d, mode, false).map_err(err)?;
+            if let Some(deny) = deny {
+                g.engine.set_deny(deny);
+            }
+            Ok(())
+        })
+    }
+
+    fn lock(l: CtlLock) -> Result {
+        let lock = match l.lock {
+            0 => false,
+            1 => true,
+            _ => return Err(EINVAL),
+        };
+        with_vm(l.vm, |_, g| {
+            g.engine.set_locked(lock);
+            Ok(())
+        })
+    }
+
+    fn profile_get(a: CtlArray) -> Result<CtlArray> {
+        let out = with_vm(a.vm, |_, g| {
+            let mut out = KVVec::with_capacity(g.engine.rules().len(), GFP_KERNEL)?;
+            for r in g.engine.profile() {
+                out.push(r, GFP_KERNEL)?;
+            }
+            Ok(out)
+        })?;
+        put_array(a, &out)
+    }
+
+    fn profile_set(a: CtlArray) -> Result {
+        if a.count > ctl::MAX_RULES {
+            return Err(E2BIG);
+        }
+        let n = a.count as usize;
+        let mut rules = KVVec::with_capacity(n, GFP_KERNEL)?;
+        let mut r = UserSlice::new(UserPtr::from_addr(a.ptr as usize), n * size_of::<CtlRule>())
+            .reader();
+        for _ in 0..n {
+            rules.push(r.read::<CtlRule>()?, GFP_KERNEL)?;
+        }
+        with_vm(a.vm, |entry, g| {
+            g.engine.check_profile(&mut rules).map_err(err)?;
+            g.engine.set_profile(&rules);
+            // SAFETY: `with_vm` holds `VMS`, which `vm_destroy` takes before the VM goes.
+            let vm = unsafe { entry.vm.vm() };
+            // Code the old profile allowed must not keep running in the domains' views.
+            for d in domain_views(&g.engine) {
+                build_domain_view(vm, &g.engine, d).map_err(err)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn log_read(mut a: CtlArray) -> Result<CtlArray> {
+        let max = (a.count as usize).min(ctl::LOG_RECORDS);
+        let (out, dropped) = with_vm(a.vm, |_, g| {
+            let mut out = KVVec::with_capacity(max, GFP_KERNEL)?;
+            while out.len() < max {
+                match g.engine.log.pop() {
+                    Some(r) => out.push(r, GFP_KERNEL)?,
+                    None => break,
+                }
+            }
+            Ok((out, g.engine.log.dropped))
+        })?;
+        a.dropped = dropped;
+        put_array(a, &out)
+    }
+}
+
+#[vtable]
+impl MiscDevice for Control {
+    type Ptr = ();
+
+    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Self::Ptr> {
+        Ok(())
+    }
+
+    fn ioctl(_me: (), _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        let user = |size: usize| UserSlice::new(UserPtr::from_addr(arg), size);
+        let array = |f: fn(CtlArray) -> Result<CtlArray>| -> Result<isize> {
+            let (mut r, mut w) = user(size_of::<CtlArray>()).reader_writer();
+            let a = f(r.read::<CtlArray>()?)?;
+            w.write(&a)?;
+            Ok(0)
+        };
+        match cmd {
+            ctl::CTL_VERSION => Ok(ctl::CTL_VERSION_NR as isize),
+            ctl::CTL_LIST => array(Self::list),
+            ctl::CTL_DOMAINS => array(Self::domains),
+            ctl::CTL_PROFILE_GET => array(Self::profile_get),
+            ctl::CTL_LOG_READ => array(Self::log_read),
+            ctl::CTL_SET_MODE => {
+                Self::set_mode(user(size_of::<CtlMode>()).reader().read::<CtlMode>()?)?;
+                Ok(0)
+            }
+            ctl::CTL_LOCK => {
+                Self::lock(user(size_of::<CtlLock>()).reader().read::<CtlLock>()?)?;
+                Ok(0)
+            }
+            ctl::CTL_PROFILE_SET => {
+                Self::profile_set(user(size_of::<CtlArray>()).reader().read::<CtlArray>()?)?;
+                Ok(0)
+            }
+            _ => Err(ENOTTY),
+        }
+    }
+}

@@ -1,0 +1,365 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kvm-isolate domains, driven through the host tool like an administrator
+ * would: a guest "module" (its code page) owns a secret; a scripted
+ * workload in learn mode yields a profile (a helper page that reads the
+ * secret); in enforce mode the same workload causes no denial, a rogue read
+ * is denied with an exact log record; the exported profile imported into a
+ * fresh VM reproduces the enforcement; malformed profiles and ioctls change
+ * nothing; a storm of 100,000 violations keeps the host answering, the log
+ * bounded and the drop count exact.
+ *
+ * The tool is kvm-isolatectl (in $PATH, or $KVM_ISOLATECTL).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "domains.h"
+#include "kselftest_harness.h"
+
+static struct kvm_isolate_ctl_vm vm_info(int fd, u32 id)
+{
+	struct kvm_isolate_ctl_vm vms[16];
+	struct kvm_isolate_ctl_array a = { .count = 16, .ptr = (u64)vms };
+	u32 i;
+
+	TEST_ASSERT_EQ(ioctl(fd, KVM_ISOLATE_CTL_LIST, &a), 0);
+	for (i = 0; i < a.count && i < 16; i++)
+		if (vms[i].id == id)
+			return vms[i];
+	TEST_FAIL("VM %u not listed", id);
+	return vms[0];
+}
+
+static struct kvm_isolate_ctl_domain domain_info(int fd, u32 vm)
+{
+	struct kvm_isolate_ctl_domain d[16];
+	struct kvm_isolate_ctl_array a = { .vm = vm, .count = 16, .ptr = (u64)d };
+
+	TEST_ASSERT_EQ(ioctl(fd, KVM_ISOLATE_CTL_DOMAINS, &a), 0);
+	TEST_ASSERT_EQ(a.count, 1);
+	TEST_ASSERT_EQ(d[0].id, DOMAIN);
+	return d[0];
+}
+
+static u32 profile(int fd, u32 vm, struct kvm_isolate_ctl_rule *r, u32 n)
+{
+	struct kvm_isolate_ctl_array a = { .vm = vm, .count = n, .ptr = (u64)r };
+
+	TEST_ASSERT_EQ(ioctl(fd, KVM_ISOLATE_CTL_PROFILE_GET, &a), 0);
+	return a.count;
+}
+
+static void drain_log(int fd, u32 vm, u64 *records, u64 *dropped)
+{
+	static struct kvm_isolate_ctl_record r[256];
+	struct kvm_isolate_ctl_array a;
+
+	*records = 0;
+	do {
+		a = (struct kvm_isolate_ctl_array){ .vm = vm, .count = 256, .ptr = (u64)r };
+		TEST_ASSERT_EQ(ioctl(fd, KVM_ISOLATE_CTL_LOG_READ, &a), 0);
+		*records += a.count;
+	} while (a.count);
+	*dropped = a.dropped;
+}
+
+static void check_tool(void)
+{
+	char out[4096];
+
+	TEST_ASSERT(ctl(out, sizeof(out), "--help") == 0,
+		    "%s --help failed (is it installed?): %s", tool(), out);
+}
+
+/*
+ * Learn, export, enforce, rogue read with an exact log record; then the
+ * profile in a fresh VM.
+ */
+TEST(learn_enforce_and_profile_in_a_fresh_vm)
+{
+	char out[16384], want[512], file[] = "/tmp/ki-profile-XXXXXX";
+	struct kvm_isolate_ctl_domain d0, d1;
+	struct kvm_isolate_ctl_rule rules[8];
+	struct kvm_isolate_ctl_vm info;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	int fd = dev_fd(), tmp;
+	u64 helper = (u64)ki_helper_read;
+	u32 id;
+
+	check_tool();
+	vm = create(&vcpu);
+	step(vm, vcpu, SETUP);
+	id = my_vm(fd);
+	info = vm_info(fd, id);
+	TEST_ASSERT_EQ(info.mode, KVM_ISOLATE_MODE_ENFORCE);
+	TEST_ASSERT_EQ(info.domains, 1);
+
+	/* Learn: the workload runs, its one foreign accessor is recorded. */
+	TEST_ASSERT_EQ(ctl(out, sizeof(out), "mode %u learn", id), 0);
+	step(vm, vcpu, WORKLOAD);
+	d0 = domain_info(fd, id);
+	TEST_ASSERT_EQ(d0.denied, 0);
+	TEST_ASSERT_EQ(d0.learned, 1);
+	TEST_ASSERT_EQ(profile(fd, id, rules, 8), 1);
+	TEST_ASSERT_EQ(rules[0].domain, DOMAIN);
+	TEST_ASSERT_EQ(rules[0].region_gpa, secret_gpa);
+	TEST_ASSERT_EQ(rules[0].access, KVM_ISOLATE_ACCESS_R);
+	TEST_ASSERT_EQ(rules[0].accessor_start, helper);
+	TEST_ASSERT_EQ(rules[0].accessor_end, helper + PAGE_SIZE);
+	tmp = mkstemp(file);
+	TEST_ASSERT(tmp >= 0, "mkstemp");
+	close(tmp);
+	TEST_ASSERT_EQ(ctl(out, sizeof(out), "profile export %u -o %s", id, file), 0);
+
+	/* Enforce: the same workload, no denial; a rogue read is denied. */
+	TEST_ASSERT_EQ(ctl(out, sizeof(out), "mode %u enforce --deny gp", id), 0);
+	step(vm, vcpu, WORKLOAD);
+	step(vm, vcpu, WORKLOAD);
+	d1 = domain_info(fd, id);
+	TEST_ASSERT_EQ(d1.denied, 0);
+	TEST_ASSERT(d1.allowed > d0.allowed, "the workload was switched in");
+	TEST_ASSERT_EQ(ctl(out, sizeof(out), "log %u", id), 0);
+	step(vm, vcpu, ROGUE);
+	TEST_ASSERT_EQ(domain_info(fd, id).denied, 1);
+	TEST_ASSERT_EQ(vm_info(fd, id).locked, 1);
+	TEST_ASSERT_EQ(ctl(out, sizeof(out), "log %u --json", id), 0);
+	snprintf(want, sizeof(want),
+		 "\"vm\":%u,\"vcpu\":0,\"view\":0,\"domain\":%d,\"rip\":%lu,\"gva\":%s,\"gpa\":%lu,"
+		 "\"access\":\"r\",\"verdict\":\"denied\"", id, DOMAIN, (u64)ki_rogue_read,
+		 host_cpu_is_intel ? "" : "null", secret_gpa);
+	if (host_cpu_is_intel) {
+		/* VMX reports the linear address of the access. */
+		snprintf(want, sizeof(want),
+			 "\"vm\":%u,\"vcpu\":0,\"view\":0,\"domain\":%d,\"rip\":%lu,\"gva\":%lu,"
+			 "\"gpa\":%lu,\"access\":\"r\",\"verdict\":\"denied\"", id, DOMAIN,
+			 (u64)ki_rogue_read, secret_gva, secret_gpa);
+	}
+	TEST_ASSERT(strstr(out, want), "log record\n  want %s\n  got %s", want, out);
+	/* The host may relax a locked VM. */
+	TEST_ASSERT_EQ(ctl(out, sizeof(out), "lock %u --unlock", id), 0);
+	TEST_ASSERT_EQ(vm_info(fd, id).locked, 0);
+	step(vm, vcpu, DONE);
+	kvm_vm_free(vm);
+
+	/* A fresh VM: without the profile the helper is denied; with it, not. */
+	vm = create(&vcpu);
+	step(vm, vcpu, SETUP);
+	id = my_vm(fd);
+	TEST_ASSERT_EQ(ctl(out, sizeof(out), "mode %u enforce --deny gp", id), 0);
+	step(vm, vcpu, HELPER_TRY);
+	TEST_ASSERT_EQ(domain_info(fd, id).denied, 1);
+	TEST_ASSERT_EQ(ctl(out, sizeof(out), "profile import %u %s", id, file), 0);
+	TEST_ASSERT_EQ(profile(fd, id, rules, 8), 1);
+	step(vm, vcpu, WORKLOAD);
+	TEST_ASSERT_EQ(domain_info(fd, id).denied, 1);
+	step(vm, vcpu, ROGUE);
+	TEST_ASSERT_EQ(domain_info(fd, id).denied, 2);
+	step(vm, vcpu, DONE);
+	kvm_vm_free(vm);
+	unlink(file);
+	close(fd);
+}
+
+/* Malformed profile files (tool) and ioctls (direct) change nothing. */
+TEST(malformed_profiles_and_ioctls_change_nothing)
+{
+	struct kvm_isolate_ctl_rule before[8], after[8], r;
+	struct kvm_isolate_ctl_vm i0, i1;
+	struct kvm_isolate_ctl_array a;
+	struct kvm_isolate_ctl_mode m;
+	struct kvm_isolate_ctl_lock l;
+	char out[4096], file[] = "/tmp/ki-bad-XXXXXX";
+	const char *bad[] = {
+		"not json",
+		"{\"format\":\"kvm-isolate-profile\",\"version\":2,\"rules\":[]}",
+		"{\"format\":\"kvm-isolate-profile\",\"version\":1,\"rules\":[{\"domain\":1,"
+		"\"region_gpa\":\"0x1001\",\"access\":\"r\",\"accessor_start\":\"0x1000\","
+		"\"accessor_end\":\"0x2000\"}]}",
+		/* Well-formed, but names a region the VM does not have: the kernel refuses. */
+		"{\"format\":\"kvm-isolate-profile\",\"version\":1,\"rules\":[{\"domain\":1,"
+		"\"region_gpa\":\"0x7000000\",\"access\":\"r\",\"accessor_start\":\"0x1000\","
+		"\"accessor_end\":\"0x2000\"}]}",
+	};
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	int fd = dev_fd(), tmp;
+	u32 id, n, i;
+	FILE *f;
+
+	check_tool();
+	vm = create(&vcpu);
+	step(vm, vcpu, SETUP);
+	id = my_vm(fd);
+	TEST_ASSERT_EQ(ctl(out, sizeof(out), "mode %u learn", id), 0);
+	step(vm, vcpu, WORKLOAD);
+	n = profile(fd, id, before, 8);
+	TEST_ASSERT_EQ(n, 1);
+	i0 = vm_info(fd, id);
+
+	tmp = mkstemp(file);
+	TEST_ASSERT(tmp >= 0, "mkstemp");
+	close(tmp);
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		f = fopen(file, "w");
+		fputs(bad[i], f);
+		fclose(f);
+		TEST_ASSERT(ctl(out, sizeof(out), "profile import %u %s", id, file) != 0,
+			    "accepted bad profile %u: %s", i, bad[i]);
+		TEST_ASSERT(strlen(out) > 0, "no error message for bad profile %u", i);
+	}
+	unlink(file);
+	TEST_ASSERT(ctl(out, sizeof(out), "mode %u sideways", id) != 0, "bad mode accepted");
+	TEST_ASSERT(ctl(out, sizeof(out), "mode 999999 learn") != 0, "bad VM accepted");
+
+	/* ioctls, each bad in one way. */
+	r = before[0];
+	a = (struct kvm_isolate_ctl_array){ .vm = id, .count = 1, .ptr = (u64)&r };
+	r.domain = 7;
+	TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_PROFILE_SET, &a) == -1 && errno == EINVAL, "domain");
+	r = before[0];
+	r.region_gpa += PAGE_SIZE;
+	TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_PROFILE_SET, &a) == -1 && errno == ENOENT, "region");
+	r = before[0];
+	r.access = KVM_ISOLATE_ACCESS_X;
+	TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_PROFILE_SET, &a) == -1 && errno == EINVAL, "access");
+	r = before[0];
+	r.accessor_end = r.accessor_start;
+	TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_PROFILE_SET, &a) == -1 && errno == EINVAL, "range");
+	a.count = KVM_ISOLATE_MAX_RULES + 1;
+	TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_PROFILE_SET, &a) == -1 && errno == E2BIG, "count");
+	a.count = 1;
+	a.ptr = 8;
+	TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_PROFILE_SET, &a) == -1 && errno == EFAULT, "ptr");
+	a.ptr = (u64)&r;
+	a.vm = 999999;
+	r = before[0];
+	TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_PROFILE_SET, &a) == -1 && errno == ENOENT, "vm");
+	m = (struct kvm_isolate_ctl_mode){ .vm = id, .mode = 7, .deny = ~0u };
+	TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_SET_MODE, &m) == -1 && errno == EINVAL, "mode");
+	m = (struct kvm_isolate_ctl_mode){ .vm = id, .mode = KVM_ISOLATE_MODE_INHERIT, .deny = ~0u };
+	TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_SET_MODE, &m) == -1 && errno == EINVAL, "inherit");
+	m = (struct kvm_isolate_ctl_mode){ .vm = id, .domain = DOMAIN, .mode = 0, .deny = 1 };
+	TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_SET_MODE, &m) == -1 && errno == EINVAL, "deny");
+	m = (struct kvm_isolate_ctl_mode){ .vm = id, .domain = 9, .mode = 0, .deny = ~0u };
+	TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_SET_MODE, &m) == -1 && errno == ENOENT, "no domain");
+	m = (struct kvm_isolate_ctl_mode){ .vm = id, .mode = 0, .deny = 9 };
+	TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_SET_MODE, &m) == -1 && errno == EINVAL, "deny value");
+	l = (struct kvm_isolate_ctl_lock){ .vm = id, .lock = 2 };
+	TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_LOCK, &l) == -1 && errno == EINVAL, "lock");
+	TEST_ASSERT(ioctl(fd, _IO(KVM_ISOLATE_CTL_TYPE, 99), 0) == -1 && errno == ENOTTY, "cmd");
+	TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_LIST, 8) == -1 && errno == EFAULT, "list ptr");
+	TEST_ASSERT_EQ(ioctl(fd, KVM_ISOLATE_CTL_VERSION, 0), KVM_ISOLATE_CTL_VERSION_NR);
+
+	/* Nothing changed. */
+	TEST_ASSERT_EQ(profile(fd, id, after, 8), n);
+	TEST_ASSERT(!memcmp(before, after, n * sizeof(after[0])), "profile changed");
+	i1 = vm_info(fd, id);
+	TEST_ASSERT_EQ(i1.mode, i0.mode);
+	TEST_ASSERT_EQ(i1.deny, i0.deny);
+	TEST_ASSERT_EQ(i1.locked, i0.locked);
+	TEST_ASSERT_EQ(i1.rules, i0.rules);
+	/* A profile too small for the answer gets the size and nothing else. */
+	a = (struct kvm_isolate_ctl_array){ .vm = id, .count = 0, .ptr = 0 };
+	TEST_ASSERT_EQ(ioctl(fd, KVM_ISOLATE_CTL_PROFILE_GET, &a), 0);
+	TEST_ASSERT_EQ(a.count, n);
+	step(vm, vcpu, DONE);
+	kvm_vm_free(vm);
+	close(fd);
+}
+
+struct poller {
+	int fd;
+	u32 vm;
+	volatile int stop;
+	u64 polls;
+	u64 max_us;
+};
+
+static u64 now_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000000ull + t.tv_nsec / 1000;
+}
+
+/* The host's administrator keeps asking while the guest storms. */
+static void *poll_host(void *arg)
+{
+	struct poller *p = arg;
+	u64 t, dt;
+
+	while (!p->stop) {
+		t = now_us();
+		vm_info(p->fd, p->vm);
+		dt = now_us() - t;
+		if (dt > p->max_us)
+			p->max_us = dt;
+		p->polls++;
+		usleep(20000);
+	}
+	return NULL;
+}
+
+TEST(violation_storm_keeps_the_host_responsive)
+{
+	struct kvm_isolate_ctl_vm i0, i1;
+	struct kvm_isolate_ctl_domain d0, d1;
+	struct poller p = {};
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	u64 recs, dropped0, dropped1, t;
+	pthread_t th;
+	int fd = dev_fd();
+	u32 id;
+
+	vm = create(&vcpu);
+	step(vm, vcpu, SETUP);
+	id = my_vm(fd);
+	p.fd = fd;
+	p.vm = id;
+	TEST_ASSERT_EQ(ioctl(fd, KVM_ISOLATE_CTL_SET_MODE,
+			     &(struct kvm_isolate_ctl_mode){ .vm = id, .mode = KVM_ISOLATE_MODE_ENFORCE,
+							     .deny = KVM_ISOLATE_DENY_GP }), 0);
+	drain_log(fd, id, &recs, &dropped0);
+	i0 = vm_info(fd, id);
+	d0 = domain_info(fd, id);
+
+	TEST_ASSERT_EQ(pthread_create(&th, NULL, poll_host, &p), 0);
+	t = now_us();
+	step(vm, vcpu, STORM_RUN);
+	t = now_us() - t;
+	p.stop = 1;
+	pthread_join(th, NULL);
+
+	i1 = vm_info(fd, id);
+	d1 = domain_info(fd, id);
+	drain_log(fd, id, &recs, &dropped1);
+	ksft_print_msg("storm: %d violations in %lu ms, %lu host polls (slowest %lu us), "
+		       "%lu records kept, %lu dropped\n", STORM, t / 1000, p.polls, p.max_us,
+		       recs, dropped1 - dropped0);
+	TEST_ASSERT_EQ(d1.denied - d0.denied, STORM);
+	TEST_ASSERT_EQ(i1.violations - i0.violations, STORM);
+	/* Every violation was logged or counted as dropped, exactly. */
+	TEST_ASSERT_EQ((i1.logged - i0.logged) + (i1.dropped - i0.dropped), STORM);
+	TEST_ASSERT_EQ(recs, i1.logged - i0.logged);
+	TEST_ASSERT_EQ(dropped1 - dropped0, i1.dropped - i0.dropped);
+	TEST_ASSERT(recs <= KVM_ISOLATE_LOG_RECORDS, "log kept %lu > %d", recs,
+		    KVM_ISOLATE_LOG_RECORDS);
+	TEST_ASSERT(p.polls > 0 || t < 20000, "the host never answered during the storm");
+	step(vm, vcpu, DONE);
+	kvm_vm_free(vm);
+	close(fd);
+}
+
+TEST_HARNESS_MAIN

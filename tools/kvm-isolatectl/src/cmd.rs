@@ -1,0 +1,609 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The subcommands, written against [`Ctl`] so that the tests can run them on a fake device.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use kvm_isolate_core::ctl::{
+    CtlLock, CtlMode, CtlVm, DENY_EXIT, DENY_GP, DENY_KEEP, DENY_PF, MODE_ENFORCE, MODE_INHERIT,
+    MODE_LEARN, MODE_OFF,
+};
+use serde::Serialize;
+
+use crate::device::{Ctl, Device, OpenError};
+use crate::output::{self, DomainJson, RecordJson, VmJson};
+use crate::profile;
+
+/// Default control device.
+pub const DEFAULT_DEVICE: &str = "/dev/kvm-isolate";
+/// Records asked for per LOG_READ.
+pub const LOG_BATCH: u32 = 256;
+/// `log --follow` polling interval.
+pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Control kvm-isolate: VMs, modes, locks, profiles and the violation log.
+#[derive(Parser, Debug)]
+#[command(name = "kvm-isolatectl", version, about)]
+pub struct Cli {
+    /// Machine-readable output (JSON).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The control device.
+    #[arg(long, global = true, value_name = "PATH", env = "KVM_ISOLATE_DEVICE", default_value = DEFAULT_DEVICE)]
+    pub device: String,
+    #[command(subcommand)]
+    pub cmd: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// One row per VM.
+    List,
+    /// A VM and its domains.
+    Show {
+        /// VM id.
+        vm: u32,
+    },
+    /// Set the mode of a VM or of one of its domains.
+    Mode {
+        /// VM id.
+        vm: u32,
+        /// off, learn, enforce; for a domain also inherit.
+        mode: ModeArg,
+        /// Set this domain's mode instead of the VM's.
+        #[arg(long, value_name = "D", value_parser = clap::value_parser!(u32).range(1..=15))]
+        domain: Option<u32>,
+        /// What a denied access does (VM only; default: keep the current action).
+        #[arg(long, conflicts_with = "domain")]
+        deny: Option<DenyArg>,
+    },
+    /// Lock a VM's configuration (or unlock it).
+    Lock {
+        /// VM id.
+        vm: u32,
+        /// Unlock instead.
+        #[arg(long)]
+        unlock: bool,
+    },
+    /// Export or import a VM's profile.
+    #[command(subcommand)]
+    Profile(ProfileCmd),
+    /// Read (and consume) a VM's violation log.
+    Log {
+        /// VM id.
+        vm: u32,
+        /// Keep polling until the VM goes away or SIGINT.
+        #[arg(long, short)]
+        follow: bool,
+        /// Stop after N records.
+        #[arg(long, value_name = "N")]
+        max: Option<u64>,
+    },
+    /// Totals over all VMs, and one line per VM.
+    Stats,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProfileCmd {
+    /// Write a VM's profile as a JSON profile file.
+    Export {
+        /// VM id.
+        vm: u32,
+        /// Output file (default: stdout).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<String>,
+    },
+    /// Replace a VM's profile with the rules of a profile file (validated first).
+    Import {
+        /// VM id.
+        vm: u32,
+        /// Profile file.
+        file: String,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModeArg {
+    Off,
+    Learn,
+    Enforce,
+    Inherit,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DenyArg {
+    Exit,
+    Gp,
+    Pf,
+}
+
+/// A failed command: usage errors exit 2, the rest 1.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Error {
+    Usage(String),
+    Runtime(String),
+    /// Output went to a closed pipe: stop quietly.
+    BrokenPipe,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(m) | Error::Runtime(m) => f.write_str(m),
+            Error::BrokenPipe => f.write_str("broken pipe"),
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    /// Errors writing the output.
+    fn from(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            Error::BrokenPipe
+        } else {
+            Error::Runtime(format!("writing output: {}", strerror(&e)))
+        }
+    }
+}
+
+/// The OS's text for an error, without Rust's " (os error N)".
+pub fn strerror(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// What an ioctl was about, to name it in errors.
+#[derive(Clone, Copy)]
+enum Subject {
+    Any,
+    Vm(u32),
+    Domain(u32, u32),
+}
+
+/// Maps an ioctl's errno to a message.  `guarded`: SET_MODE, LOCK and PROFILE_SET, whose EPERM
+/// means the kernel refused (e.g. a locked VM), not missing privileges.
+fn ioctl_error(ctl: &dyn Ctl, e: io::Error, subject: Subject, guarded: bool) -> Error {
+    let msg = match (e.raw_os_error(), subject) {
+        (Some(libc::ENOENT), Subject::Vm(vm)) => format!("no VM {}", vm),
+        (Some(libc::ENOENT), Subject::Domain(vm, d)) => {
+            // ENOENT does not say which is missing; ask.
+            match ctl.list() {
+                Ok(vms) if !vms.iter().any(|v| v.id == vm) => format!("no VM {}", vm),
+                _ => format!("no domain {} in VM {}", d, vm),
+            }
+        }
+        (Some(libc::EINVAL), _) => "invalid argument".to_string(),
+        (Some(libc::EPERM), _) if guarded => "not allowed".to_string(),
+        (Some(libc::EPERM | libc::EACCES), _) => "permission denied (run as root)".to_string(),
+        _ => strerror(&e),
+    };
+    let prefix = match subject {
+        Subject::Any => String::new(),
+        Subject::Vm(vm) if !msg.starts_with("no VM") => format!("VM {}: ", vm),
+        Subject::Domain(vm, d) if !msg.starts_with("no ") => format!("VM {} domain {}: ", vm, d),
+        _ => String::new(),
+    };
+    Error::Runtime(format!("{}{}", prefix, msg))
+}
+
+/// Maps a failure to open the device to a message.
+pub fn open_error(path: &str, e: OpenError) -> Error {
+    Error::Runtime(match e {
+        OpenError::Open(e) => match e.raw_os_error() {
+            Some(libc::ENOENT) => format!(
+                "{}: not found (is kvm_isolate loaded? modprobe kvm_isolate)",
+                path
+            ),
+            Some(libc::EACCES | libc::EPERM) => format!("{}: permission denied (needs root)", path),
+            _ => format!("{}: {}", path, strerror(&e)),
+        },
+        OpenError::Version(e) => format!(
+            "{}: version query failed: {} (not a kvm-isolate device?)",
+            path,
+            strerror(&e)
+        ),
+        OpenError::Mismatch(v) => format!(
+            "{}: control plane version {}, this tool speaks {}",
+            path,
+            v,
+            kvm_isolate_core::ctl::CTL_VERSION_NR
+        ),
+    })
+}
+
+/// Opens the real device.
+pub fn open_device(path: &str) -> Result<Box<dyn Ctl>, Error> {
+    Device::open(path)
+        .map(|d| Box::new(d) as Box<dyn Ctl>)
+        .map_err(|e| open_error(path, e))
+}
+
+fn json_line<T: Serialize + ?Sized>(out: &mut dyn Write, v: &T) -> Result<(), Error> {
+    let s = serde_json::to_string(v).map_err(|e| Error::Runtime(format!("JSON: {}", e)))?;
+    writeln!(out, "{}", s)?;
+    Ok(())
+}
+
+fn json_pretty<T: Serialize + ?Sized>(out: &mut dyn Write, v: &T) -> Result<(), Error> {
+    let s = serde_json::to_string_pretty(v).map_err(|e| Error::Runtime(format!("JSON: {}", e)))?;
+    writeln!(out, "{}", s)?;
+    Ok(())
+}
+
+/// Checks `mode`'s arguments and builds the ioctl argument.  Runs before the device is opened.
+pub fn mode_request(
+    vm: u32,
+    mode: ModeArg,
+    domain: Option<u32>,
+    deny: Option<DenyArg>,
+) -> Result<CtlMode, Error> {
+    if domain.is_some() && deny.is_some() {
+        return Err(Error::Usage(
+            "--deny sets the VM's action and cannot be used with --domain".into(),
+        ));
+    }
+    if domain == Some(0) {
+        return Err(Error::Usage(
+            "--domain must be 1..15 (leave it out to set the VM's mode)".into(),
+        ));
+    }
+    if mode == ModeArg::Inherit && domain.is_none() {
+        return Err(Error::Usage(
+            "mode inherit is only valid for a domain (--domain D)".into(),
+        ));
+    }
+    Ok(CtlMode {
+        vm,
+        domain: domain.unwrap_or(0),
+        mode: match mode {
+            ModeArg::Off => MODE_OFF,
+            ModeArg::Learn => MODE_LEARN,
+            ModeArg::Enforce => MODE_ENFORCE,
+            ModeArg::Inherit => MODE_INHERIT,
+        },
+        deny: match deny {
+            None => DENY_KEEP,
+            Some(DenyArg::Exit) => DENY_EXIT,
+            Some(DenyArg::Gp) => DENY_GP,
+            Some(DenyArg::Pf) => DENY_PF,
+        },
+    })
+}
+
+/// Opens the device at a path.
+pub type Opener<'a> = dyn Fn(&str) -> Result<Box<dyn Ctl + 'a>, Error> + 'a;
+
+/// Runs a parsed command line.  `open` opens the device; it is called only once the arguments
+/// (and, for `profile import`, the file) have been checked.
+pub fn run<'a>(
+    cli: &Cli,
+    open: &Opener<'a>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), Error> {
+    let json = cli.json;
+    match &cli.cmd {
+        Command::List => list(&*open(&cli.device)?, json, out),
+        Command::Show { vm } => show(&*open(&cli.device)?, *vm, json, out),
+        Command::Stats => stats(&*open(&cli.device)?, json, out),
+        Command::Mode {
+            vm,
+            mode,
+            domain,
+            deny,
+        } => {
+            let req = mode_request(*vm, *mode, *domain, *deny)?;
+            let ctl = open(&cli.device)?;
+            let subject = if req.domain == 0 {
+                Subject::Vm(*vm)
+            } else {
+                Subject::Domain(*vm, req.domain)
+            };
+            ctl.set_mode(&req)
+                .map_err(|e| ioctl_error(&*ctl, e, subject, true))?;
+            if !json {
+                let what = if req.domain == 0 {
+                    format!("VM {}", vm)
+                } else {
+                    format!("VM {} domain {}", vm, req.domain)
+                };
+                let deny = if req.deny == DENY_KEEP {
+                    String::new()
+                } else {
+                    format!(", deny {}", output::deny_str(req.deny))
+                };
+                writeln!(out, "{}: mode {}{}", what, output::mode_str(req.mode), deny)?;
+            }
+            Ok(())
+        }
+        Command::Lock { vm, unlock } => {
+            let ctl = open(&cli.device)?;
+            let req = CtlLock {
+                vm: *vm,
+                lock: u32::from(!unlock),
+            };
+            ctl.lock(&req)
+                .map_err(|e| ioctl_error(&*ctl, e, Subject::Vm(*vm), true))?;
+            if !json {
+                writeln!(
+                    out,
+                    "VM {}: {}",
+                    vm,
+                    if *unlock { "unlocked" } else { "locked" }
+                )?;
+            }
+            Ok(())
+        }
+        Command::Profile(ProfileCmd::Export { vm, output }) => {
+            let text = profile_export(&*open(&cli.device)?, *vm)?;
+            match output {
+                None => out.write_all(text.as_bytes())?,
+                Some(path) => std::fs::write(path, text)
+                    .map_err(|e| Error::Runtime(format!("{}: {}", path, strerror(&e))))?,
+            }
+            Ok(())
+        }
+        Command::Profile(ProfileCmd::Import { vm, file }) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| Error::Runtime(format!("{}: {}", file, strerror(&e))))?;
+            let rules =
+                profile::parse(&text).map_err(|e| Error::Runtime(format!("{}: {}", file, e)))?;
+            let ctl = open(&cli.device)?;
+            profile_set(&*ctl, *vm, &rules)?;
+            if !json {
+                writeln!(out, "VM {}: profile replaced, {} rules", vm, rules.len())?;
+            }
+            Ok(())
+        }
+        Command::Log { vm, follow, max } => {
+            let ctl = open(&cli.device)?;
+            log(&*ctl, *vm, *follow, *max, json, out, err)
+        }
+    }
+}
+
+fn list_vms(ctl: &dyn Ctl) -> Result<Vec<CtlVm>, Error> {
+    let mut vms = ctl
+        .list()
+        .map_err(|e| ioctl_error(ctl, e, Subject::Any, false))?;
+    vms.sort_by_key(|v| v.id);
+    Ok(vms)
+}
+
+/// `list`.
+pub fn list(ctl: &dyn Ctl, json: bool, out: &mut dyn Write) -> Result<(), Error> {
+    let vms = list_vms(ctl)?;
+    if json {
+        let v: Vec<VmJson> = vms.iter().map(VmJson::from).collect();
+        return json_pretty(out, &v);
+    }
+    let rows: Vec<Vec<String>> = vms.iter().map(output::vm_row).collect();
+    out.write_all(output::table(&output::VM_HEADERS, &rows).as_bytes())?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ShowJson {
+    vm: VmJson,
+    domains: Vec<DomainJson>,
+}
+
+/// `show VM`.
+pub fn show(ctl: &dyn Ctl, vm: u32, json: bool, out: &mut dyn Write) -> Result<(), Error> {
+    let vms = list_vms(ctl)?;
+    let v = vms
+        .iter()
+        .find(|v| v.id == vm)
+        .ok_or_else(|| Error::Runtime(format!("no VM {}", vm)))?;
+    let mut domains = ctl
+        .domains(vm)
+        .map_err(|e| ioctl_error(ctl, e, Subject::Vm(vm), false))?;
+    domains.sort_by_key(|d| d.id);
+    if json {
+        return json_pretty(
+            out,
+            &ShowJson {
+                vm: VmJson::from(v),
+                domains: domains.iter().map(|d| DomainJson::new(d, v.mode)).collect(),
+            },
+        );
+    }
+    out.write_all(output::table(&output::VM_HEADERS, &[output::vm_row(v)]).as_bytes())?;
+    writeln!(out)?;
+    let rows: Vec<Vec<String>> = domains
+        .iter()
+        .map(|d| output::domain_row(d, v.mode))
+        .collect();
+    out.write_all(output::table(&output::DOMAIN_HEADERS, &rows).as_bytes())?;
+    Ok(())
+}
+
+/// Totals of `stats`.
+#[derive(Serialize, Default, Debug, PartialEq, Eq)]
+pub struct Totals {
+    pub vms: u64,
+    pub violations: u64,
+    pub allowed: u64,
+    pub denied: u64,
+    pub learned: u64,
+    pub logged: u64,
+    pub dropped: u64,
+}
+
+impl Totals {
+    pub fn of(vms: &[CtlVm]) -> Self {
+        let mut t = Totals {
+            vms: vms.len() as u64,
+            ..Default::default()
+        };
+        for v in vms {
+            t.violations = t.violations.saturating_add(v.violations);
+            t.allowed = t.allowed.saturating_add(v.allowed);
+            t.denied = t.denied.saturating_add(v.denied);
+            t.learned = t.learned.saturating_add(v.learned);
+            t.logged = t.logged.saturating_add(v.logged);
+            t.dropped = t.dropped.saturating_add(v.dropped);
+        }
+        t
+    }
+}
+
+#[derive(Serialize)]
+struct StatsJson {
+    totals: Totals,
+    vms: Vec<VmJson>,
+}
+
+const STATS_HEADERS: [&str; 7] = [
+    "VMS",
+    "VIOLATIONS",
+    "ALLOWED",
+    "DENIED",
+    "LEARNED",
+    "LOGGED",
+    "DROPPED",
+];
+const STATS_VM_HEADERS: [&str; 9] = [
+    "ID",
+    "MODE",
+    "RULES",
+    "VIOLATIONS",
+    "ALLOWED",
+    "DENIED",
+    "LEARNED",
+    "LOGGED",
+    "DROPPED",
+];
+
+/// `stats`.
+pub fn stats(ctl: &dyn Ctl, json: bool, out: &mut dyn Write) -> Result<(), Error> {
+    let vms = list_vms(ctl)?;
+    let t = Totals::of(&vms);
+    if json {
+        return json_pretty(
+            out,
+            &StatsJson {
+                totals: t,
+                vms: vms.iter().map(VmJson::from).collect(),
+            },
+        );
+    }
+    let total_row = vec![
+        t.vms.to_string(),
+        t.violations.to_string(),
+        t.allowed.to_string(),
+        t.denied.to_string(),
+        t.learned.to_string(),
+        t.logged.to_string(),
+        t.dropped.to_string(),
+    ];
+    out.write_all(output::table(&STATS_HEADERS, &[total_row]).as_bytes())?;
+    if !vms.is_empty() {
+        writeln!(out)?;
+        let rows: Vec<Vec<String>> = vms
+            .iter()
+            .map(|v| {
+                vec![
+                    v.id.to_string(),
+                    output::mode_str(v.mode),
+                    v.rules.to_string(),
+                    v.violations.to_string(),
+                    v.allowed.to_string(),
+                    v.denied.to_string(),
+                    v.learned.to_string(),
+                    v.logged.to_string(),
+                    v.dropped.to_string(),
+                ]
+            })
+            .collect();
+        out.write_all(output::table(&STATS_VM_HEADERS, &rows).as_bytes())?;
+    }
+    Ok(())
+}
+
+/// `profile export VM`: the file's text.
+pub fn profile_export(ctl: &dyn Ctl, vm: u32) -> Result<String, Error> {
+    let rules = ctl
+        .profile_get(vm)
+        .map_err(|e| ioctl_error(ctl, e, Subject::Vm(vm), false))?;
+    profile::export(&rules).map_err(|e| Error::Runtime(format!("JSON: {}", e)))
+}
+
+/// `profile import VM` once the file is parsed.
+pub fn profile_set(
+    ctl: &dyn Ctl,
+    vm: u32,
+    rules: &[kvm_isolate_core::ctl::CtlRule],
+) -> Result<(), Error> {
+    ctl.profile_set(vm, rules)
+        .map_err(|e| ioctl_error(ctl, e, Subject::Vm(vm), true))
+}
+
+/// `log VM`: drains the log in batches; with `follow`, polls until the VM goes away.
+pub fn log(
+    ctl: &dyn Ctl,
+    vm: u32,
+    follow: bool,
+    max: Option<u64>,
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), Error> {
+    let mut seen: u64 = 0;
+    let mut dropped: u64 = 0;
+    let mut first = true;
+    if !json {
+        let headers: Vec<String> = output::RECORD_HEADERS
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
+        out.write_all(output::fixed_line(&headers).as_bytes())?;
+    }
+    loop {
+        let want = match max {
+            Some(m) => m.saturating_sub(seen).min(u64::from(LOG_BATCH)) as u32,
+            None => LOG_BATCH,
+        };
+        if want == 0 {
+            break;
+        }
+        let (records, d) = match ctl.log_read(vm, want) {
+            Ok(r) => r,
+            Err(e) if follow && !first && e.raw_os_error() == Some(libc::ENOENT) => {
+                writeln!(err, "kvm-isolatectl: VM {} is gone", vm)?;
+                break;
+            }
+            Err(e) => return Err(ioctl_error(ctl, e, Subject::Vm(vm), false)),
+        };
+        first = false;
+        dropped = d;
+        for r in &records {
+            if json {
+                json_line(out, &RecordJson::from(r))?;
+            } else {
+                out.write_all(output::fixed_line(&output::record_row(r)).as_bytes())?;
+            }
+        }
+        seen += records.len() as u64;
+        if records.is_empty() {
+            if !follow {
+                break;
+            }
+            out.flush()?;
+            std::thread::sleep(FOLLOW_INTERVAL);
+        }
+    }
+    if json {
+        json_line(out, &serde_json::json!({ "dropped": dropped }))?;
+    } else {
+        writeln!(out, "dropped: {}", dropped)?;
+    }
+    out.flush()?;
+    Ok(())
+}

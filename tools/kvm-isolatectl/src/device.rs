@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Access to `/dev/kvm-isolate`: the [`Ctl`] trait and its ioctl implementation [`Device`].
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::io::AsRawFd;
+
+use kvm_isolate_core::ctl::{
+    CtlArray, CtlDomain, CtlLock, CtlMode, CtlRecord, CtlRule, CtlVm, CTL_DOMAINS, CTL_LIST,
+    CTL_LOCK, CTL_LOG_READ, CTL_PROFILE_GET, CTL_PROFILE_SET, CTL_SET_MODE, CTL_VERSION,
+    CTL_VERSION_NR,
+};
+
+/// The control plane, one method per ioctl.  Errors carry the kernel's errno.
+pub trait Ctl {
+    /// `KVM_ISOLATE_CTL_LIST`: every VM.
+    fn list(&self) -> io::Result<Vec<CtlVm>>;
+    /// `KVM_ISOLATE_CTL_DOMAINS`: the domains of `vm`.
+    fn domains(&self, vm: u32) -> io::Result<Vec<CtlDomain>>;
+    /// `KVM_ISOLATE_CTL_SET_MODE`.
+    fn set_mode(&self, mode: &CtlMode) -> io::Result<()>;
+    /// `KVM_ISOLATE_CTL_LOCK`.
+    fn lock(&self, lock: &CtlLock) -> io::Result<()>;
+    /// `KVM_ISOLATE_CTL_PROFILE_GET`: the profile rules of `vm`.
+    fn profile_get(&self, vm: u32) -> io::Result<Vec<CtlRule>>;
+    /// `KVM_ISOLATE_CTL_PROFILE_SET`: replace the profile of `vm`.
+    fn profile_set(&self, vm: u32, rules: &[CtlRule]) -> io::Result<()>;
+    /// `KVM_ISOLATE_CTL_LOG_READ`: take up to `max` records; also returns the dropped count.
+    fn log_read(&self, vm: u32, max: u32) -> io::Result<(Vec<CtlRecord>, u64)>;
+}
+
+/// How often the count protocol retries when the array keeps growing between calls.
+const COUNT_RETRIES: usize = 8;
+
+/// The real device.
+pub struct Device {
+    file: File,
+}
+
+/// Why [`Device::open`] failed.
+#[derive(Debug)]
+pub enum OpenError {
+    /// `open()` failed.
+    Open(io::Error),
+    /// `KVM_ISOLATE_CTL_VERSION` failed.
+    Version(io::Error),
+    /// The kernel speaks another control-plane version.
+    Mismatch(i32),
+}
+
+impl Device {
+    /// Opens `path` and checks the control-plane version.
+    pub fn open(path: &str) -> Result<Self, OpenError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(OpenError::Open)?;
+        let dev = Device { file };
+        // SAFETY: KVM_ISOLATE_CTL_VERSION is _IO: it takes no argument and touches no user memory.
+        let v = unsafe { libc::ioctl(dev.file.as_raw_fd(), CTL_VERSION as _) };
+        if v < 0 {
+            return Err(OpenError::Version(io::Error::last_os_error()));
+        }
+        if v as u32 != CTL_VERSION_NR {
+            return Err(OpenError::Mismatch(v));
+        }
+        Ok(dev)
+    }
+
+    /// One ioctl whose argument is a `CtlArray`.
+    fn array_ioctl(&self, nr: u32, arr: &mut CtlArray) -> io::Result<()> {
+        // SAFETY: `arr` is a valid, exclusively borrowed `struct kvm_isolate_ctl_array` for the
+        // duration of the call, and every caller makes `arr.ptr` point to at least `arr.count`
+        // writable (or, for PROFILE_SET, readable) elements of the type that `nr` transfers.
+        let r = unsafe { libc::ioctl(self.file.as_raw_fd(), nr as _, arr as *mut CtlArray) };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The count protocol of LIST, DOMAINS and PROFILE_GET: ask with `count = 0` to learn the
+    /// number, allocate, ask again; the kernel copies nothing if it does not fit, so retry if it
+    /// grew in between.
+    fn get_array<T: Copy + Default>(&self, nr: u32, vm: u32) -> io::Result<Vec<T>> {
+        let mut room = 0usize;
+        for _ in 0..COUNT_RETRIES {
+            let mut buf = vec![T::default(); room];
+            let mut arr = CtlArray {
+                vm,
+                count: u32::try_from(room)
+                    .map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?,
+                ptr: buf.as_mut_ptr() as u64,
+                dropped: 0,
+            };
+            self.array_ioctl(nr, &mut arr)?;
+            let n = arr.count as usize;
+            if n <= room {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            // A little slack so that one more VM/rule appearing does not cost another round.
+            room = n + n / 8 + 1;
+        }
+        Err(io::Error::from_raw_os_error(libc::EAGAIN))
+    }
+}
+
+impl Ctl for Device {
+    fn list(&self) -> io::Result<Vec<CtlVm>> {
+        self.get_array(CTL_LIST, 0)
+    }
+
+    fn domains(&self, vm: u32) -> io::Result<Vec<CtlDomain>> {
+        self.get_array(CTL_DOMAINS, vm)
+    }
+
+    fn set_mode(&self, mode: &CtlMode) -> io::Result<()> {
+        let mut m = *mode;
+        // SAFETY: `m` is a valid `struct kvm_isolate_ctl_mode` living for the whole call; the
+        // ioctl (_IOW) only reads it.
+        let r = unsafe {
+            libc::ioctl(
+                self.file.as_raw_fd(),
+                CTL_SET_MODE as _,
+                &mut m as *mut CtlMode,
+            )
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn lock(&self, lock: &CtlLock) -> io::Result<()> {
+        let mut l = *lock;
+        // SAFETY: `l` is a valid `struct kvm_isolate_ctl_lock` living for the whole call; the
+        // ioctl (_IOW) only reads it.
+        let r =
+            unsafe { libc::ioctl(self.file.as_raw_fd(), CTL_LOCK as _, &mut l as *mut CtlLock) };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn profile_get(&self, vm: u32) -> io::Result<Vec<CtlRule>> {
+        self.get_array(CTL_PROFILE_GET, vm)
+    }
+
+    fn profile_set(&self, vm: u32, rules: &[CtlRule]) -> io::Result<()> {
+        let mut arr = CtlArray {
+            vm,
+            count: u32::try_from(rules.len())
+                .map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?,
+            ptr: rules.as_ptr() as u64,
+            dropped: 0,
+        };
+        // `array_ioctl` holds: `ptr` points to `count` rules, which PROFILE_SET only reads.
+        self.array_ioctl(CTL_PROFILE_SET, &mut arr)
+    }
+
+    fn log_read(&self, vm: u32, max: u32) -> io::Result<(Vec<CtlRecord>, u64)> {
+        let mut buf = vec![CtlRecord::default(); max as usize];
+        let mut arr = CtlArray {
+            vm,
+            count: max,
+            ptr: buf.as_mut_ptr() as u64,
+            dropped: 0,
+        };
+        self.array_ioctl(CTL_LOG_READ, &mut arr)?;
+        buf.truncate((arr.count as usize).min(max as usize));
+        Ok((buf, arr.dropped))
+    }
+}
+
+impl<T: Ctl + ?Sized> Ctl for &T {
+    fn list(&self) -> io::Result<Vec<CtlVm>> {
+        (**self).list()
+    }
+    fn domains(&self, vm: u32) -> io::Result<Vec<CtlDomain>> {
+        (**self).domains(vm)
+    }
+    fn set_mode(&self, mode: &CtlMode) -> io::Result<()> {
+        (**self).set_mode(mode)
+    }
+    fn lock(&self, lock: &CtlLock) -> io::Result<()> {
+        (**self).lock(lock)
+    }
+    fn profile_get(&self, vm: u32) -> io::Result<Vec<CtlRule>> {
+        (**self).profile_get(vm)
+    }
+    fn profile_set(&self, vm: u32, rules: &[CtlRule]) -> io::Result<()> {
+        (**self).profile_set(vm, rules)
+    }
+    fn log_read(&self, vm: u32, max: u32) -> io::Result<(Vec<CtlRecord>, u64)> {
+        (**self).log_read(vm, max)
+    }
+}
+
+/// A fake device for the tests: a VM table and a record of the calls that change state.
+#[cfg(test)]
+pub mod fake {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+
+    /// One VM of the fake.
+    #[derive(Default, Clone)]
+    pub struct FakeVm {
+        pub vm: CtlVm,
+        pub domains: Vec<CtlDomain>,
+        pub rules: Vec<CtlRule>,
+        pub log: VecDeque<CtlRecord>,
+        pub dropped: u64,
+    }
+
+    /// The fake device.
+    #[derive(Default)]
+    pub struct Fake {
+        pub vms: RefCell<Vec<FakeVm>>,
+        /// Every SET_MODE / LOCK / PROFILE_SET, by name.
+        pub calls: RefCell<Vec<String>>,
+        /// Sizes asked of LOG_READ.
+        pub log_reads: RefCell<Vec<u32>>,
+    }
+
+    fn enoent() -> io::Error {
+        io::Error::from_raw_os_error(libc::ENOENT)
+    }
+
+    impl Fake {
+        pub fn new(vms: Vec<FakeVm>) -> Self {
+            Fake {
+                vms: RefCell::new(vms),
+                ..Default::default()
+            }
+        }
+
+        fn with_vm<R>(
+            &self,
+            vm: u32,
+            f: impl FnOnce(&mut FakeVm) -> io::Result<R>,
+        ) -> io::Result<R> {
+            let mut vms = self.vms.borrow_mut();
+            let v = vms.iter_mut().find(|v| v.vm.id == vm).ok_or_else(enoent)?;
+            f(v)
+        }
+    }
+
+    impl Ctl for Fake {
+        fn list(&self) -> io::Result<Vec<CtlVm>> {
+            Ok(self.vms.borrow().iter().map(|v| v.vm).collect())
+        }
+
+        fn domains(&self, vm: u32) -> io::Result<Vec<CtlDomain>> {
+            self.with_vm(vm, |v| Ok(v.domains.clone()))
+        }
+
+        fn set_mode(&self, m: &CtlMode) -> io::Result<()> {
+            self.calls.borrow_mut().push(format!("set_mode {:?}", m));
+            self.with_vm(m.vm, |v| {
+                if v.vm.locked != 0 {
+                    return Err(io::Error::from_raw_os_error(libc::EPERM));
+                }
+                if m.domain == 0 {
+                    v.vm.mode = m.mode;
+                    if m.deny != kvm_isolate_core::ctl::DENY_KEEP {
+                        v.vm.deny = m.deny;
+                    }
+                } else {
+                    let d = v
+                        .domains
+                        .iter_mut()
+                        .find(|d| d.id == m.domain)
+                        .ok_or_else(enoent)?;
+                    d.mode = m.mode;
+                }
+                Ok(())
+            })
+        }
+
+        fn lock(&self, l: &CtlLock) -> io::Result<()> {
+            self.calls.borrow_mut().push(format!("lock {:?}", l));
+            self.with_vm(l.vm, |v| {
+                v.vm.locked = l.lock;
+                Ok(())
+            })
+        }
+
+        fn profile_get(&self, vm: u32) -> io::Result<Vec<CtlRule>> {
+            self.with_vm(vm, |v| Ok(v.rules.clone()))
+        }
+
+        fn profile_set(&self, vm: u32, rules: &[CtlRule]) -> io::Result<()> {
+            self.calls
+                .borrow_mut()
+                .push(format!("profile_set {} {}", vm, rules.len()));
+            self.with_vm(vm, |v| {
+                v.rules = rules.to_vec();
+                v.vm.rules = rules.len() as u32;
+                Ok(())
+            })
+        }
+
+        fn log_read(&self, vm: u32, max: u32) -> io::Result<(Vec<CtlRecord>, u64)> {
+            self.log_reads.borrow_mut().push(max);
+            self.with_vm(vm, |v| {
+                let n = v.log.len().min(max as usize);
+                Ok((v.log.drain(..n).collect(), v.dropped))
+            })
+        }
+    }
+}

@@ -1,0 +1,390 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Names of the ABI's numbers, aligned tables and the JSON shapes of the structs.
+
+use kvm_isolate_core::ctl::{
+    CtlDomain, CtlRecord, CtlVm, DENY_EXIT, DENY_GP, DENY_KEEP, DENY_PF, GVA_UNKNOWN, LOG_ALLOWED,
+    LOG_DENIED, LOG_LEARNED, MODE_ENFORCE, MODE_INHERIT, MODE_LEARN, MODE_OFF,
+};
+use serde::Serialize;
+
+/// `KVM_ISOLATE_ACCESS_R`.
+pub const ACCESS_R: u32 = 0x1;
+/// `KVM_ISOLATE_ACCESS_W`.
+pub const ACCESS_W: u32 = 0x2;
+/// `KVM_ISOLATE_ACCESS_X`.
+pub const ACCESS_X: u32 = 0x4;
+
+const ACCESS_LETTERS: [(char, u32); 3] = [('r', ACCESS_R), ('w', ACCESS_W), ('x', ACCESS_X)];
+
+/// `MODE_*` as a word.
+pub fn mode_str(mode: u32) -> String {
+    match mode {
+        MODE_OFF => "off".into(),
+        MODE_LEARN => "learn".into(),
+        MODE_ENFORCE => "enforce".into(),
+        MODE_INHERIT => "inherit".into(),
+        n => format!("mode({})", n),
+    }
+}
+
+/// `DENY_*` as a word.
+pub fn deny_str(deny: u32) -> String {
+    match deny {
+        DENY_EXIT => "exit".into(),
+        DENY_GP => "gp".into(),
+        DENY_PF => "pf".into(),
+        DENY_KEEP => "keep".into(),
+        n => format!("deny({})", n),
+    }
+}
+
+/// `LOG_*` as a word.
+pub fn verdict_str(v: u32) -> String {
+    match v {
+        LOG_ALLOWED => "allowed".into(),
+        LOG_LEARNED => "learned".into(),
+        LOG_DENIED => "denied".into(),
+        n => format!("verdict({})", n),
+    }
+}
+
+/// `ACCESS_*` bits as letters in `rwx` order; unknown bits as `+0x..`.
+pub fn access_str(a: u32) -> String {
+    let mut s: String = ACCESS_LETTERS
+        .iter()
+        .filter(|(_, bit)| a & bit != 0)
+        .map(|(c, _)| *c)
+        .collect();
+    let rest = a & !(ACCESS_R | ACCESS_W | ACCESS_X);
+    if rest != 0 {
+        s.push_str(&format!("+{:#x}", rest));
+    }
+    s
+}
+
+/// Parses `rwx` letters: non-empty, each at most once, any order.
+pub fn access_from_str(s: &str) -> Result<u32, String> {
+    if s.is_empty() {
+        return Err("empty (expected some of r, w, x)".into());
+    }
+    let mut bits = 0;
+    for c in s.chars() {
+        let bit = ACCESS_LETTERS
+            .iter()
+            .find(|(l, _)| *l == c)
+            .map(|(_, b)| *b)
+            .ok_or_else(|| format!("{:?}: unknown letter {:?} (expected r, w, x)", s, c))?;
+        if bits & bit != 0 {
+            return Err(format!("{:?}: repeats {:?}", s, c));
+        }
+        bits |= bit;
+    }
+    Ok(bits)
+}
+
+/// `0x` and 16 hex digits.
+pub fn addr(v: u64) -> String {
+    format!("{:#018x}", v)
+}
+
+/// Nanoseconds as `s.nnnnnnnnn`.
+pub fn time_str(ns: u64) -> String {
+    format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000)
+}
+
+/// Left-aligned columns separated by two spaces, header first, no trailing blanks.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut width: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.zip(&width).enumerate() {
+            if i > 0 {
+                s.push_str("  ");
+            }
+            s.push_str(&format!("{:<w$}", cell, w = w));
+        }
+        let mut s = s.trim_end().to_string();
+        s.push('\n');
+        s
+    };
+    let mut out = line(&mut headers.iter().copied());
+    for row in rows {
+        out.push_str(&line(&mut row.iter().map(String::as_str)));
+    }
+    out
+}
+
+/// JSON form of `kvm_isolate_ctl_vm`.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct VmJson {
+    pub id: u32,
+    pub pid: u32,
+    pub mode: String,
+    pub deny: String,
+    pub locked: bool,
+    pub domains: u32,
+    pub views: u32,
+    pub rules: u32,
+    pub violations: u64,
+    pub allowed: u64,
+    pub denied: u64,
+    pub learned: u64,
+    pub logged: u64,
+    pub dropped: u64,
+}
+
+impl From<&CtlVm> for VmJson {
+    fn from(v: &CtlVm) -> Self {
+        VmJson {
+            id: v.id,
+            pid: v.pid,
+            mode: mode_str(v.mode),
+            deny: deny_str(v.deny),
+            locked: v.locked != 0,
+            domains: v.domains,
+            views: v.views,
+            rules: v.rules,
+            violations: v.violations,
+            allowed: v.allowed,
+            denied: v.denied,
+            learned: v.learned,
+            logged: v.logged,
+            dropped: v.dropped,
+        }
+    }
+}
+
+/// JSON form of `kvm_isolate_ctl_domain`; `effective_mode` resolves `inherit`.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct DomainJson {
+    pub id: u32,
+    pub mode: String,
+    pub effective_mode: String,
+    pub code_ranges: u32,
+    pub regions: u32,
+    pub rules: u32,
+    pub allowed: u64,
+    pub denied: u64,
+    pub learned: u64,
+    pub left: u64,
+}
+
+impl DomainJson {
+    pub fn new(d: &CtlDomain, vm_mode: u32) -> Self {
+        DomainJson {
+            id: d.id,
+            mode: mode_str(d.mode),
+            effective_mode: mode_str(if d.mode == MODE_INHERIT {
+                vm_mode
+            } else {
+                d.mode
+            }),
+            code_ranges: d.code_ranges,
+            regions: d.regions,
+            rules: d.rules,
+            allowed: d.allowed,
+            denied: d.denied,
+            learned: d.learned,
+            left: d.left,
+        }
+    }
+}
+
+/// JSON form of `kvm_isolate_ctl_record`; `gva` is null when unknown.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct RecordJson {
+    pub seq: u64,
+    pub time_ns: u64,
+    pub vm: u32,
+    pub vcpu: u32,
+    pub view: u32,
+    pub domain: u32,
+    pub rip: u64,
+    pub gva: Option<u64>,
+    pub gpa: u64,
+    pub access: String,
+    pub verdict: String,
+}
+
+impl From<&CtlRecord> for RecordJson {
+    fn from(r: &CtlRecord) -> Self {
+        RecordJson {
+            seq: r.seq,
+            time_ns: r.time_ns,
+            vm: r.vm,
+            vcpu: r.vcpu,
+            view: r.view,
+            domain: r.domain,
+            rip: r.rip,
+            gva: (r.gva != GVA_UNKNOWN).then_some(r.gva),
+            gpa: r.gpa,
+            access: access_str(r.access),
+            verdict: verdict_str(r.verdict),
+        }
+    }
+}
+
+/// Columns of `list`.
+pub const VM_HEADERS: [&str; 12] = [
+    "ID",
+    "PID",
+    "MODE",
+    "DENY",
+    "LOCKED",
+    "DOMAINS",
+    "RULES",
+    "VIOLATIONS",
+    "ALLOWED",
+    "DENIED",
+    "LOGGED",
+    "DROPPED",
+];
+
+/// One `list` row.
+pub fn vm_row(v: &CtlVm) -> Vec<String> {
+    vec![
+        v.id.to_string(),
+        v.pid.to_string(),
+        mode_str(v.mode),
+        deny_str(v.deny),
+        if v.locked != 0 { "yes" } else { "no" }.into(),
+        v.domains.to_string(),
+        v.rules.to_string(),
+        v.violations.to_string(),
+        v.allowed.to_string(),
+        v.denied.to_string(),
+        v.logged.to_string(),
+        v.dropped.to_string(),
+    ]
+}
+
+/// Columns of `show`'s domain table.
+pub const DOMAIN_HEADERS: [&str; 9] = [
+    "DOMAIN",
+    "MODE",
+    "CODE_RANGES",
+    "REGIONS",
+    "RULES",
+    "ALLOWED",
+    "DENIED",
+    "LEARNED",
+    "LEFT",
+];
+
+/// One domain row; an inheriting domain's mode reads `inherit(<vm mode>)`.
+pub fn domain_row(d: &CtlDomain, vm_mode: u32) -> Vec<String> {
+    let mode = if d.mode == MODE_INHERIT {
+        format!("inherit({})", mode_str(vm_mode))
+    } else {
+        mode_str(d.mode)
+    };
+    vec![
+        d.id.to_string(),
+        mode,
+        d.code_ranges.to_string(),
+        d.regions.to_string(),
+        d.rules.to_string(),
+        d.allowed.to_string(),
+        d.denied.to_string(),
+        d.learned.to_string(),
+        d.left.to_string(),
+    ]
+}
+
+/// Columns of `log`.
+pub const RECORD_HEADERS: [&str; 10] = [
+    "SEQ", "TIME", "VCPU", "VIEW", "DOMAIN", "RIP", "GVA", "GPA", "ACCESS", "VERDICT",
+];
+
+/// One `log` row.
+pub fn record_row(r: &CtlRecord) -> Vec<String> {
+    vec![
+        r.seq.to_string(),
+        time_str(r.time_ns),
+        r.vcpu.to_string(),
+        r.view.to_string(),
+        r.domain.to_string(),
+        addr(r.rip),
+        if r.gva == GVA_UNKNOWN {
+            "-".into()
+        } else {
+            addr(r.gva)
+        },
+        addr(r.gpa),
+        access_str(r.access),
+        verdict_str(r.verdict),
+    ]
+}
+
+/// Fixed widths for the streamed log (records arrive in batches, so the table cannot be sized
+/// over all of them).
+pub const RECORD_WIDTHS: [usize; 10] = [8, 20, 4, 4, 6, 18, 18, 18, 6, 7];
+
+/// One streamed log line, padded to [`RECORD_WIDTHS`].
+pub fn fixed_line(cells: &[String]) -> String {
+    let mut s = String::new();
+    for (i, cell) in cells.iter().enumerate() {
+        if i > 0 {
+            s.push_str("  ");
+        }
+        let w = RECORD_WIDTHS.get(i).copied().unwrap_or(0);
+        s.push_str(&format!("{:<w$}", cell, w = w));
+    }
+    let mut s = s.trim_end().to_string();
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(mode_str(MODE_ENFORCE), "enforce");
+        assert_eq!(mode_str(9), "mode(9)");
+        assert_eq!(deny_str(DENY_GP), "gp");
+        assert_eq!(verdict_str(LOG_LEARNED), "learned");
+        assert_eq!(access_str(3), "rw");
+        assert_eq!(access_str(7), "rwx");
+        assert_eq!(access_str(0x14), "x+0x10");
+        assert_eq!(access_from_str("wr"), Ok(3));
+        assert!(access_from_str("rwr").is_err());
+        assert_eq!(time_str(12_000_000_345), "12.000000345");
+        assert_eq!(addr(0x1000), "0x0000000000001000");
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let t = table(
+            &["A", "LONGER"],
+            &[
+                vec!["12345".into(), "x".into()],
+                vec!["1".into(), "yy".into()],
+            ],
+        );
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines, vec!["A      LONGER", "12345  x", "1      yy"]);
+    }
+
+    #[test]
+    fn record_row_marks_unknown_gva() {
+        let r = CtlRecord {
+            gva: GVA_UNKNOWN,
+            access: ACCESS_W,
+            verdict: LOG_DENIED,
+            ..Default::default()
+        };
+        let row = record_row(&r);
+        assert_eq!(row[6], "-");
+        assert_eq!(row[8], "w");
+        assert_eq!(row[9], "denied");
+        assert_eq!(RecordJson::from(&r).gva, None);
+    }
+}

@@ -1,0 +1,586 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! End-to-end tests: command lines run against the fake device.
+
+use std::collections::VecDeque;
+
+use clap::error::ErrorKind;
+use clap::Parser;
+use kvm_isolate_core::ctl::{
+    CtlDomain, CtlRecord, CtlRule, CtlVm, DENY_GP, DENY_KEEP, DENY_PF, GVA_UNKNOWN, LOG_ALLOWED,
+    LOG_DENIED, MODE_ENFORCE, MODE_INHERIT, MODE_LEARN,
+};
+use serde_json::Value;
+
+use crate::cmd::{self, Cli, DenyArg, Error, ModeArg};
+use crate::device::fake::{Fake, FakeVm};
+use crate::device::Ctl;
+
+fn fake() -> Fake {
+    let vm1 = FakeVm {
+        vm: CtlVm {
+            id: 1,
+            pid: 4242,
+            mode: MODE_ENFORCE,
+            deny: DENY_GP,
+            locked: 0,
+            domains: 2,
+            views: 0b111,
+            rules: 2,
+            violations: 10,
+            allowed: 7,
+            denied: 3,
+            learned: 0,
+            logged: 10,
+            dropped: 1,
+        },
+        domains: vec![
+            CtlDomain {
+                id: 2,
+                mode: MODE_LEARN,
+                code_ranges: 1,
+                regions: 3,
+                rules: 0,
+                left: 9,
+                ..Default::default()
+            },
+            CtlDomain {
+                id: 1,
+                mode: MODE_INHERIT,
+                code_ranges: 2,
+                regions: 1,
+                rules: 2,
+                allowed: 7,
+                denied: 3,
+                learned: 0,
+                left: 5,
+                pad: 0,
+            },
+        ],
+        rules: vec![
+            CtlRule {
+                domain: 1,
+                access: 3,
+                region_gpa: 0x40005000,
+                accessor_start: 0xffffffffc0002000,
+                accessor_end: 0xffffffffc0003000,
+            },
+            CtlRule {
+                domain: 1,
+                access: 1,
+                region_gpa: 0x40005000,
+                accessor_start: 0xffffffffc0000000,
+                accessor_end: 0xffffffffc0001000,
+            },
+        ],
+        log: (0..600u64)
+            .map(|i| CtlRecord {
+                seq: i,
+                time_ns: 5_000_000_007 + i,
+                rip: 0xffffffff81234567,
+                gva: if i == 0 {
+                    GVA_UNKNOWN
+                } else {
+                    0xffff888040005000
+                },
+                gpa: 0x40005000,
+                vm: 1,
+                vcpu: 0,
+                view: 0,
+                domain: 1,
+                access: 1,
+                verdict: if i % 2 == 0 { LOG_DENIED } else { LOG_ALLOWED },
+            })
+            .collect::<VecDeque<_>>(),
+        dropped: 17,
+    };
+    let vm2 = FakeVm {
+        vm: CtlVm {
+            id: 7,
+            pid: 99,
+            locked: 1,
+            violations: 5,
+            denied: 5,
+            logged: 2,
+            dropped: 3,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Fake::new(vec![vm2, vm1])
+}
+
+/// Runs a command line against `fake`: (result, stdout, stderr).
+fn run(fake: &Fake, args: &[&str]) -> (Result<(), Error>, String, String) {
+    let mut argv = vec!["kvm-isolatectl"];
+    argv.extend_from_slice(args);
+    let cli = Cli::try_parse_from(argv).expect("valid command line");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let open = |_: &str| Ok(Box::new(fake) as Box<dyn Ctl + '_>);
+    let r = cmd::run(&cli, &open, &mut out, &mut err);
+    (
+        r,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+fn ok(fake: &Fake, args: &[&str]) -> String {
+    let (r, out, _) = run(fake, args);
+    r.unwrap();
+    out
+}
+
+fn runtime_err(fake: &Fake, args: &[&str]) -> String {
+    match run(fake, args).0 {
+        Err(Error::Runtime(m)) => m,
+        other => panic!("{:?}: expected a runtime error, got {:?}", args, other),
+    }
+}
+
+fn temp_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "kvm-isolatectl-test-{}-{}",
+        std::process::id(),
+        name
+    ))
+}
+
+#[test]
+fn list_table_has_columns_and_values() {
+    let out = ok(&fake(), &["list"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3);
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "ID",
+            "PID",
+            "MODE",
+            "DENY",
+            "LOCKED",
+            "DOMAINS",
+            "RULES",
+            "VIOLATIONS",
+            "ALLOWED",
+            "DENIED",
+            "LOGGED",
+            "DROPPED"
+        ]
+    );
+    // Sorted by id, values under their headers.
+    let row1: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(
+        row1,
+        ["1", "4242", "enforce", "gp", "no", "2", "2", "10", "7", "3", "10", "1"]
+    );
+    assert!(lines[2].starts_with("7 "));
+    // Aligned: every column starts at the same offset in each line.
+    let col = lines[0].find("VIOLATIONS").unwrap();
+    assert_eq!(&lines[1][col..col + 2], "10");
+    assert_eq!(&lines[2][col..col + 1], "5");
+}
+
+#[test]
+fn list_json_has_struct_field_names() {
+    let out = ok(&fake(), &["--json", "list"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let a = v.as_array().unwrap();
+    assert_eq!(a.len(), 2);
+    let vm = &a[0];
+    for f in [
+        "id",
+        "pid",
+        "mode",
+        "deny",
+        "locked",
+        "domains",
+        "views",
+        "rules",
+        "violations",
+        "allowed",
+        "denied",
+        "learned",
+        "logged",
+        "dropped",
+    ] {
+        assert!(vm.get(f).is_some(), "missing {}", f);
+    }
+    assert_eq!(vm["id"], 1);
+    assert_eq!(vm["mode"], "enforce");
+    assert_eq!(vm["deny"], "gp");
+    assert_eq!(vm["locked"], false);
+    assert_eq!(a[1]["locked"], true);
+}
+
+#[test]
+fn show_lists_domains_with_inherited_mode() {
+    let out = ok(&fake(), &["show", "1"]);
+    let (vm_part, dom_part) = out.split_once("\n\n").unwrap();
+    assert!(vm_part.lines().nth(1).unwrap().starts_with("1 "));
+    let lines: Vec<&str> = dom_part.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        [
+            "DOMAIN",
+            "MODE",
+            "CODE_RANGES",
+            "REGIONS",
+            "RULES",
+            "ALLOWED",
+            "DENIED",
+            "LEARNED",
+            "LEFT"
+        ]
+    );
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["1", "inherit(enforce)", "2", "1", "2", "7", "3", "0", "5"]
+    );
+    assert_eq!(
+        lines[2].split_whitespace().collect::<Vec<_>>(),
+        ["2", "learn", "1", "3", "0", "0", "0", "0", "9"]
+    );
+
+    let v: Value = serde_json::from_str(&ok(&fake(), &["show", "1", "--json"])).unwrap();
+    assert_eq!(v["vm"]["pid"], 4242);
+    assert_eq!(v["domains"][0]["mode"], "inherit");
+    assert_eq!(v["domains"][0]["effective_mode"], "enforce");
+    assert_eq!(v["domains"][1]["code_ranges"], 1);
+
+    assert_eq!(runtime_err(&fake(), &["show", "3"]), "no VM 3");
+}
+
+#[test]
+fn stats_totals() {
+    let out = ok(&fake(), &["stats"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        [
+            "VMS",
+            "VIOLATIONS",
+            "ALLOWED",
+            "DENIED",
+            "LEARNED",
+            "LOGGED",
+            "DROPPED"
+        ]
+    );
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["2", "15", "7", "8", "0", "12", "4"]
+    );
+    assert!(out.lines().any(|l| l.starts_with("7 ")));
+    let v: Value = serde_json::from_str(&ok(&fake(), &["stats", "--json"])).unwrap();
+    assert_eq!(v["totals"]["vms"], 2);
+    assert_eq!(v["totals"]["denied"], 8);
+    assert_eq!(v["vms"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn mode_sets_vm_and_domain() {
+    let f = fake();
+    ok(&f, &["mode", "1", "learn", "--deny", "pf"]);
+    ok(&f, &["mode", "1", "inherit", "--domain", "2"]);
+    ok(&f, &["mode", "1", "off"]);
+    let vms = f.vms.borrow();
+    let vm = vms.iter().find(|v| v.vm.id == 1).unwrap();
+    assert_eq!(vm.vm.deny, DENY_PF, "deny kept when not given");
+    assert_eq!(
+        vm.domains.iter().find(|d| d.id == 2).unwrap().mode,
+        MODE_INHERIT
+    );
+    let calls = f.calls.borrow();
+    assert_eq!(calls.len(), 3);
+    assert!(
+        calls[2].contains(&format!("deny: {}", DENY_KEEP)),
+        "{}",
+        calls[2]
+    );
+}
+
+#[test]
+fn mode_argument_validation() {
+    // --deny with --domain: clap refuses (exit 2), and so does mode_request.
+    let e = Cli::try_parse_from([
+        "kvm-isolatectl",
+        "mode",
+        "1",
+        "enforce",
+        "--domain",
+        "1",
+        "--deny",
+        "gp",
+    ])
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ArgumentConflict);
+    assert_eq!(e.exit_code(), 2);
+    assert!(matches!(
+        cmd::mode_request(1, ModeArg::Enforce, Some(1), Some(DenyArg::Gp)),
+        Err(Error::Usage(m)) if m.contains("--deny") && m.contains("--domain")
+    ));
+    // Unknown mode, unknown deny, domain out of range.
+    for argv in [
+        &["kvm-isolatectl", "mode", "1", "paranoid"][..],
+        &["kvm-isolatectl", "mode", "1", "enforce", "--deny", "panic"][..],
+        &["kvm-isolatectl", "mode", "1", "enforce", "--domain", "16"][..],
+        &["kvm-isolatectl", "mode", "1", "enforce", "--domain", "0"][..],
+    ] {
+        let e = Cli::try_parse_from(argv).unwrap_err();
+        assert!(
+            matches!(
+                e.kind(),
+                ErrorKind::InvalidValue | ErrorKind::ValueValidation
+            ),
+            "{:?}: {:?}",
+            argv,
+            e.kind()
+        );
+        assert_eq!(e.exit_code(), 2);
+    }
+    // inherit is for domains only; the device is never asked.
+    let f = fake();
+    let (r, _, _) = run(&f, &["mode", "1", "inherit"]);
+    assert!(matches!(r, Err(Error::Usage(m)) if m.contains("inherit")));
+    assert!(f.calls.borrow().is_empty());
+}
+
+#[test]
+fn mode_and_lock_errors() {
+    let f = fake();
+    assert_eq!(runtime_err(&f, &["mode", "9", "enforce"]), "no VM 9");
+    assert_eq!(
+        runtime_err(&f, &["mode", "1", "enforce", "--domain", "5"]),
+        "no domain 5 in VM 1"
+    );
+    assert_eq!(
+        runtime_err(&f, &["mode", "9", "enforce", "--domain", "5"]),
+        "no VM 9"
+    );
+    assert_eq!(
+        runtime_err(&f, &["mode", "7", "enforce"]),
+        "VM 7: not allowed"
+    );
+    ok(&f, &["lock", "7", "--unlock"]);
+    ok(&f, &["mode", "7", "enforce"]);
+    ok(&f, &["lock", "7"]);
+    assert_eq!(f.vms.borrow()[0].vm.locked, 1);
+    assert_eq!(runtime_err(&f, &["lock", "8"]), "no VM 8");
+}
+
+#[test]
+fn profile_export_import_round_trip() {
+    let f = fake();
+    let exported = ok(&f, &["profile", "export", "1"]);
+    let v: Value = serde_json::from_str(&exported).unwrap();
+    assert_eq!(v["format"], "kvm-isolate-profile");
+    assert_eq!(v["version"], 1);
+    // Sorted by accessor_start.
+    assert_eq!(v["rules"][0]["accessor_start"], "0xffffffffc0000000");
+    assert_eq!(v["rules"][0]["access"], "r");
+    assert_eq!(v["rules"][1]["access"], "rw");
+
+    let path = temp_path("roundtrip.json");
+    std::fs::write(&path, &exported).unwrap();
+    let p = path.to_str().unwrap();
+    ok(&f, &["profile", "import", "7", p]);
+    assert_eq!(f.calls.borrow().last().unwrap(), "profile_set 7 2");
+    let again = ok(&f, &["profile", "export", "7"]);
+    assert_eq!(again, exported);
+
+    let out_path = temp_path("roundtrip-out.json");
+    ok(
+        &f,
+        &["profile", "export", "7", "-o", out_path.to_str().unwrap()],
+    );
+    assert_eq!(std::fs::read_to_string(&out_path).unwrap(), exported);
+    let _ = std::fs::remove_file(path);
+    let _ = std::fs::remove_file(out_path);
+}
+
+#[test]
+fn profile_import_rejects_bad_files_without_ioctl() {
+    let good = r#"{"format":"kvm-isolate-profile","version":1,"rules":[
+        {"domain":1,"region_gpa":"0x200000","access":"rw","accessor_start":"0x1000","accessor_end":"0x2000"}]}"#;
+    let cases: [(&str, String, &str); 8] = [
+        (
+            "format",
+            good.replace("kvm-isolate-profile", "kvm-isolate"),
+            "format:",
+        ),
+        (
+            "version",
+            good.replace("\"version\":1", "\"version\":3"),
+            "version:",
+        ),
+        (
+            "domain",
+            good.replace("\"domain\":1", "\"domain\":0"),
+            "rule 0: domain:",
+        ),
+        (
+            "gpa",
+            good.replace("0x200000", "0x200800"),
+            "rule 0: region_gpa: 0x200800 is not page aligned",
+        ),
+        (
+            "access",
+            good.replace("\"rw\"", "\"rwq\""),
+            "rule 0: access:",
+        ),
+        (
+            "range",
+            good.replace("\"0x2000\"", "\"0x1000\""),
+            "rule 0: accessor_end:",
+        ),
+        (
+            "unknown",
+            good.replace("\"domain\":1,", "\"domain\":1,\"view\":2,"),
+            "rule 0: unknown field \"view\"",
+        ),
+        ("syntax", good.replace("]}", "]"), "not a valid profile"),
+    ];
+    let f = fake();
+    for (name, text, want) in cases {
+        let path = temp_path(&format!("bad-{}.json", name));
+        std::fs::write(&path, text).unwrap();
+        let msg = runtime_err(&f, &["profile", "import", "1", path.to_str().unwrap()]);
+        assert!(
+            msg.contains(want),
+            "{}: {:?} does not contain {:?}",
+            name,
+            msg,
+            want
+        );
+        assert!(
+            msg.starts_with(path.to_str().unwrap()),
+            "{}: names the file: {}",
+            name,
+            msg
+        );
+        let _ = std::fs::remove_file(path);
+    }
+    assert!(
+        f.calls.borrow().is_empty(),
+        "no PROFILE_SET: {:?}",
+        f.calls.borrow()
+    );
+    assert_eq!(f.vms.borrow()[1].rules.len(), 2);
+    // And a good file does reach the device.
+    let path = temp_path("good.json");
+    std::fs::write(&path, good).unwrap();
+    ok(&f, &["profile", "import", "1", path.to_str().unwrap()]);
+    assert_eq!(f.calls.borrow().as_slice(), ["profile_set 1 1"]);
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn profile_import_checks_file_before_opening_device() {
+    let cli = Cli::try_parse_from([
+        "kvm-isolatectl",
+        "profile",
+        "import",
+        "1",
+        "/nonexistent/profile.json",
+    ])
+    .unwrap();
+    let open = |_: &str| -> Result<Box<dyn Ctl>, Error> { panic!("device opened") };
+    let r = cmd::run(&cli, &open, &mut Vec::new(), &mut Vec::new());
+    assert!(matches!(r, Err(Error::Runtime(m)) if m.starts_with("/nonexistent/profile.json: ")));
+}
+
+#[test]
+fn log_reads_in_batches_and_prints_dropped() {
+    let f = fake();
+    let out = ok(&f, &["log", "1"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1 + 600 + 1);
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["SEQ", "TIME", "VCPU", "VIEW", "DOMAIN", "RIP", "GVA", "GPA", "ACCESS", "VERDICT"]
+    );
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        [
+            "0",
+            "5.000000007",
+            "0",
+            "0",
+            "1",
+            "0xffffffff81234567",
+            "-",
+            "0x0000000040005000",
+            "r",
+            "denied"
+        ]
+    );
+    assert!(lines[2].contains("0xffff888040005000") && lines[2].ends_with("allowed"));
+    assert_eq!(lines[601], "dropped: 17");
+    // 256 + 256 + 88, then one empty read.
+    assert_eq!(f.log_reads.borrow().as_slice(), [256, 256, 256, 256]);
+    assert!(f.vms.borrow()[1].log.is_empty(), "reading consumes");
+}
+
+#[test]
+fn log_json_and_max() {
+    let f = fake();
+    let out = ok(&f, &["--json", "log", "1", "--max", "300"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 301);
+    let r0: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(r0["seq"], 0);
+    assert_eq!(r0["gva"], Value::Null);
+    assert_eq!(r0["verdict"], "denied");
+    assert_eq!(r0["access"], "r");
+    assert_eq!(r0["time_ns"], 5_000_000_007u64);
+    let r1: Value = serde_json::from_str(lines[1]).unwrap();
+    assert_eq!(r1["gva"], 0xffff888040005000u64);
+    let last: Value = serde_json::from_str(lines[300]).unwrap();
+    assert_eq!(last, serde_json::json!({ "dropped": 17 }));
+    assert_eq!(f.log_reads.borrow().as_slice(), [256, 44]);
+    assert_eq!(
+        f.vms.borrow()[1].log.len(),
+        300,
+        "the rest stays in the log"
+    );
+    assert_eq!(runtime_err(&f, &["log", "3"]), "no VM 3");
+}
+
+#[test]
+fn open_errors_are_clear() {
+    use crate::device::OpenError;
+    use std::io;
+    let e = cmd::open_error(
+        "/dev/kvm-isolate",
+        OpenError::Open(io::Error::from_raw_os_error(libc::ENOENT)),
+    );
+    assert_eq!(
+        e,
+        Error::Runtime(
+            "/dev/kvm-isolate: not found (is kvm_isolate loaded? modprobe kvm_isolate)".into()
+        )
+    );
+    let e = cmd::open_error(
+        "/dev/x",
+        OpenError::Open(io::Error::from_raw_os_error(libc::EACCES)),
+    );
+    assert!(e.to_string().contains("needs root"));
+    // The real device on a path that does not exist.
+    let cli = Cli::try_parse_from([
+        "kvm-isolatectl",
+        "--device",
+        "/nonexistent/kvm-isolate",
+        "list",
+    ])
+    .unwrap();
+    let r = cmd::run(&cli, &cmd::open_device, &mut Vec::new(), &mut Vec::new());
+    assert_eq!(
+        r,
+        Err(Error::Runtime(
+            "/nonexistent/kvm-isolate: not found (is kvm_isolate loaded? modprobe kvm_isolate)"
+                .into()
+        ))
+    );
+}
