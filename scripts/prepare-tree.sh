@@ -61,6 +61,7 @@ ki_cache_keep "$KI_CACHE/tree-$series_key"
 place() { # repo-path tree-path
 	mkdir -p "$(dirname "$tree/$2")"
 	rsync -a --no-times --checksum --delete --exclude target --exclude '*.o' --exclude Cargo.lock \
+		--exclude corpus --exclude artifacts \
 		"$KI_TOP/$1" "$tree/$2"
 }
 place rust/kernel/kvm_isolate/ rust/kernel/kvm_isolate/

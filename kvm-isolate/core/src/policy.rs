@@ -467,7 +467,12 @@ impl Engine {
                         .is_some_and(|x| x.rights & f.access != 0);
                 let mut o = out(Decision::Switch(d), d, None);
                 if !known {
-                    let (start, end) = self.accessor(f.rip);
+                    // An accessor no rule can describe (the last page of the address space)
+                    // must not be allowed: its code could never run in the domain's view, and
+                    // the access would switch back and forth for ever.
+                    let Some((start, end)) = self.accessor(f.rip) else {
+                        return deny(d);
+                    };
                     o.learn = Some(Rule {
                         region: r.gfn,
                         start,
@@ -502,13 +507,14 @@ impl Engine {
             .find_map(|r| self.rule_at(r.gfn, rip))
     }
 
-    /// The accessor range learning records for `rip`: its domain's code range, else its page.
-    pub fn accessor(&self, rip: u64) -> (u64, u64) {
+    /// The accessor range learning records for `rip`: its domain's code range, else its page;
+    /// `None` for the last page of the address space, whose end does not fit in a `u64`.
+    pub fn accessor(&self, rip: u64) -> Option<(u64, u64)> {
         match self.code_at(rip) {
-            Some(c) => (c.start, c.end),
+            Some(c) => Some((c.start, c.end)),
             None => {
                 let p = rip & !(PAGE - 1);
-                (p, p.saturating_add(PAGE))
+                Some((p, p.checked_add(PAGE)?))
             }
         }
     }

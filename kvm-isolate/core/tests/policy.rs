@@ -142,6 +142,20 @@ fn learn_then_enforce() {
     ));
 }
 
+/// Found by `cargo fuzz run decide`: a rule for the last page of the address space cannot say
+/// where it ends, so learning it would allow an access whose code then never runs in the view.
+#[test]
+fn learning_denies_an_accessor_in_the_last_page() {
+    let mut e = engine();
+    e.set_mode(0, Some(Mode::Learn));
+    let o = e.decide(&fault(0, 0x200 * P, u64::MAX, W));
+    assert_eq!(o.decision, Decision::Deny(Deny::Exit));
+    assert_eq!((o.learn, o.log), (None, Some(ctl::LOG_DENIED)));
+    let o = e.decide(&fault(0, 0x200 * P, u64::MAX - P, W));
+    assert_eq!(o.decision, Decision::Switch(1));
+    assert!(o.learn.is_some());
+}
+
 #[test]
 fn exec_in_a_domain_view() {
     let mut e = engine();
@@ -590,6 +604,9 @@ impl Naive<'_> {
         }
         let owner = code.is_some_and(|c| c.domain == r.domain);
         match e.effective_mode(r.domain) {
+            Mode::Learn if !owner && f.rip >= u64::MAX - (P - 1) && !allowed_by_rule(r) => {
+                Decision::Deny(e.deny())
+            }
             Mode::Off | Mode::Learn => Decision::Switch(r.domain),
             Mode::Enforce if owner || allowed_by_rule(r) => Decision::Switch(r.domain),
             Mode::Enforce => Decision::Deny(e.deny()),
