@@ -212,9 +212,17 @@ fn domain_views(e: &Engine) -> impl Iterator<Item = u8> + '_ {
     (1..abi::MAX_VIEWS as u8).filter(|&d| e.is_domain(d))
 }
 
-/// Gives region `r` its rights in view 0 and in every domain's view.
-fn apply_region(vm: &Vm, e: &Engine, r: &Region) -> Result<(), abi::Error> {
-    set(vm, 0, r.gfn, r.npages, e.view0_rights(r))?;
+/// Views that belong to no domain: view 0 and the guest's ABI v1 views. A domain's regions are
+/// hidden in all of them alike, or a guest could read them through a view of its own.
+fn plain_views(e: &Engine, views: Views) -> impl Iterator<Item = u8> + '_ {
+    (0..abi::MAX_VIEWS as u8).filter(move |&v| views.exists(v) && !e.is_domain(v))
+}
+
+/// Gives region `r` its rights in every view.
+fn apply_region(vm: &Vm, e: &Engine, views: Views, r: &Region) -> Result<(), abi::Error> {
+    for v in plain_views(e, views) {
+        set(vm, v, r.gfn, r.npages, e.view0_rights(r))?;
+    }
     for d in domain_views(e) {
         set(vm, d, r.gfn, r.npages, Engine::view_rights(r, d))?;
     }
@@ -238,12 +246,20 @@ fn build_domain_view(vm: &Vm, e: &Engine, d: u8) -> Result<(), abi::Error> {
     Ok(())
 }
 
-/// Re-applies view 0's rights of the regions whose protection a mode change switched.
-fn apply_modes(vm: &Vm, e: &Engine, before: &[u8; policy::MAX_DOMAINS + 1]) -> Result<(), abi::Error> {
+/// Re-applies, in the views of no domain, the rights of the regions whose protection a mode
+/// change switched.
+fn apply_modes(
+    vm: &Vm,
+    e: &Engine,
+    views: Views,
+    before: &[u8; policy::MAX_DOMAINS + 1],
+) -> Result<(), abi::Error> {
     for r in e.regions() {
         let was = before[usize::from(r.domain)];
         if was != e.view0_rights(r) {
-            set(vm, 0, r.gfn, r.npages, e.view0_rights(r))?;
+            for v in plain_views(e, views) {
+                set(vm, v, r.gfn, r.npages, e.view0_rights(r))?;
+            }
         }
     }
     Ok(())
@@ -278,7 +294,7 @@ fn set_mode(
     };
     let before = view0_by_domain(e);
     e.set_mode(d, mode);
-    apply_modes(vm, e, &before)?;
+    apply_modes(vm, e, g.views, &before)?;
     Ok(prev)
 }
 
@@ -305,6 +321,13 @@ impl Isolate {
             Call::ViewCreate => {
                 let v = g.views.free()?;
                 vm.reset_view(view(v)?).map_err(kernel_err)?;
+                // Domains' regions are hidden in the new view as in view 0.
+                for r in g.engine.regions() {
+                    if let Err(e) = set(vm, v, r.gfn, r.npages, g.engine.view0_rights(r)) {
+                        let _ = vm.reset_view(view(v)?);
+                        return Err(e);
+                    }
+                }
                 g.views.insert(v);
                 Ok(u64::from(v))
             }
@@ -426,9 +449,11 @@ impl Isolate {
                 if !vm.range_mapped(Gfn(gfn), npages) {
                     return Err(abi::Error::Range);
                 }
-                if let Err(e) = apply_region(vm, &g.engine, &r) {
+                if let Err(e) = apply_region(vm, &g.engine, g.views, &r) {
                     // Only ENOMEM gets here; put back what the views had.
-                    let _ = set(vm, 0, gfn, npages, abi::ACCESS_RWX as u8);
+                    for v in plain_views(&g.engine, g.views) {
+                        let _ = set(vm, v, gfn, npages, abi::ACCESS_RWX as u8);
+                    }
                     for d in domain_views(&g.engine) {
                         let _ = set(vm, d, gfn, npages, policy::DOMAIN_VIEW_DEFAULT);
                     }
@@ -441,7 +466,9 @@ impl Isolate {
                 g.engine.check_destroy(d, true)?;
                 g.views.check_destroy(d, vm.view_in_use(view(d)?))?;
                 for r in g.engine.regions().iter().filter(|r| r.domain == d) {
-                    set(vm, 0, r.gfn, r.npages, abi::ACCESS_RWX as u8)?;
+                    for v in plain_views(&g.engine, g.views) {
+                        set(vm, v, r.gfn, r.npages, abi::ACCESS_RWX as u8)?;
+                    }
                     for e in domain_views(&g.engine).filter(|&e| e != d) {
                         set(vm, e, r.gfn, r.npages, policy::DOMAIN_VIEW_DEFAULT)?;
                     }

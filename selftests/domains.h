@@ -58,7 +58,7 @@ u64 ki_rogue_read(u64 gva);
 
 enum cmd { SETUP = 1, WORKLOAD, HELPER_TRY, ROGUE, STORM_RUN, DONE };
 
-static u64 secret_gva, secret_gpa, owner_gpa;
+static u64 secret_gva, secret_gpa, owner_gpa, rogue_gpa;
 static u64 cmd;
 static volatile u64 gp_count;
 
@@ -94,7 +94,19 @@ static void guest_setup(void)
 			E(EEXIST));
 	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_REGION, DOMAIN, secret_gpa, 1, 0),
 			E(EINVAL));
+	/* A view of the guest's own hides the region as view 0 does, made before or after. */
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_VIEW_CREATE, 0, 0, 0, 0), 2);
 	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_REGION, DOMAIN, secret_gpa, 1, 3), 3);
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_ACCESS, 0, secret_gpa, 0), 0);
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_ACCESS, 2, secret_gpa, 0), 0);
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_ACCESS, DOMAIN, secret_gpa, 0), 3);
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_VIEW_DESTROY, 2, 0, 0, 0), 0);
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_VIEW_CREATE, 0, 0, 0, 0), 2);
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_ACCESS, 2, secret_gpa, 0), 0);
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_VIEW_DESTROY, 2, 0, 0, 0), 0);
+	/* Code outside the domain is not executable in its view; its own code is. */
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_ACCESS, DOMAIN, rogue_gpa, 0), 3);
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_ACCESS, DOMAIN, owner_gpa, 0), 7);
 	/* The domain's view and region are not ABI v1's to change. */
 	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_SET_ACCESS, 0, secret_gpa, 1, 7), E(EPERM));
 	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_SET_ACCESS, DOMAIN, 0, 1, 7), E(EPERM));
@@ -197,9 +209,11 @@ static struct kvm_vm *create(struct kvm_vcpu **vcpu)
 	secret_gva = vm_alloc_page(vm);
 	secret_gpa = addr_gva2gpa(vm, secret_gva);
 	owner_gpa = addr_gva2gpa(vm, (u64)ki_owner_read);
+	rogue_gpa = addr_gva2gpa(vm, (u64)ki_rogue_read);
 	sync_global_to_guest(vm, secret_gva);
 	sync_global_to_guest(vm, secret_gpa);
 	sync_global_to_guest(vm, owner_gpa);
+	sync_global_to_guest(vm, rogue_gpa);
 	return vm;
 }
 
