@@ -56,7 +56,9 @@ void ki_owner_write(u64 gva, u64 val);
 u64 ki_helper_read(u64 gva);
 u64 ki_rogue_read(u64 gva);
 
-enum cmd { SETUP = 1, WORKLOAD, HELPER_TRY, ROGUE, STORM_RUN, DONE };
+enum cmd { SETUP = 1, WORKLOAD, HELPER_TRY, ROGUE, STORM_RUN, OWNER_LOOP, DONE };
+
+#define OWNER_OPS	1000
 
 static u64 secret_gva, secret_gpa, owner_gpa, rogue_gpa;
 static u64 cmd;
@@ -152,6 +154,10 @@ static void guest_code(void)
 			GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_DESTROY, DOMAIN, 0, 0, 0), E(EPERM));
 			GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_SET_MODE, 0, KVM_ISOLATE_MODE_ENFORCE, 0, 0),
 					KVM_ISOLATE_MODE_ENFORCE);
+			break;
+		case OWNER_LOOP:
+			for (i = 0; i < OWNER_OPS; i++)
+				GUEST_ASSERT_EQ(ki_owner_read(secret_gva), SECRET);
 			break;
 		case STORM_RUN:
 			for (i = 0; i < STORM; i++)

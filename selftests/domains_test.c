@@ -371,4 +371,37 @@ TEST(violation_storm_keeps_the_host_responsive)
 	close(fd);
 }
 
+/*
+ * What transparent switching costs: VM exits per access of the owner to its
+ * secret from view 0 (in on the data access, out on the next fetch outside
+ * its code), read from the KVM stats.
+ */
+TEST(exits_per_transparent_access)
+{
+	u64 exits, sw, viol;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+
+	vm = create(&vcpu);
+	step(vm, vcpu, SETUP);
+	step(vm, vcpu, OWNER_LOOP);	/* warm: page tables of both views built */
+	exits = vcpu_get_stat(vcpu, exits);
+	sw = vcpu_get_stat(vcpu, isolate_switches);
+	viol = vcpu_get_stat(vcpu, isolate_violations);
+	step(vm, vcpu, OWNER_LOOP);
+	exits = vcpu_get_stat(vcpu, exits) - exits;
+	sw = vcpu_get_stat(vcpu, isolate_switches) - sw;
+	viol = vcpu_get_stat(vcpu, isolate_violations) - viol;
+	ksft_print_msg("transparent access: %.3f VM exits, %.3f violations, %.3f switches per owner access (%d accesses)\n",
+		       (double)exits / OWNER_OPS, (double)viol / OWNER_OPS, (double)sw / OWNER_OPS,
+		       OWNER_OPS);
+	/* In and out, every time: the view is left when the code leaves. */
+	TEST_ASSERT_EQ(sw, 2 * OWNER_OPS);
+	TEST_ASSERT_EQ(viol, 2 * OWNER_OPS);
+	TEST_ASSERT(exits >= 2 * OWNER_OPS && exits < 2 * OWNER_OPS + OWNER_OPS / 10,
+		    "%lu exits for %d accesses", exits, OWNER_OPS);
+	step(vm, vcpu, DONE);
+	kvm_vm_free(vm);
+}
+
 TEST_HARNESS_MAIN
