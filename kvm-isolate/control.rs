@@ -225,8 +225,8 @@ impl Control {
         }
         let n = a.count as usize;
         let mut rules = KVVec::with_capacity(n, GFP_KERNEL)?;
-        let mut r = UserSlice::new(UserPtr::from_addr(a.ptr as usize), n * size_of::<CtlRule>())
-            .reader();
+        let mut r =
+            UserSlice::new(UserPtr::from_addr(a.ptr as usize), n * size_of::<CtlRule>()).reader();
         for _ in 0..n {
             rules.push(r.read::<CtlRule>()?, GFP_KERNEL)?;
         }

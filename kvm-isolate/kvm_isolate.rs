@@ -80,6 +80,12 @@ use abi::{
     OnViolation,
     Views, //
 };
+use caps::{
+    HwCaps,
+    KvmPaging,
+    Raw,
+    Report, //
+};
 use ctl::CtlRecord;
 use policy::{
     Code,
@@ -89,12 +95,6 @@ use policy::{
     Fault,
     Mode,
     Region, //
-};
-use caps::{
-    HwCaps,
-    KvmPaging,
-    Raw,
-    Report, //
 };
 
 module! {
@@ -235,8 +235,11 @@ fn apply_region(vm: &Vm, e: &Engine, views: Views, r: &Region) -> Result<(), abi
 fn build_domain_view(vm: &Vm, e: &Engine, d: u8) -> Result<(), abi::Error> {
     let v = view(d)?;
     vm.reset_view(v).map_err(kernel_err)?;
-    vm.set_default_access(v, Access::from_bits(u64::from(policy::DOMAIN_VIEW_DEFAULT)).ok_or(abi::Error::Inval)?)
-        .map_err(kernel_err)?;
+    vm.set_default_access(
+        v,
+        Access::from_bits(u64::from(policy::DOMAIN_VIEW_DEFAULT)).ok_or(abi::Error::Inval)?,
+    )
+    .map_err(kernel_err)?;
     for c in e.code().iter().filter(|c| c.domain == d) {
         set(vm, d, c.gfn, c.npages, policy::DOMAIN_CODE_RIGHTS)?;
     }
@@ -354,8 +357,7 @@ impl Isolate {
                 // Domains' views and regions are the engine's alone.
                 let e = &g.engine;
                 if e.is_domain(v)
-                    || e
-                        .regions()
+                    || e.regions()
                         .iter()
                         .any(|r| r.gfn < gfn + npages && gfn < r.gfn + r.npages)
                 {
