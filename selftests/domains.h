@@ -56,13 +56,13 @@ void ki_owner_write(u64 gva, u64 val);
 u64 ki_helper_read(u64 gva);
 u64 ki_rogue_read(u64 gva);
 
-enum cmd { SETUP = 1, WORKLOAD, HELPER_TRY, ROGUE, STORM_RUN, OWNER_LOOP, DONE };
+enum cmd { SETUP = 1, WORKLOAD, HELPER_TRY, ROGUE, STORM_RUN, OWNER_LOOP, ROGUE_ANY, DONE };
 
 #define OWNER_OPS	1000
 
 static u64 secret_gva, secret_gpa, owner_gpa, rogue_gpa;
 static u64 cmd;
-static volatile u64 gp_count;
+static volatile u64 gp_count, pf_count, pf_cr2, pf_error;
 
 static u64 hc(u64 nr, u64 a0, u64 a1, u64 a2, u64 a3)
 {
@@ -72,6 +72,15 @@ static u64 hc(u64 nr, u64 a0, u64 a1, u64 a2, u64 a3)
 static void guest_gp(struct ex_regs *regs)
 {
 	gp_count++;
+	regs->rip += 3;
+	regs->rax = POISON;
+}
+
+static void guest_pf(struct ex_regs *regs)
+{
+	pf_count++;
+	pf_cr2 = get_cr2();
+	pf_error = regs->error_code;
 	regs->rip += 3;
 	regs->rax = POISON;
 }
@@ -155,6 +164,10 @@ static void guest_code(void)
 			GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_SET_MODE, 0, KVM_ISOLATE_MODE_ENFORCE, 0, 0),
 					KVM_ISOLATE_MODE_ENFORCE);
 			break;
+		case ROGUE_ANY:
+			/* Denied in whatever way the host chose; the host checks which. */
+			GUEST_ASSERT_EQ(ki_rogue_read(secret_gva), POISON);
+			break;
 		case OWNER_LOOP:
 			for (i = 0; i < OWNER_OPS; i++)
 				GUEST_ASSERT_EQ(ki_owner_read(secret_gva), SECRET);
@@ -212,6 +225,7 @@ static struct kvm_vm *create(struct kvm_vcpu **vcpu)
 	struct kvm_vm *vm = vm_create_with_one_vcpu(vcpu, guest_code);
 
 	vm_install_exception_handler(vm, GP_VECTOR, guest_gp);
+	vm_install_exception_handler(vm, PF_VECTOR, guest_pf);
 	secret_gva = vm_alloc_page(vm);
 	secret_gpa = addr_gva2gpa(vm, secret_gva);
 	owner_gpa = addr_gva2gpa(vm, (u64)ki_owner_read);

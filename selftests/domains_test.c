@@ -371,6 +371,63 @@ TEST(violation_storm_keeps_the_host_responsive)
 	close(fd);
 }
 
+static void set_deny(int fd, u32 id, u32 deny)
+{
+	struct kvm_isolate_ctl_mode m = {
+		.vm = id, .mode = KVM_ISOLATE_MODE_ENFORCE, .deny = deny,
+	};
+
+	TEST_ASSERT_EQ(ioctl(fd, KVM_ISOLATE_CTL_SET_MODE, &m), 0);
+	TEST_ASSERT_EQ(vm_info(fd, id).deny, deny);
+}
+
+/* Each way of denying: exit to user space, #PF (CR2 where known), #GP. */
+TEST(deny_by_exit_pf_or_gp)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	struct kvm_run *run;
+	int fd = dev_fd(), ret;
+	u32 id;
+
+	vm = create(&vcpu);
+	run = vcpu->run;
+	step(vm, vcpu, SETUP);
+	id = my_vm(fd);
+
+	/* The default: KVM_RUN fails with a memory-fault exit naming the page. */
+	TEST_ASSERT_EQ(vm_info(fd, id).deny, KVM_ISOLATE_DENY_EXIT);
+	cmd = ROGUE_ANY;
+	sync_global_to_guest(vm, cmd);
+	ret = _vcpu_run(vcpu);
+	TEST_ASSERT(ret == -1 && errno == EFAULT, "KVM_RUN: %d errno %d exit %s", ret, errno,
+		    exit_reason_str(run->exit_reason));
+	TEST_ASSERT_EQ(run->exit_reason, KVM_EXIT_MEMORY_FAULT);
+	TEST_ASSERT_EQ(run->memory_fault.gpa, secret_gpa);
+	TEST_ASSERT_EQ(run->memory_fault.flags, KVM_ISOLATE_EXIT_FLAG_VIEW);
+	TEST_ASSERT_EQ(domain_info(fd, id).denied, 1);
+
+	/* The same instruction again, now denied with #PF. */
+	set_deny(fd, id, KVM_ISOLATE_DENY_PF);
+	vcpu_run(vcpu);
+	TEST_ASSERT_EQ(get_ucall(vcpu, NULL), UCALL_SYNC);
+	sync_global_from_guest(vm, pf_count);
+	sync_global_from_guest(vm, pf_cr2);
+	sync_global_from_guest(vm, pf_error);
+	TEST_ASSERT_EQ(pf_count, 1);
+	TEST_ASSERT_EQ(pf_error, 1);	/* present, read, supervisor */
+	/* VMX reports the linear address; NPT does not, and CR2 is then 0. */
+	TEST_ASSERT_EQ(pf_cr2, host_cpu_is_intel ? secret_gva : 0);
+	TEST_ASSERT_EQ(domain_info(fd, id).denied, 2);
+
+	set_deny(fd, id, KVM_ISOLATE_DENY_GP);
+	step(vm, vcpu, ROGUE);
+	TEST_ASSERT_EQ(domain_info(fd, id).denied, 3);
+	step(vm, vcpu, DONE);
+	kvm_vm_free(vm);
+	close(fd);
+}
+
 /*
  * What transparent switching costs: VM exits per access of the owner to its
  * secret from view 0 (in on the data access, out on the next fetch outside
