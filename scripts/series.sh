@@ -40,7 +40,10 @@ mkdir -p "$tmp/rust/helpers"; cp "$KI_TOP/rust/helpers/kvm_isolate.c" "$tmp/rust
 g add -A; g commit -q --amend --no-edit
 add "KVM: x86: kvm_isolate: add the host module" \
 	"The policy module for guest memory views: it probes and reports the
-host's memory-view paths and serves hypercall ABI v1." \
+host's memory-view paths, serves hypercall ABI v1 (views, rights,
+switching, domains), runs the policy engine that learns, enforces and
+logs each domain's accesses, and offers /dev/kvm-isolate to the host's
+administrator." \
 	arch/x86/kvm/isolate "kvm-isolate/"
 add "virt: kvm_isolate_guest: add the guest module" \
 	"The guest side of kvm-isolate; this version checks that it runs under KVM." \
