@@ -51,10 +51,11 @@ setsid timeout -s KILL "${KI_BOCHS_TIMEOUT:-2400}" script -qfc \
 	>"$out/bochs.screen" 2>&1 </dev/null &
 bochs=$!
 # Debian's Bochs is built with its debugger, so its term display draws the emulated VGA screen
-# on a pty of its own ('Bochs connected to screen "/dev/pts/N"') that nobody reads. Once that
-# pty's buffer is full (~20 KiB of screen updates, after an hour or so of kernel messages on the
-# VGA console), Bochs blocks in write() and the whole emulated host freezes: the "hangs in a
-# different test each time" of earlier full runs. Drain the screen into bochs.vga.
+# on a pty of its own ('Bochs connected to screen "/dev/pts/N"') that nobody reads. It keeps
+# sending cursor updates as emulated time passes; once that pty's buffer is full (~20 KiB, some
+# 10 to 30 minutes into a run), Bochs blocks in write() and the whole emulated host freezes: the
+# "hangs in a different test each time" of earlier full runs (seen: bochs-bin asleep in
+# n_tty_write on the pty master; reading the pty resumed it). Drain the screen into bochs.vga.
 drain_screen() {
 	local pts="" i
 	for i in $(seq 1 1200); do
