@@ -124,6 +124,7 @@ fn put_array<T: AsBytes>(mut a: CtlArray, items: &[T]) -> Result<CtlArray> {
     let n = u32::try_from(items.len()).map_err(|_| EOVERFLOW)?;
     if n <= a.count {
         let len = items.len() * size_of::<T>();
+        // CAST: user addresses fit in `usize` on x86-64, the only target of this module.
         let mut w = UserSlice::new(UserPtr::from_addr(a.ptr as usize), len).writer();
         for x in items {
             w.write(x)?;

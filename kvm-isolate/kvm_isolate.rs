@@ -8,8 +8,10 @@
 //! On load it probes which memory-view paths the host offers (vendor, EPT/NPT and whether KVM
 //! uses it, VMFUNC EPTP switching, EPT-violation #VE), logs them and serves them in
 //! `/sys/kernel/debug/kvm_isolate/caps`. It then registers as KVM's memory-view policy and serves
-//! hypercall ABI v1 (`include/uapi/linux/kvm_isolate.h`): views, per-page rights, switching.
-//! The decoding is in [`caps`] and [`abi`], shared with `cargo test`.
+//! hypercall ABI v1 (`include/uapi/linux/kvm_isolate.h`): views, per-page rights, switching, and
+//! domains, whose accesses the policy engine ([`policy`]) learns, enforces by switching views
+//! transparently, and logs. [`control`] gives the host's administrator `/dev/kvm-isolate`.
+//! The decoding and the engine are in the `no_std` core crate, shared with `cargo test`.
 
 use core::sync::atomic::{
     AtomicU32,
