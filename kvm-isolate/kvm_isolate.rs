@@ -223,10 +223,29 @@ fn plain_views(e: &Engine, views: Views) -> impl Iterator<Item = u8> + '_ {
 /// Gives region `r` its rights in every view.
 fn apply_region(vm: &Vm, e: &Engine, views: Views, r: &Region) -> Result<(), abi::Error> {
     for v in plain_views(e, views) {
-        set(vm, v, r.gfn, r.npages, e.view0_rights(r))?;
+        set(vm, v, r.gfn, r.npages, e.view0_rights(r.domain))?;
     }
     for d in domain_views(e) {
         set(vm, d, r.gfn, r.npages, Engine::view_rights(r, d))?;
+    }
+    Ok(())
+}
+
+/// Gives `npages` at `gfn` back the rights a page of no region has: all in the views of no
+/// domain, the default in domains' views (but `except`'s, which is about to go).
+fn release_region(
+    vm: &Vm,
+    e: &Engine,
+    views: Views,
+    gfn: u64,
+    npages: u64,
+    except: u8,
+) -> Result<(), abi::Error> {
+    for v in plain_views(e, views) {
+        set(vm, v, gfn, npages, abi::ACCESS_RWX as u8)?;
+    }
+    for d in domain_views(e).filter(|&d| d != except) {
+        set(vm, d, gfn, npages, policy::DOMAIN_VIEW_DEFAULT)?;
     }
     Ok(())
 }
@@ -252,7 +271,7 @@ fn build_domain_view(vm: &Vm, e: &Engine, d: u8) -> Result<(), abi::Error> {
 }
 
 /// Re-applies, in the views of no domain, the rights of the regions whose protection a mode
-/// change switched.
+/// change switched; `before` is view 0's rights of each domain's regions before the change.
 fn apply_modes(
     vm: &Vm,
     e: &Engine,
@@ -260,26 +279,14 @@ fn apply_modes(
     before: &[u8; policy::MAX_DOMAINS + 1],
 ) -> Result<(), abi::Error> {
     for r in e.regions() {
-        let was = before[usize::from(r.domain)];
-        if was != e.view0_rights(r) {
+        let now = e.view0_rights(r.domain);
+        if before[usize::from(r.domain)] != now {
             for v in plain_views(e, views) {
-                set(vm, v, r.gfn, r.npages, e.view0_rights(r))?;
+                set(vm, v, r.gfn, r.npages, now)?;
             }
         }
     }
     Ok(())
-}
-
-/// View 0's rights of each domain's regions, by domain.
-fn view0_by_domain(e: &Engine) -> [u8; policy::MAX_DOMAINS + 1] {
-    let mut out = [0u8; policy::MAX_DOMAINS + 1];
-    for d in domain_views(e) {
-        out[usize::from(d)] = e.view0_rights(&Region {
-            domain: d,
-            ..Region::default()
-        });
-    }
-    out
 }
 
 /// Sets a mode (and for the VM, maybe the deny action), as the guest or the host.
@@ -297,7 +304,7 @@ fn set_mode(
     } else {
         e.own_mode(d).map_or(abi::MODE_INHERIT, |m| m as u64)
     };
-    let before = view0_by_domain(e);
+    let before = core::array::from_fn(|d| e.view0_rights(d as u8));
     e.set_mode(d, mode);
     apply_modes(vm, e, g.views, &before)?;
     Ok(prev)
@@ -328,7 +335,7 @@ impl Isolate {
                 vm.reset_view(view(v)?).map_err(kernel_err)?;
                 // Domains' regions are hidden in the new view as in view 0.
                 for r in g.engine.regions() {
-                    if let Err(e) = set(vm, v, r.gfn, r.npages, g.engine.view0_rights(r)) {
+                    if let Err(e) = set(vm, v, r.gfn, r.npages, g.engine.view0_rights(r.domain)) {
                         let _ = vm.reset_view(view(v)?);
                         return Err(e);
                     }
@@ -454,13 +461,8 @@ impl Isolate {
                     return Err(abi::Error::Range);
                 }
                 if let Err(e) = apply_region(vm, &g.engine, g.views, &r) {
-                    // Only ENOMEM gets here; put back what the views had.
-                    for v in plain_views(&g.engine, g.views) {
-                        let _ = set(vm, v, gfn, npages, abi::ACCESS_RWX as u8);
-                    }
-                    for d in domain_views(&g.engine) {
-                        let _ = set(vm, d, gfn, npages, policy::DOMAIN_VIEW_DEFAULT);
-                    }
+                    // Only ENOMEM gets here; put back what the views had (best effort).
+                    let _ = release_region(vm, &g.engine, g.views, gfn, npages, 0);
                     return Err(e);
                 }
                 g.engine.add_region(r)?;
@@ -470,12 +472,7 @@ impl Isolate {
                 g.engine.check_destroy(d, true)?;
                 g.views.check_destroy(d, vm.view_in_use(view(d)?))?;
                 for r in g.engine.regions().iter().filter(|r| r.domain == d) {
-                    for v in plain_views(&g.engine, g.views) {
-                        set(vm, v, r.gfn, r.npages, abi::ACCESS_RWX as u8)?;
-                    }
-                    for e in domain_views(&g.engine).filter(|&e| e != d) {
-                        set(vm, e, r.gfn, r.npages, policy::DOMAIN_VIEW_DEFAULT)?;
-                    }
+                    release_region(vm, &g.engine, g.views, r.gfn, r.npages, d)?;
                 }
                 vm.reset_view(view(d)?).map_err(kernel_err)?;
                 g.engine.destroy_domain(d);
@@ -580,16 +577,7 @@ impl Policy for Isolate {
             access,
         };
         let e = &mut g.engine;
-        let mut o = e.decide(&f);
-        if let Some(rule) = o.learn {
-            // A rule that cannot be stored must not be allowed: its code could not run in the
-            // domain's view, and the access would switch back and forth for ever.
-            if e.learn(rule).is_err() {
-                o.decision = Decision::Deny(e.deny());
-                o.log = Some(ctl::LOG_DENIED);
-            }
-        }
-        e.count(&o);
+        let o = e.handle(&f);
         if let Some(verdict) = o.log {
             let rec = CtlRecord {
                 seq: 0,

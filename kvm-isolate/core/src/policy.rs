@@ -519,7 +519,23 @@ impl Engine {
         }
     }
 
-    /// Counts an outcome (and, for learning, whether the rule could be stored).
+    /// Decides about a fault and records it: stores the rule learn mode asks for and counts the
+    /// outcome. A rule that cannot be stored turns the outcome into a denial: its code could not
+    /// run in the domain's view, and the access would switch back and forth for ever.
+    pub fn handle(&mut self, f: &Fault) -> Outcome {
+        let mut o = self.decide(f);
+        if let Some(rule) = o.learn {
+            if self.learn(rule).is_err() {
+                o.decision = Decision::Deny(self.deny);
+                o.learn = None;
+                o.log = Some(ctl::LOG_DENIED);
+            }
+        }
+        self.count(&o);
+        o
+    }
+
+    /// Counts an outcome; `o.learn` is a rule that was stored.
     pub fn count(&mut self, o: &Outcome) {
         if o.decision == Decision::NotOurs {
             return;
@@ -535,7 +551,7 @@ impl Engine {
             Decision::Deny(_) => c.denied += 1,
             Decision::NotOurs => {}
         }
-        if o.learn.is_some() && o.decision != Decision::Deny(self.deny) {
+        if o.learn.is_some() {
             c.learned += 1;
         }
     }
@@ -563,9 +579,6 @@ impl Engine {
                 return Err(Error::Exist);
             }
             rights |= x.rights;
-        }
-        if hi - lo > 1 && (start, end) != (rule.start, rule.end) {
-            return Err(Error::Exist);
         }
         // Join neighbours with equal rights that touch.
         let mut from = lo;
@@ -850,9 +863,10 @@ impl Engine {
         }
     }
 
-    /// The rights view 0 gives region `r`: none while its domain is protected.
-    pub fn view0_rights(&self, r: &Region) -> u8 {
-        if self.effective_mode(r.domain) == Mode::Off {
+    /// The rights view 0 (and every view of no domain) gives domain `d`'s regions: none while
+    /// `d` is protected.
+    pub fn view0_rights(&self, d: u8) -> u8 {
+        if self.effective_mode(d) == Mode::Off {
             X | RW
         } else {
             0

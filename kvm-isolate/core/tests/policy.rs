@@ -123,8 +123,8 @@ fn learn_then_enforce() {
         (rule.region, rule.start, rule.end, rule.rights, rule.domain),
         (0x200, 0x7000_0000, 0x7000_1000, R, 1)
     );
-    e.learn(rule).unwrap();
-    e.count(&o);
+    assert_eq!(e.handle(&f), o);
+    assert_eq!(e.rules().len(), 1);
     assert_eq!(e.counters(1).learned, 1);
     // Known now: no second rule, no log.
     let again = e.decide(&f);
@@ -397,6 +397,13 @@ fn learning_stops_when_the_profile_is_full() {
         Err(Error::NoSpc)
     );
     assert_eq!(e.rules().last().copied(), before);
+    // In learn mode such an access is denied, not allowed without a rule, and nothing is learned.
+    e.set_mode(0, Some(Mode::Learn));
+    let o = e.handle(&fault(0, 0x200 * P, 0x1_0000_0008, R));
+    assert_eq!(o.decision, Decision::Deny(Deny::Exit));
+    assert_eq!((o.learn, o.log), (None, Some(ctl::LOG_DENIED)));
+    assert_eq!((e.counters(1).denied, e.counters(1).learned), (1, 0));
+    assert_eq!(e.rules().len(), MAX_RULES);
     // A rule that only widens an existing one still fits.
     e.learn(rule(0x200, 0, P, W)).unwrap();
     assert_eq!(e.rules()[0].rights, R | W);
