@@ -6,3 +6,4 @@ TEST_GEN_PROGS_x86 += x86/kvm_isolate/views_test
 TEST_GEN_PROGS_x86 += x86/kvm_isolate/views_demo
 TEST_GEN_PROGS_x86 += x86/kvm_isolate/domains_test
 TEST_GEN_PROGS_x86 += x86/kvm_isolate/domains_demo
+TEST_GEN_PROGS_x86 += x86/kvm_isolate/bypass_test
