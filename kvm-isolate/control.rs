@@ -108,6 +108,7 @@ fn vm_info(entry: &VmEntry, g: &VmViews) -> CtlVm {
         violations: e.violations,
         logged: e.log.written,
         dropped: e.log.dropped,
+        compressed: e.log.compressed,
         ..CtlVm::default()
     };
     for d in domain_views(e) {

@@ -7,7 +7,7 @@
  * is denied with an exact log record; the exported profile imported into a
  * fresh VM reproduces the enforcement; malformed profiles and ioctls change
  * nothing; a storm of 100,000 violations keeps the host answering, the log
- * bounded and the drop count exact.
+ * bounded, its counts exact, and a different denial after it logged.
  *
  * The tool is kvm-isolatectl (in $PATH, or $KVM_ISOLATECTL).
  */
@@ -58,18 +58,35 @@ static u32 profile(int fd, u32 vm, struct kvm_isolate_ctl_rule *r, u32 n)
 	return a.count;
 }
 
-static void drain_log(int fd, u32 vm, u64 *records, u64 *dropped)
+struct drained {
+	u64 records;		/* records read */
+	u64 count;		/* the violations they stand for (repeats included) */
+	u64 denied_at_rip;	/* records of denials at the RIP asked about */
+	u64 dropped;		/* the log's drop counter */
+};
+
+static struct drained drain_log(int fd, u32 vm, u64 rip)
 {
 	static struct kvm_isolate_ctl_record r[256];
 	struct kvm_isolate_ctl_array a;
+	struct drained d = {};
+	u32 i;
 
-	*records = 0;
 	do {
 		a = (struct kvm_isolate_ctl_array){ .vm = vm, .count = 256, .ptr = (u64)r };
 		TEST_ASSERT_EQ(ioctl(fd, KVM_ISOLATE_CTL_LOG_READ, &a), 0);
-		*records += a.count;
+		for (i = 0; i < a.count; i++) {
+			TEST_ASSERT(r[i].count >= 1 && r[i].last_ns >= r[i].time_ns,
+				    "record %lu: count %lu, time %lu, last %lu", (u64)r[i].seq,
+				    (u64)r[i].count, (u64)r[i].time_ns, (u64)r[i].last_ns);
+			d.count += r[i].count;
+			if (r[i].rip == rip && r[i].verdict == KVM_ISOLATE_LOG_DENIED)
+				d.denied_at_rip++;
+		}
+		d.records += a.count;
 	} while (a.count);
-	*dropped = a.dropped;
+	d.dropped = a.dropped;
+	return d;
 }
 
 static void check_tool(void)
@@ -324,10 +341,11 @@ TEST(violation_storm_keeps_the_host_responsive)
 {
 	struct kvm_isolate_ctl_vm i0, i1;
 	struct kvm_isolate_ctl_domain d0, d1;
+	struct drained before, after;
 	struct poller p = {};
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
-	u64 recs, dropped0, dropped1, t;
+	u64 t;
 	pthread_t th;
 	int fd = dev_fd();
 	u32 id;
@@ -340,7 +358,7 @@ TEST(violation_storm_keeps_the_host_responsive)
 	TEST_ASSERT_EQ(ioctl(fd, KVM_ISOLATE_CTL_SET_MODE,
 			     &(struct kvm_isolate_ctl_mode){ .vm = id, .mode = KVM_ISOLATE_MODE_ENFORCE,
 							     .deny = KVM_ISOLATE_DENY_GP }), 0);
-	drain_log(fd, id, &recs, &dropped0);
+	before = drain_log(fd, id, 0);
 	i0 = vm_info(fd, id);
 	d0 = domain_info(fd, id);
 
@@ -353,17 +371,27 @@ TEST(violation_storm_keeps_the_host_responsive)
 
 	i1 = vm_info(fd, id);
 	d1 = domain_info(fd, id);
-	drain_log(fd, id, &recs, &dropped1);
+	/* A different denial right after the storm (another RIP): the storm must not hide it. */
+	step(vm, vcpu, HELPER_TRY);
+	after = drain_log(fd, id, (u64)ki_helper_read);
 	ksft_print_msg("storm: %d violations in %lu ms, %lu host polls (slowest %lu us), "
-		       "%lu records kept, %lu dropped\n", STORM, t / 1000, p.polls, p.max_us,
-		       recs, dropped1 - dropped0);
+		       "%lu records kept, %lu dropped, %lu compressed\n", STORM, t / 1000, p.polls,
+		       p.max_us, after.records, after.dropped - before.dropped,
+		       (u64)(i1.compressed - i0.compressed));
 	TEST_ASSERT_EQ(d1.denied - d0.denied, STORM);
 	TEST_ASSERT_EQ(i1.violations - i0.violations, STORM);
-	/* Every violation was logged or counted as dropped, exactly. */
-	TEST_ASSERT_EQ((i1.logged - i0.logged) + (i1.dropped - i0.dropped), STORM);
-	TEST_ASSERT_EQ(recs, i1.logged - i0.logged);
-	TEST_ASSERT_EQ(dropped1 - dropped0, i1.dropped - i0.dropped);
-	TEST_ASSERT(recs <= KVM_ISOLATE_LOG_RECORDS, "log kept %lu > %d", recs,
+	/* Every violation was logged, counted in a record, or counted as dropped, exactly. */
+	TEST_ASSERT_EQ((i1.logged - i0.logged) + (i1.dropped - i0.dropped) +
+		       (i1.compressed - i0.compressed), STORM);
+	/* One violation repeated: one record stands for all of it, nothing dropped. */
+	TEST_ASSERT_EQ(i1.logged - i0.logged, 1);
+	TEST_ASSERT_EQ(i1.dropped - i0.dropped, 0);
+	/* The storm's record(s) and the helper's denial, which counts went to which. */
+	TEST_ASSERT_EQ(after.records, i1.logged - i0.logged + 1);
+	TEST_ASSERT_EQ(after.count, (i1.logged - i0.logged) + (i1.compressed - i0.compressed) + 1);
+	TEST_ASSERT_EQ(after.denied_at_rip, 1);
+	TEST_ASSERT_EQ(after.dropped - before.dropped, i1.dropped - i0.dropped);
+	TEST_ASSERT(after.records <= KVM_ISOLATE_LOG_RECORDS, "log kept %lu > %d", after.records,
 		    KVM_ISOLATE_LOG_RECORDS);
 	TEST_ASSERT(p.polls > 0 || t < 20000, "the host never answered during the storm");
 	step(vm, vcpu, DONE);

@@ -140,7 +140,8 @@
  * fails changes nothing.
  */
 #define KVM_ISOLATE_CTL_TYPE		0xB7
-#define KVM_ISOLATE_CTL_VERSION_NR	1
+/* 2: kvm_isolate_ctl_record.last_ns and .count, kvm_isolate_ctl_vm.compressed. */
+#define KVM_ISOLATE_CTL_VERSION_NR	2
 /* Max entries of one PROFILE_SET. */
 #define KVM_ISOLATE_MAX_RULES		4096
 /* Log records a VM keeps before dropping. */
@@ -166,8 +167,9 @@ struct kvm_isolate_ctl_vm {
 	__u64 allowed;
 	__u64 denied;
 	__u64 learned;
-	__u64 logged;
-	__u64 dropped;
+	__u64 logged;		/* log records written */
+	__u64 dropped;		/* log records dropped (rate limit, full ring) */
+	__u64 compressed;	/* repeats compressed into a log record */
 };
 
 struct kvm_isolate_ctl_domain {
@@ -199,9 +201,15 @@ struct kvm_isolate_ctl_rule {
 
 #define KVM_ISOLATE_GVA_UNKNOWN		(~0ULL)
 
+/*
+ * A violation and its repeats: identical violations (same vm, vcpu, view,
+ * domain, rip, gpa page, access and verdict) that arrive while this record
+ * is unread and among the last few used are counted here instead of being
+ * logged again (Documentation/kvm-isolate/domains.rst, Monitoring).
+ */
 struct kvm_isolate_ctl_record {
 	__u64 seq;		/* per VM, from 0; gaps are dropped records */
-	__u64 time_ns;		/* host CLOCK_MONOTONIC */
+	__u64 time_ns;		/* host CLOCK_MONOTONIC, first occurrence */
 	__u64 rip;
 	__u64 gva;		/* KVM_ISOLATE_GVA_UNKNOWN if the CPU did not say */
 	__u64 gpa;
@@ -211,6 +219,8 @@ struct kvm_isolate_ctl_record {
 	__u32 domain;
 	__u32 access;		/* the right the access needed */
 	__u32 verdict;		/* KVM_ISOLATE_LOG_* */
+	__u64 last_ns;		/* host CLOCK_MONOTONIC, last occurrence */
+	__u64 count;		/* occurrences, >= 1 */
 };
 
 struct kvm_isolate_ctl_mode {

@@ -10,7 +10,9 @@
 /// `KVM_ISOLATE_CTL_TYPE`: the ioctl type byte.
 pub const CTL_TYPE: u32 = 0xB7;
 /// `KVM_ISOLATE_CTL_VERSION_NR`: what `KVM_ISOLATE_CTL_VERSION` returns.
-pub const CTL_VERSION_NR: u32 = 1;
+///
+/// 2: log records carry `last_ns` and `count` (repeats compressed), VMs `compressed`.
+pub const CTL_VERSION_NR: u32 = 2;
 /// `KVM_ISOLATE_MAX_RULES`: entries of one profile.
 pub const MAX_RULES: u32 = 4096;
 /// `KVM_ISOLATE_LOG_RECORDS`: records a VM's log keeps.
@@ -89,6 +91,8 @@ pub struct CtlVm {
     pub logged: u64,
     /// Log records dropped.
     pub dropped: u64,
+    /// Repeats compressed into a log record (`count - 1` summed over the records written).
+    pub compressed: u64,
 }
 
 /// `struct kvm_isolate_ctl_domain`.
@@ -137,9 +141,10 @@ pub struct CtlRule {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CtlRecord {
-    /// Sequence number in the VM's log.
+    /// Sequence number in the VM's log: records offered before it that were not repeats, so the
+    /// gap between two records is the number dropped between them.
     pub seq: u64,
-    /// Host `CLOCK_MONOTONIC`, ns.
+    /// Host `CLOCK_MONOTONIC`, ns, of the first occurrence.
     pub time_ns: u64,
     /// Guest RIP.
     pub rip: u64,
@@ -159,6 +164,10 @@ pub struct CtlRecord {
     pub access: u32,
     /// `LOG_*`.
     pub verdict: u32,
+    /// Host `CLOCK_MONOTONIC`, ns, of the last occurrence (`time_ns` if `count` is 1).
+    pub last_ns: u64,
+    /// Occurrences: 1, plus the identical violations compressed into this record.
+    pub count: u64,
 }
 
 /// `struct kvm_isolate_ctl_mode`.

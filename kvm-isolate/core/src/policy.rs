@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The policy engine: domains (a guest module's code and the regions it owns), modes, profiles,
-//! the decision about each violation, and the bounded, rate-limited violation log.
+//! the decision about each violation, and the bounded, rate-limited violation log that
+//! compresses repeats.
 //!
 //! Everything here is fixed-capacity and allocation-free: the kernel allocates one [`Engine`]
 //! per VM, zeroed (an all-zero `Engine` is a valid empty one), and [`Engine::decide`] only reads
@@ -26,6 +27,12 @@ pub const LOG_RECORDS: usize = ctl::LOG_RECORDS;
 pub const LOG_BURST: u64 = 256;
 /// Records per second the rate limiter lets through after a burst.
 pub const LOG_RATE: u64 = 1000;
+/// Unread records a new one is compared with to find a repeat (least recently used out).
+///
+/// At most [`LOG_BURST`], so that violations cycling through this many keys cannot, however often
+/// they repeat, use more than the tokens of a burst.
+pub const LOG_WINDOW: usize = 64;
+const _: () = assert!(LOG_WINDOW as u64 <= LOG_BURST);
 
 const PAGE: u64 = abi::PAGE_SIZE;
 const R: u8 = 1;
@@ -435,11 +442,16 @@ impl Engine {
             if f.access == X {
                 // Running in d's view: only d's code and code its profile names may.
                 let mine = self.code_at(f.rip).is_some_and(|c| c.domain == d);
-                return if mine || self.rule_for_domain(d, f.rip).is_some() {
-                    out(Decision::GrantExec, d, None)
-                } else {
-                    out(Decision::Leave, d, None)
-                };
+                if !mine && self.rule_for_domain(d, f.rip).is_none() {
+                    return out(Decision::Leave, d, None);
+                }
+                // Only a page of no region is made executable (`GrantExec` adds X and R to it in
+                // this view). A region's page is the region's whoever fetches it: its rights bound
+                // the access, and another domain's region is not mapped here. The guest can map
+                // any page at the code's address, so this is decided as a region access below.
+                if self.region_at(gfn).is_none() {
+                    return out(Decision::GrantExec, d, None);
+                }
             }
             if let Some(r) = self.region_at(gfn) {
                 if r.domain == d {
@@ -879,22 +891,87 @@ pub const DOMAIN_VIEW_DEFAULT: u8 = RW;
 /// Rights of a domain's code pages in its view.
 pub const DOMAIN_CODE_RIGHTS: u8 = X | RW;
 
-/// The violation log: a bounded ring with a token-bucket rate limit. All-zero is empty.
+/// What [`Log::push`] did with a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pushed {
+    /// Stored as a new record.
+    Stored,
+    /// A repeat: counted in the unread record with the same key.
+    Compressed,
+    /// Dropped: no token, or the ring is full.
+    Dropped,
+}
+
+/// The key that makes two violations repeats of each other: everything but the time, the linear
+/// address and the offset in the page.
+fn same_key(a: &CtlRecord, b: &CtlRecord) -> bool {
+    a.vm == b.vm
+        && a.vcpu == b.vcpu
+        && a.view == b.view
+        && a.domain == b.domain
+        && a.rip == b.rip
+        && a.gpa / PAGE == b.gpa / PAGE
+        && a.access == b.access
+        && a.verdict == b.verdict
+}
+
+/// A fingerprint of [`same_key`]'s fields. Only a filter: a match is confirmed on the record, so
+/// keys chosen to collide cost one comparison each, never a wrong merge.
+fn key_hash(r: &CtlRecord) -> u32 {
+    let words = [
+        r.rip,
+        r.gpa / PAGE,
+        u64::from(r.vm) | u64::from(r.vcpu) << 32,
+        u64::from(r.view) | u64::from(r.domain) << 32,
+        u64::from(r.access) | u64::from(r.verdict) << 32,
+    ];
+    let mut h = 0u64;
+    for w in words {
+        h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h ^= h >> 32;
+    }
+    // CAST: the low half of a mixed word.
+    h as u32
+}
+
+/// The violation log: a bounded ring with a token-bucket rate limit that compresses repeats.
+/// All-zero is empty.
 ///
-/// Every record offered is either stored or counted in `dropped`: `written + dropped` equals the
-/// number of [`Log::push`] calls.
+/// A record offered while an unread record with the same key (`same_key`) is in the window
+/// (the [`LOG_WINDOW`] records most recently stored or repeated, least recently used out) is a
+/// repeat: that record's `count` and `last_ns` move, and nothing else; a repeat takes no token
+/// and no slot, so it is never dropped. Any other record takes a token and a slot, or is dropped.
+/// A push is two passes over the window at most; nothing is allocated.
+///
+/// Every record offered is counted exactly once: `written + dropped + compressed` equals the
+/// number of [`Log::push`] calls, and the `count`s of the records written sum to
+/// `written + compressed`.
+///
+/// # Invariants
+///
+/// `len <= LOG_RECORDS` and `len <= written`; the unread records are those numbered
+/// `written - len .. written` in the order stored, record `n` in `buf[n % LOG_RECORDS]`.
 pub struct Log {
     buf: [CtlRecord; LOG_RECORDS],
-    head: usize,
     len: usize,
-    /// Records stored so far (also the next record's sequence number).
+    /// Records stored so far.
     pub written: u64,
     /// Records dropped so far (rate limit or ring full).
     pub dropped: u64,
+    /// Repeats compressed into a stored record so far.
+    pub compressed: u64,
     /// Tokens, in millitokens.
     tokens: u64,
-    last_ns: u64,
+    /// The time the tokens were last counted up to.
+    refill_ns: u64,
     started: bool,
+    /// The window: per entry, the number of the record it names plus one (0: none), the
+    /// fingerprint of that record's key, and when it was last used.
+    win_rec: [u64; LOG_WINDOW],
+    win_hash: [u32; LOG_WINDOW],
+    win_used: [u64; LOG_WINDOW],
+    /// The clock of `win_used`.
+    uses: u64,
 }
 
 const MILLI: u64 = 1000;
@@ -915,14 +992,20 @@ impl Log {
                 domain: 0,
                 access: 0,
                 verdict: 0,
+                last_ns: 0,
+                count: 0,
             }; LOG_RECORDS],
-            head: 0,
             len: 0,
             written: 0,
             dropped: 0,
+            compressed: 0,
             tokens: 0,
-            last_ns: 0,
+            refill_ns: 0,
             started: false,
+            win_rec: [0; LOG_WINDOW],
+            win_hash: [0; LOG_WINDOW],
+            win_used: [0; LOG_WINDOW],
+            uses: 0,
         }
     }
 
@@ -936,44 +1019,103 @@ impl Log {
         self.len == 0
     }
 
-    /// Offers a record at `now_ns`; stores it (numbering it) or counts it dropped.
-    pub fn push(&mut self, mut rec: CtlRecord, now_ns: u64) -> bool {
+    /// The slot of record `n` (numbered from 0 in the order stored), if it is unread.
+    fn unread(&self, n: u64) -> Option<usize> {
+        let oldest = self.written.saturating_sub(self.len as u64);
+        // CAST: the remainder is below `LOG_RECORDS`.
+        (oldest..self.written)
+            .contains(&n)
+            .then_some((n % LOG_RECORDS as u64) as usize)
+    }
+
+    /// The slot of the entry's record, if it names an unread one.
+    fn entry(&self, i: usize) -> Option<usize> {
+        self.unread(self.win_rec[i].checked_sub(1)?)
+    }
+
+    fn touch(&mut self, i: usize) {
+        self.uses += 1;
+        self.win_used[i] = self.uses;
+    }
+
+    /// Counts tokens up to `now_ns`.
+    fn refill(&mut self, now_ns: u64) {
         if !self.started {
             self.started = true;
             self.tokens = LOG_BURST * MILLI;
-            self.last_ns = now_ns;
-        } else if now_ns > self.last_ns {
+            self.refill_ns = now_ns;
+        } else if now_ns > self.refill_ns {
             // LOG_RATE tokens per second are LOG_RATE millitokens per whole millisecond; the
             // remainder of a millisecond counts towards the next call.
-            let ms = (now_ns - self.last_ns) / 1_000_000;
+            let ms = (now_ns - self.refill_ns) / 1_000_000;
             self.tokens = self
                 .tokens
                 .saturating_add(ms.saturating_mul(LOG_RATE))
                 .min(LOG_BURST * MILLI);
-            self.last_ns += ms * 1_000_000;
+            self.refill_ns += ms * 1_000_000;
+        }
+    }
+
+    /// Offers a record at `now_ns`: compresses it into the unread record with its key in the
+    /// window, or stores it (numbering it), or counts it dropped.
+    pub fn push(&mut self, mut rec: CtlRecord, now_ns: u64) -> Pushed {
+        self.refill(now_ns);
+        let hash = key_hash(&rec);
+        for i in 0..LOG_WINDOW {
+            if self.win_hash[i] != hash {
+                continue;
+            }
+            let Some(slot) = self.entry(i) else {
+                continue;
+            };
+            let r = &mut self.buf[slot];
+            if same_key(r, &rec) {
+                r.count = r.count.saturating_add(1);
+                r.last_ns = r.last_ns.max(rec.time_ns);
+                self.compressed += 1;
+                self.touch(i);
+                return Pushed::Compressed;
+            }
         }
         if self.tokens < MILLI || self.len == LOG_RECORDS {
             self.dropped += 1;
-            return false;
+            return Pushed::Dropped;
         }
         self.tokens -= MILLI;
-        rec.seq = self.written;
+        rec.seq = self.written + self.dropped;
+        rec.last_ns = rec.time_ns;
+        rec.count = 1;
+        let n = self.written;
+        // CAST: the remainder is below `LOG_RECORDS`.
+        self.buf[(n % LOG_RECORDS as u64) as usize] = rec;
         self.written += 1;
-        let tail = (self.head + self.len) % LOG_RECORDS;
-        self.buf[tail] = rec;
         self.len += 1;
-        true
+        // The new record takes a free entry, else the least recently used one.
+        let mut victim = 0;
+        for i in 0..LOG_WINDOW {
+            if self.entry(i).is_none() {
+                victim = i;
+                break;
+            }
+            if self.win_used[i] < self.win_used[victim] {
+                victim = i;
+            }
+        }
+        self.win_rec[victim] = n + 1;
+        self.win_hash[victim] = hash;
+        self.touch(victim);
+        Pushed::Stored
     }
 
-    /// Takes the oldest record.
+    /// Takes the oldest record. It leaves the window with it: a later repeat is a new record.
     pub fn pop(&mut self) -> Option<CtlRecord> {
         if self.len == 0 {
             return None;
         }
-        let r = self.buf[self.head];
-        self.head = (self.head + 1) % LOG_RECORDS;
+        let n = self.written.saturating_sub(self.len as u64);
         self.len -= 1;
-        Some(r)
+        // CAST: the remainder is below `LOG_RECORDS`.
+        Some(self.buf[(n % LOG_RECORDS as u64) as usize])
     }
 }
 

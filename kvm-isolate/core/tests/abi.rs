@@ -437,6 +437,7 @@ fn ctl_matches_c() {
         "offsetof(struct kvm_isolate_ctl_array, dropped)",
         "offsetof(struct kvm_isolate_ctl_vm, violations)",
         "offsetof(struct kvm_isolate_ctl_vm, dropped)",
+        "offsetof(struct kvm_isolate_ctl_vm, compressed)",
         "offsetof(struct kvm_isolate_ctl_domain, allowed)",
         "offsetof(struct kvm_isolate_ctl_domain, left)",
         "offsetof(struct kvm_isolate_ctl_rule, region_gpa)",
@@ -444,6 +445,8 @@ fn ctl_matches_c() {
         "offsetof(struct kvm_isolate_ctl_record, gpa)",
         "offsetof(struct kvm_isolate_ctl_record, vm)",
         "offsetof(struct kvm_isolate_ctl_record, verdict)",
+        "offsetof(struct kvm_isolate_ctl_record, last_ns)",
+        "offsetof(struct kvm_isolate_ctl_record, count)",
         "offsetof(struct kvm_isolate_ctl_mode, deny)",
         "offsetof(struct kvm_isolate_ctl_lock, lock)",
     ];
@@ -472,7 +475,7 @@ fn ctl_matches_c() {
         .map(|(k, v)| (k, v.parse().unwrap()))
         .collect();
     use ctl::*;
-    let want: [(&str, u64); 28] = [
+    let want: [(&str, u64); 31] = [
         ("KVM_ISOLATE_CTL_VERSION", CTL_VERSION.into()),
         ("KVM_ISOLATE_CTL_LIST", CTL_LIST.into()),
         ("KVM_ISOLATE_CTL_DOMAINS", CTL_DOMAINS.into()),
@@ -523,6 +526,10 @@ fn ctl_matches_c() {
             offset_of!(CtlVm, dropped) as u64,
         ),
         (
+            "offsetof(struct kvm_isolate_ctl_vm, compressed)",
+            offset_of!(CtlVm, compressed) as u64,
+        ),
+        (
             "offsetof(struct kvm_isolate_ctl_domain, allowed)",
             offset_of!(CtlDomain, allowed) as u64,
         ),
@@ -549,6 +556,14 @@ fn ctl_matches_c() {
         (
             "offsetof(struct kvm_isolate_ctl_record, verdict)",
             offset_of!(CtlRecord, verdict) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_record, last_ns)",
+            offset_of!(CtlRecord, last_ns) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_record, count)",
+            offset_of!(CtlRecord, count) as u64,
         ),
         (
             "offsetof(struct kvm_isolate_ctl_mode, deny)",

@@ -434,6 +434,7 @@ pub struct Totals {
     pub learned: u64,
     pub logged: u64,
     pub dropped: u64,
+    pub compressed: u64,
 }
 
 impl Totals {
@@ -449,6 +450,7 @@ impl Totals {
             t.learned = t.learned.saturating_add(v.learned);
             t.logged = t.logged.saturating_add(v.logged);
             t.dropped = t.dropped.saturating_add(v.dropped);
+            t.compressed = t.compressed.saturating_add(v.compressed);
         }
         t
     }
@@ -460,7 +462,7 @@ struct StatsJson {
     vms: Vec<VmJson>,
 }
 
-const STATS_HEADERS: [&str; 7] = [
+const STATS_HEADERS: [&str; 8] = [
     "VMS",
     "VIOLATIONS",
     "ALLOWED",
@@ -468,8 +470,9 @@ const STATS_HEADERS: [&str; 7] = [
     "LEARNED",
     "LOGGED",
     "DROPPED",
+    "COMPRESSED",
 ];
-const STATS_VM_HEADERS: [&str; 9] = [
+const STATS_VM_HEADERS: [&str; 10] = [
     "ID",
     "MODE",
     "RULES",
@@ -479,6 +482,7 @@ const STATS_VM_HEADERS: [&str; 9] = [
     "LEARNED",
     "LOGGED",
     "DROPPED",
+    "COMPRESSED",
 ];
 
 /// `stats`.
@@ -502,6 +506,7 @@ pub fn stats(ctl: &dyn Ctl, json: bool, out: &mut dyn Write) -> Result<(), Error
         t.learned.to_string(),
         t.logged.to_string(),
         t.dropped.to_string(),
+        t.compressed.to_string(),
     ];
     out.write_all(output::table(&STATS_HEADERS, &[total_row]).as_bytes())?;
     if !vms.is_empty() {
@@ -519,6 +524,7 @@ pub fn stats(ctl: &dyn Ctl, json: bool, out: &mut dyn Write) -> Result<(), Error
                     v.learned.to_string(),
                     v.logged.to_string(),
                     v.dropped.to_string(),
+                    v.compressed.to_string(),
                 ]
             })
             .collect();

@@ -234,6 +234,10 @@ pub mod fake {
         io::Error::from_raw_os_error(libc::ENOENT)
     }
 
+    fn einval() -> io::Error {
+        io::Error::from_raw_os_error(libc::EINVAL)
+    }
+
     impl Fake {
         pub fn new(vms: Vec<FakeVm>) -> Self {
             Fake {
@@ -262,15 +266,26 @@ pub mod fake {
             self.with_vm(vm, |v| Ok(v.domains.clone()))
         }
 
+        /// As `Control::set_mode` in `kvm-isolate/control.rs`: the arguments are checked first
+        /// (EINVAL), then the VM and the domain (ENOENT). The lock binds only the guest
+        /// (`Engine::check_mode` with `guest = false`): the host may relax a locked VM.
         fn set_mode(&self, m: &CtlMode) -> io::Result<()> {
+            use kvm_isolate_core::ctl::{DENY_KEEP, DENY_PF, MODE_ENFORCE, MODE_INHERIT};
             self.calls.borrow_mut().push(format!("set_mode {:?}", m));
+            let inherit = m.domain != 0 && m.mode == MODE_INHERIT;
+            if !inherit && m.mode > MODE_ENFORCE {
+                return Err(einval());
+            }
+            if m.deny != DENY_KEEP && (m.domain != 0 || m.deny > DENY_PF) {
+                return Err(einval());
+            }
+            if m.domain >= 16 {
+                return Err(einval());
+            }
             self.with_vm(m.vm, |v| {
-                if v.vm.locked != 0 {
-                    return Err(io::Error::from_raw_os_error(libc::EPERM));
-                }
                 if m.domain == 0 {
                     v.vm.mode = m.mode;
-                    if m.deny != kvm_isolate_core::ctl::DENY_KEEP {
+                    if m.deny != DENY_KEEP {
                         v.vm.deny = m.deny;
                     }
                 } else {
@@ -285,8 +300,12 @@ pub mod fake {
             })
         }
 
+        /// As `Control::lock`: 0 or 1, any VM state.
         fn lock(&self, l: &CtlLock) -> io::Result<()> {
             self.calls.borrow_mut().push(format!("lock {:?}", l));
+            if l.lock > 1 {
+                return Err(einval());
+            }
             self.with_vm(l.vm, |v| {
                 v.vm.locked = l.lock;
                 Ok(())

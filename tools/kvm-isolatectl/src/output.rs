@@ -137,6 +137,7 @@ pub struct VmJson {
     pub learned: u64,
     pub logged: u64,
     pub dropped: u64,
+    pub compressed: u64,
 }
 
 impl From<&CtlVm> for VmJson {
@@ -156,6 +157,7 @@ impl From<&CtlVm> for VmJson {
             learned: v.learned,
             logged: v.logged,
             dropped: v.dropped,
+            compressed: v.compressed,
         }
     }
 }
@@ -196,7 +198,8 @@ impl DomainJson {
     }
 }
 
-/// JSON form of `kvm_isolate_ctl_record`; `gva` is null when unknown.
+/// JSON form of `kvm_isolate_ctl_record`; `gva` is null when unknown.  `time_ns` is the first
+/// occurrence, `last_ns` the last, `count` how many there were (repeats are compressed).
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct RecordJson {
     pub seq: u64,
@@ -210,6 +213,8 @@ pub struct RecordJson {
     pub gpa: u64,
     pub access: String,
     pub verdict: String,
+    pub last_ns: u64,
+    pub count: u64,
 }
 
 impl From<&CtlRecord> for RecordJson {
@@ -226,12 +231,14 @@ impl From<&CtlRecord> for RecordJson {
             gpa: r.gpa,
             access: access_str(r.access),
             verdict: verdict_str(r.verdict),
+            last_ns: r.last_ns,
+            count: r.count,
         }
     }
 }
 
 /// Columns of `list`.
-pub const VM_HEADERS: [&str; 12] = [
+pub const VM_HEADERS: [&str; 13] = [
     "ID",
     "PID",
     "MODE",
@@ -244,6 +251,7 @@ pub const VM_HEADERS: [&str; 12] = [
     "DENIED",
     "LOGGED",
     "DROPPED",
+    "COMPRESSED",
 ];
 
 /// One `list` row.
@@ -261,6 +269,7 @@ pub fn vm_row(v: &CtlVm) -> Vec<String> {
         v.denied.to_string(),
         v.logged.to_string(),
         v.dropped.to_string(),
+        v.compressed.to_string(),
     ]
 }
 
@@ -297,9 +306,10 @@ pub fn domain_row(d: &CtlDomain, vm_mode: u32) -> Vec<String> {
     ]
 }
 
-/// Columns of `log`.
-pub const RECORD_HEADERS: [&str; 10] = [
-    "SEQ", "TIME", "VCPU", "VIEW", "DOMAIN", "RIP", "GVA", "GPA", "ACCESS", "VERDICT",
+/// Columns of `log`: `TIME` is the first occurrence, `LAST` the last, `COUNT` how many.
+pub const RECORD_HEADERS: [&str; 12] = [
+    "SEQ", "TIME", "VCPU", "VIEW", "DOMAIN", "RIP", "GVA", "GPA", "ACCESS", "VERDICT", "COUNT",
+    "LAST",
 ];
 
 /// One `log` row.
@@ -319,12 +329,14 @@ pub fn record_row(r: &CtlRecord) -> Vec<String> {
         addr(r.gpa),
         access_str(r.access),
         verdict_str(r.verdict),
+        r.count.to_string(),
+        time_str(r.last_ns),
     ]
 }
 
 /// Fixed widths for the streamed log (records arrive in batches, so the table cannot be sized
 /// over all of them).
-pub const RECORD_WIDTHS: [usize; 10] = [8, 20, 4, 4, 6, 18, 18, 18, 6, 7];
+pub const RECORD_WIDTHS: [usize; 12] = [8, 20, 4, 4, 6, 18, 18, 18, 6, 7, 8, 20];
 
 /// One streamed log line, padded to [`RECORD_WIDTHS`].
 pub fn fixed_line(cells: &[String]) -> String {
@@ -379,12 +391,23 @@ mod tests {
             gva: GVA_UNKNOWN,
             access: ACCESS_W,
             verdict: LOG_DENIED,
+            time_ns: 1_000_000_001,
+            last_ns: 3_000_000_002,
+            count: 20_000,
             ..Default::default()
         };
         let row = record_row(&r);
+        assert_eq!(row[1], "1.000000001");
         assert_eq!(row[6], "-");
         assert_eq!(row[8], "w");
         assert_eq!(row[9], "denied");
-        assert_eq!(RecordJson::from(&r).gva, None);
+        assert_eq!(row[10], "20000");
+        assert_eq!(row[11], "3.000000002");
+        let j = RecordJson::from(&r);
+        assert_eq!(j.gva, None);
+        assert_eq!(
+            (j.time_ns, j.last_ns, j.count),
+            (1_000_000_001, 3_000_000_002, 20_000)
+        );
     }
 }

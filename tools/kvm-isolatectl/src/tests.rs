@@ -7,8 +7,8 @@ use std::collections::VecDeque;
 use clap::error::ErrorKind;
 use clap::Parser;
 use kvm_isolate_core::ctl::{
-    CtlDomain, CtlRecord, CtlRule, CtlVm, DENY_GP, DENY_KEEP, DENY_PF, GVA_UNKNOWN, LOG_ALLOWED,
-    LOG_DENIED, MODE_ENFORCE, MODE_INHERIT, MODE_LEARN,
+    CtlDomain, CtlRecord, CtlRule, CtlVm, DENY_EXIT, DENY_GP, DENY_KEEP, DENY_PF, GVA_UNKNOWN,
+    LOG_ALLOWED, LOG_DENIED, MODE_ENFORCE, MODE_INHERIT, MODE_LEARN, MODE_OFF,
 };
 use serde_json::Value;
 
@@ -33,6 +33,7 @@ fn fake() -> Fake {
             learned: 0,
             logged: 10,
             dropped: 1,
+            compressed: 19_999,
         },
         domains: vec![
             CtlDomain {
@@ -90,6 +91,9 @@ fn fake() -> Fake {
                 domain: 1,
                 access: 1,
                 verdict: if i % 2 == 0 { LOG_DENIED } else { LOG_ALLOWED },
+                // Record 2 stands for 20,000 identical denials over 3 s.
+                last_ns: 5_000_000_007 + i + if i == 2 { 3_000_000_000 } else { 0 },
+                count: if i == 2 { 20_000 } else { 1 },
             })
             .collect::<VecDeque<_>>(),
         dropped: 17,
@@ -166,14 +170,15 @@ fn list_table_has_columns_and_values() {
             "ALLOWED",
             "DENIED",
             "LOGGED",
-            "DROPPED"
+            "DROPPED",
+            "COMPRESSED"
         ]
     );
     // Sorted by id, values under their headers.
     let row1: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(
         row1,
-        ["1", "4242", "enforce", "gp", "no", "2", "2", "10", "7", "3", "10", "1"]
+        ["1", "4242", "enforce", "gp", "no", "2", "2", "10", "7", "3", "10", "1", "19999"]
     );
     assert!(lines[2].starts_with("7 "));
     // Aligned: every column starts at the same offset in each line.
@@ -204,9 +209,11 @@ fn list_json_has_struct_field_names() {
         "learned",
         "logged",
         "dropped",
+        "compressed",
     ] {
         assert!(vm.get(f).is_some(), "missing {}", f);
     }
+    assert_eq!(vm["compressed"], 19_999);
     assert_eq!(vm["id"], 1);
     assert_eq!(vm["mode"], "enforce");
     assert_eq!(vm["deny"], "gp");
@@ -265,17 +272,19 @@ fn stats_totals() {
             "DENIED",
             "LEARNED",
             "LOGGED",
-            "DROPPED"
+            "DROPPED",
+            "COMPRESSED"
         ]
     );
     assert_eq!(
         lines[1].split_whitespace().collect::<Vec<_>>(),
-        ["2", "15", "7", "8", "0", "12", "4"]
+        ["2", "15", "7", "8", "0", "12", "4", "19999"]
     );
     assert!(out.lines().any(|l| l.starts_with("7 ")));
     let v: Value = serde_json::from_str(&ok(&fake(), &["stats", "--json"])).unwrap();
     assert_eq!(v["totals"]["vms"], 2);
     assert_eq!(v["totals"]["denied"], 8);
+    assert_eq!(v["totals"]["compressed"], 19_999);
     assert_eq!(v["vms"].as_array().unwrap().len(), 2);
 }
 
@@ -359,15 +368,102 @@ fn mode_and_lock_errors() {
         runtime_err(&f, &["mode", "9", "enforce", "--domain", "5"]),
         "no VM 9"
     );
-    assert_eq!(
-        runtime_err(&f, &["mode", "7", "enforce"]),
-        "VM 7: not allowed"
-    );
-    ok(&f, &["lock", "7", "--unlock"]);
-    ok(&f, &["mode", "7", "enforce"]);
-    ok(&f, &["lock", "7"]);
-    assert_eq!(f.vms.borrow()[0].vm.locked, 1);
     assert_eq!(runtime_err(&f, &["lock", "8"]), "no VM 8");
+    assert_eq!(runtime_err(&f, &["lock", "8", "--unlock"]), "no VM 8");
+    // Nothing above changed a VM.
+    let vms = f.vms.borrow();
+    assert_eq!((vms[0].vm.mode, vms[0].vm.locked), (0, 1));
+    assert_eq!(vms[1].vm.mode, MODE_ENFORCE);
+    assert_eq!(vms[1].domains[0].mode, MODE_LEARN);
+}
+
+/// The lock binds the guest only: the host may relax a locked VM (`Engine::check_mode` with
+/// `guest = false`, which `KVM_ISOLATE_CTL_SET_MODE` uses), and it stays locked.
+#[test]
+fn host_relaxes_a_locked_vm() {
+    let f = fake();
+    assert_eq!(f.vms.borrow()[0].vm.locked, 1);
+    ok(&f, &["mode", "7", "enforce", "--deny", "pf"]);
+    ok(&f, &["mode", "7", "off"]);
+    {
+        let vms = f.vms.borrow();
+        let vm = &vms[0].vm;
+        assert_eq!(
+            (vm.id, vm.mode, vm.deny, vm.locked),
+            (7, MODE_OFF, DENY_PF, 1)
+        );
+    }
+    // Locking VM 1 does not stop the host either, for the VM or a domain.
+    ok(&f, &["lock", "1"]);
+    ok(&f, &["mode", "1", "off", "--deny", "exit"]);
+    ok(&f, &["mode", "1", "off", "--domain", "2"]);
+    ok(&f, &["mode", "1", "inherit", "--domain", "1"]);
+    let vms = f.vms.borrow();
+    let vm = &vms[1];
+    assert_eq!(
+        (vm.vm.mode, vm.vm.deny, vm.vm.locked),
+        (MODE_OFF, DENY_EXIT, 1)
+    );
+    assert_eq!(vm.domains[0].mode, MODE_OFF);
+    assert_eq!(vm.domains[1].mode, MODE_INHERIT);
+    // And it may unlock.
+    drop(vms);
+    ok(&f, &["lock", "7", "--unlock"]);
+    assert_eq!(f.vms.borrow()[0].vm.locked, 0);
+}
+
+/// The fake refuses what the kernel refuses, in the kernel's order (arguments, then the VM).
+#[test]
+fn fake_checks_mode_arguments_like_the_kernel() {
+    use kvm_isolate_core::ctl::{CtlLock, CtlMode, MODE_INHERIT};
+    let f = fake();
+    let m = |vm, domain, mode, deny| CtlMode {
+        vm,
+        domain,
+        mode,
+        deny,
+    };
+    let errno = |r: std::io::Result<()>| r.unwrap_err().raw_os_error();
+    assert_eq!(
+        errno(f.set_mode(&m(1, 0, 7, DENY_KEEP))),
+        Some(libc::EINVAL)
+    );
+    assert_eq!(
+        errno(f.set_mode(&m(1, 0, MODE_INHERIT, DENY_KEEP))),
+        Some(libc::EINVAL)
+    );
+    assert_eq!(
+        errno(f.set_mode(&m(1, 1, MODE_OFF, DENY_GP))),
+        Some(libc::EINVAL)
+    );
+    assert_eq!(errno(f.set_mode(&m(1, 0, MODE_OFF, 9))), Some(libc::EINVAL));
+    assert_eq!(
+        errno(f.set_mode(&m(1, 16, MODE_OFF, DENY_KEEP))),
+        Some(libc::EINVAL)
+    );
+    assert_eq!(
+        errno(f.set_mode(&m(9, 16, MODE_OFF, DENY_KEEP))),
+        Some(libc::EINVAL)
+    );
+    assert_eq!(
+        errno(f.set_mode(&m(9, 0, MODE_OFF, DENY_KEEP))),
+        Some(libc::ENOENT)
+    );
+    assert_eq!(
+        errno(f.set_mode(&m(1, 9, MODE_OFF, DENY_KEEP))),
+        Some(libc::ENOENT)
+    );
+    assert_eq!(
+        errno(f.lock(&CtlLock { vm: 1, lock: 2 })),
+        Some(libc::EINVAL)
+    );
+    assert_eq!(
+        errno(f.lock(&CtlLock { vm: 9, lock: 1 })),
+        Some(libc::ENOENT)
+    );
+    // A locked VM: accepted.
+    f.set_mode(&m(7, 0, MODE_OFF, DENY_KEEP)).unwrap();
+    assert_eq!(f.vms.borrow()[0].vm.mode, MODE_OFF);
 }
 
 #[test]
@@ -499,7 +595,10 @@ fn log_reads_in_batches_and_prints_dropped() {
     assert_eq!(lines.len(), 1 + 600 + 1);
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
-        ["SEQ", "TIME", "VCPU", "VIEW", "DOMAIN", "RIP", "GVA", "GPA", "ACCESS", "VERDICT"]
+        [
+            "SEQ", "TIME", "VCPU", "VIEW", "DOMAIN", "RIP", "GVA", "GPA", "ACCESS", "VERDICT",
+            "COUNT", "LAST"
+        ]
     );
     assert_eq!(
         lines[1].split_whitespace().collect::<Vec<_>>(),
@@ -513,10 +612,21 @@ fn log_reads_in_batches_and_prints_dropped() {
             "-",
             "0x0000000040005000",
             "r",
-            "denied"
+            "denied",
+            "1",
+            "5.000000007"
         ]
     );
-    assert!(lines[2].contains("0xffff888040005000") && lines[2].ends_with("allowed"));
+    assert!(lines[2].contains("0xffff888040005000") && lines[2].contains(" allowed "));
+    // A compressed record: its count and the time of its last occurrence.
+    let row3: Vec<&str> = lines[3].split_whitespace().collect();
+    assert_eq!(
+        (row3[0], row3[1], row3[10], row3[11]),
+        ("2", "5.000000009", "20000", "8.000000009")
+    );
+    // Columns line up with the header.
+    let col = lines[0].find("COUNT").unwrap();
+    assert_eq!(&lines[3][col..col + 6], "20000 ");
     assert_eq!(lines[601], "dropped: 17");
     // 256 + 256 + 88, then one empty read.
     assert_eq!(f.log_reads.borrow().as_slice(), [256, 256, 256, 256]);
@@ -535,8 +645,21 @@ fn log_json_and_max() {
     assert_eq!(r0["verdict"], "denied");
     assert_eq!(r0["access"], "r");
     assert_eq!(r0["time_ns"], 5_000_000_007u64);
+    assert_eq!(r0["last_ns"], 5_000_000_007u64);
+    assert_eq!(r0["count"], 1);
     let r1: Value = serde_json::from_str(lines[1]).unwrap();
     assert_eq!(r1["gva"], 0xffff888040005000u64);
+    let r2: Value = serde_json::from_str(lines[2]).unwrap();
+    assert_eq!(
+        (&r2["time_ns"], &r2["last_ns"], &r2["count"]),
+        (
+            &Value::from(5_000_000_009u64),
+            &Value::from(8_000_000_009u64),
+            &Value::from(20_000)
+        )
+    );
+    // The new fields come after the old ones: a consumer matching the old text still matches.
+    assert!(lines[2].contains("\"verdict\":\"denied\",\"last_ns\":8000000009,\"count\":20000}"));
     let last: Value = serde_json::from_str(lines[300]).unwrap();
     assert_eq!(last, serde_json::json!({ "dropped": 17 }));
     assert_eq!(f.log_reads.borrow().as_slice(), [256, 44]);

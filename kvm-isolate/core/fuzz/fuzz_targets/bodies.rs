@@ -3,7 +3,7 @@
 //! Fuzz bodies shared by the cargo-fuzz targets and `tests/fuzz_bodies.rs`: each turns bytes into
 //! calls and panics if an invariant breaks.
 
-use kvm_isolate_core::abi::{self, Call};
+use kvm_isolate_core::abi::{self, Call, Error};
 use kvm_isolate_core::policy::{Code, Decision, Engine, Fault, Mode, Region};
 
 fn words(data: &[u8]) -> impl Iterator<Item = u64> + '_ {
@@ -14,7 +14,10 @@ fn words(data: &[u8]) -> impl Iterator<Item = u64> + '_ {
     })
 }
 
-/// Decodes (nr, 4 args) tuples; every accepted call must be within the ABI's limits.
+/// Decodes (nr, 4 args) tuples; every accepted call must be within the ABI's limits, and every
+/// refusal must be one the decoder can give for that function (it needs no VM state: ENOSYS for
+/// an unknown function, EPERM for destroying view 0, ERANGE for a guest-physical range, EINVAL
+/// for the rest).
 pub fn abi_decode(data: &[u8]) {
     let w: Vec<u64> = words(data).collect();
     for c in w.chunks(5) {
@@ -63,7 +66,58 @@ pub fn abi_decode(data: &[u8]) {
                 assert!(mode.is_some_and(|m| m <= 2) || (mode.is_none() && domain != 0));
             }
             Ok(_) => {}
-            Err(e) => assert!((e.to_ret() as i64) < 0),
+            Err(e) => {
+                let known = (abi::HC_FIRST..=abi::HC_LOCK).contains(&nr);
+                let why = match e {
+                    Error::NoSys => !known,
+                    Error::Perm => nr == abi::HC_VIEW_DESTROY && a[0] == 0,
+                    Error::Range => [
+                        abi::HC_SET_ACCESS,
+                        abi::HC_QUERY,
+                        abi::HC_DOMAIN_ADD_CODE,
+                        abi::HC_DOMAIN_ADD_REGION,
+                    ]
+                    .contains(&nr),
+                    Error::Inval => known,
+                    _ => false,
+                };
+                assert!(why, "{nr:#x} {a:x?}: {e:?}");
+            }
+        }
+        // All-zero arguments (a short last chunk): each function's answer is known exactly.
+        if a == [0; 4] {
+            let want = match nr {
+                abi::HC_PROBE => Ok(Call::Probe),
+                abi::HC_VERSION => Ok(Call::Version),
+                abi::HC_VIEW_CREATE => Ok(Call::ViewCreate),
+                abi::HC_VIEW_DESTROY => Err(Error::Perm),
+                abi::HC_SET_ACCESS => Err(Error::Range),
+                abi::HC_SWITCH => Ok(Call::Switch(0)),
+                abi::HC_QUERY => Ok(Call::QueryView),
+                abi::HC_ON_VIOLATION => Ok(Call::OnViolation(abi::OnViolation::Exit)),
+                abi::HC_DOMAIN_CREATE => Ok(Call::DomainCreate),
+                abi::HC_DOMAIN_ADD_CODE | abi::HC_DOMAIN_ADD_REGION | abi::HC_DOMAIN_DESTROY => {
+                    Err(Error::Inval)
+                }
+                abi::HC_SET_MODE => Ok(Call::SetMode {
+                    domain: 0,
+                    mode: Some(0),
+                }),
+                abi::HC_LOCK => Ok(Call::Lock),
+                _ => Err(Error::NoSys),
+            };
+            assert_eq!(abi::decode(nr, a), want, "{nr:#x}");
+        } else if [
+            abi::HC_PROBE,
+            abi::HC_VERSION,
+            abi::HC_VIEW_CREATE,
+            abi::HC_DOMAIN_CREATE,
+            abi::HC_LOCK,
+        ]
+        .contains(&nr)
+        {
+            // They take no argument.
+            assert_eq!(abi::decode(nr, a), Err(Error::Inval), "{nr:#x} {a:x?}");
         }
     }
 }
@@ -118,7 +172,12 @@ pub fn decide(data: &[u8]) {
         let o = e.decide(&f);
         match o.decision {
             Decision::Switch(d) => assert!(e.is_domain(d) && d != f.view),
-            Decision::GrantExec | Decision::Leave => assert!(f.access == 4 && e.is_domain(f.view)),
+            Decision::GrantExec => {
+                assert!(f.access == 4 && e.is_domain(f.view));
+                // Only code pages are made executable, never a region's.
+                assert!(e.region_at(f.gpa / 4096).is_none(), "{f:?}");
+            }
+            Decision::Leave => assert!(f.access == 4 && e.is_domain(f.view)),
             Decision::NotOurs => assert!(e.region_at(f.gpa / 4096).is_none()),
             Decision::Deny(_) => assert!(o.domain != 0),
         }
