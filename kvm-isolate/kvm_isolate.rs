@@ -195,6 +195,9 @@ fn view(index: u8) -> Result<View, abi::Error> {
 fn kernel_err(e: Error) -> abi::Error {
     if e == ENOMEM {
         abi::Error::NoMem
+    } else if e == EOPNOTSUPP {
+        // KVM keeps views and nested virtualization apart (the VM uses the latter).
+        abi::Error::OpNotSupp
     } else {
         abi::Error::Inval
     }
@@ -255,19 +258,19 @@ fn release_region(
 /// (`GrantExec`) are dropped; they come back on their next fetch if still allowed.
 fn build_domain_view(vm: &Vm, e: &Engine, d: u8) -> Result<(), abi::Error> {
     let v = view(d)?;
+    // No rights until built: the code and regions first, the default (opening the rest) last.
     vm.reset_view(v).map_err(kernel_err)?;
-    vm.set_default_access(
-        v,
-        Access::from_bits(u64::from(policy::DOMAIN_VIEW_DEFAULT)).ok_or(abi::Error::Inval)?,
-    )
-    .map_err(kernel_err)?;
     for c in e.code().iter().filter(|c| c.domain == d) {
         set(vm, d, c.gfn, c.npages, policy::DOMAIN_CODE_RIGHTS)?;
     }
     for r in e.regions() {
         set(vm, d, r.gfn, r.npages, Engine::view_rights(r, d))?;
     }
-    Ok(())
+    vm.set_default_access(
+        v,
+        Access::from_bits(u64::from(policy::DOMAIN_VIEW_DEFAULT)).ok_or(abi::Error::Inval)?,
+    )
+    .map_err(kernel_err)
 }
 
 /// Re-applies, in the views of no domain, the rights of the regions whose protection a mode
@@ -332,13 +335,18 @@ impl Isolate {
             Call::Version => Ok(abi::ABI_VERSION),
             Call::ViewCreate => {
                 let v = g.views.free()?;
+                // A view has no rights until it is built (KVM resets it to none): domains'
+                // regions are hidden in it as in view 0 first, then the rest is opened.
                 vm.reset_view(view(v)?).map_err(kernel_err)?;
-                // Domains' regions are hidden in the new view as in view 0.
                 for r in g.engine.regions() {
                     if let Err(e) = set(vm, v, r.gfn, r.npages, g.engine.view0_rights(r.domain)) {
                         let _ = vm.reset_view(view(v)?);
                         return Err(e);
                     }
+                }
+                if let Err(e) = vm.set_default_access(view(v)?, Access::RWX) {
+                    let _ = vm.reset_view(view(v)?);
+                    return Err(kernel_err(e));
                 }
                 g.views.insert(v);
                 Ok(u64::from(v))
@@ -591,6 +599,9 @@ impl Policy for Isolate {
                 domain: u32::from(o.domain),
                 access: u32::from(access),
                 verdict,
+                // `Log::push` numbers the record and sets these.
+                last_ns: 0,
+                count: 0,
             };
             e.log.push(rec, rec.time_ns);
         }

@@ -128,7 +128,7 @@
 #define KVM_ISOLATE_EINVAL		22	/* bad flags, access or selector */
 #define KVM_ISOLATE_ENOSPC		28	/* no view left */
 #define KVM_ISOLATE_ERANGE		34	/* gpa range unaligned, empty, too long, outside memory */
-#define KVM_ISOLATE_EOPNOTSUPP		95	/* the host does not run on EPT/NPT */
+#define KVM_ISOLATE_EOPNOTSUPP		95	/* no EPT/NPT, nested virt in use, or TDX/SEV-ES */
 #define KVM_ISOLATE_ENOSYS		1000	/* unknown call, or kvm-isolate not loaded */
 
 /*

@@ -187,7 +187,9 @@ impl Vm {
         Access(unsafe { bindings::kvm_isolate_get_access(self.as_raw(), view.0, gfn.0) })
     }
 
-    /// Gives every page all rights in `view` again, and makes that the view's default.
+    /// Takes every right in `view` away (view 0 cannot be reset), until the policy builds the
+    /// view again with [`Vm::set_access`] and [`Vm::set_default_access`]: a vCPU that lands in
+    /// a destroyed view can touch nothing.
     #[inline]
     pub fn reset_view(&self, view: View) -> Result {
         // SAFETY: `self` is a live VM by the type invariant.
