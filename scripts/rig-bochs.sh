@@ -22,7 +22,7 @@ PROMPT 0
 TIMEOUT 0
 LABEL ki
   KERNEL /vmlinuz
-  APPEND initrd=/initrd.xz console=ttyS0,115200 panic=-1 quiet nmi_watchdog=0 KI_RIG=bochs KI_BOCHS_FULL=${KI_BOCHS_FULL:-0} KI_EXPECT=$expect
+  APPEND initrd=/initrd.xz console=ttyS0,115200 panic=-1 quiet nmi_watchdog=0 KI_RIG=bochs KI_BOCHS_FULL=${KI_BOCHS_FULL:-0} KI_FUZZ_CALLS=${KI_FUZZ_CALLS:-} KI_FUZZ_SEED=${KI_FUZZ_SEED:-} KI_EXPECT=$expect
 CFG
 genisoimage -quiet -o "$out/boot.iso" -b isolinux/isolinux.bin -c isolinux/boot.cat \
 	-no-emul-boot -boot-load-size 4 -boot-info-table "$iso"
