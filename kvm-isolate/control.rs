@@ -9,6 +9,7 @@
 
 use kernel::{
     fs::File,
+    kvm_isolate::views::Vm,
     miscdevice::{
         MiscDevice,
         MiscDeviceRegistration, //
@@ -84,12 +85,23 @@ fn err(e: abi::Error) -> Error {
     }
 }
 
-/// Runs `f` on VM `id` with its state locked, holding [`VMS`] so that the VM stays alive.
-fn with_vm<R>(id: u32, f: impl FnOnce(&VmEntry, &mut VmViews) -> Result<R>) -> Result<R> {
-    let vms = VMS.lock();
-    let entry = vms.iter().find(|e| e.state.id == id).ok_or(ENOENT)?;
-    let mut g = entry.state.inner.lock();
-    f(entry, &mut g)
+/// Runs `f` on VM `id` with its state locked. [`VMS`] is held only to find the VM and take a
+/// counted reference to it (`ENOENT` once its destruction has begun), never while `f` runs.
+fn with_vm<R>(id: u32, f: impl FnOnce(&Vm, &mut VmViews) -> Result<R>) -> Result<R> {
+    let (state, vm) = {
+        let vms = VMS.lock();
+        let entry = vms.iter().find(|e| e.state.id == id).ok_or(ENOENT)?;
+        // SAFETY: `entry` is in `VMS`, from which `vm_destroy` removes it, under `VMS`'s lock,
+        // before it returns.
+        let vm = unsafe { entry.vm.get() }.ok_or(ENOENT)?;
+        (entry.state.clone(), vm)
+    };
+    let mut g = state.inner.lock();
+    let r = f(&vm, &mut g);
+    // The state's lock goes first: dropping `vm` may destroy the VM (`vm_destroy` takes `VMS`).
+    drop(g);
+    drop(vm);
+    r
 }
 
 fn vm_info(entry: &VmEntry, g: &VmViews) -> CtlVm {
@@ -187,9 +199,7 @@ impl Control {
         if u64::from(d) >= abi::MAX_VIEWS {
             return Err(EINVAL);
         }
-        with_vm(m.vm, |entry, g| {
-            // SAFETY: `with_vm` holds `VMS`, which `vm_destroy` takes before the VM goes.
-            let vm = unsafe { entry.vm.vm() };
+        with_vm(m.vm, |vm, g| {
             set_mode(vm, g, d, mode, false).map_err(err)?;
             if let Some(deny) = deny {
                 g.engine.set_deny(deny);
@@ -232,11 +242,9 @@ impl Control {
         for _ in 0..n {
             rules.push(r.read::<CtlRule>()?, GFP_KERNEL)?;
         }
-        with_vm(a.vm, |entry, g| {
+        with_vm(a.vm, |vm, g| {
             g.engine.check_profile(&mut rules).map_err(err)?;
             g.engine.set_profile(&rules);
-            // SAFETY: `with_vm` holds `VMS`, which `vm_destroy` takes before the VM goes.
-            let vm = unsafe { entry.vm.vm() };
             // Code the old profile allowed must not keep running in the domains' views.
             for d in domain_views(&g.engine) {
                 build_domain_view(vm, &g.engine, d).map_err(err)?;
@@ -247,18 +255,31 @@ impl Control {
 
     fn log_read(mut a: CtlArray) -> Result<CtlArray> {
         let max = (a.count as usize).min(ctl::LOG_RECORDS);
-        let (out, dropped) = with_vm(a.vm, |_, g| {
-            let mut out = KVVec::with_capacity(max, GFP_KERNEL)?;
-            while out.len() < max {
-                match g.engine.log.pop() {
-                    Some(r) => out.push(r, GFP_KERNEL)?,
-                    None => break,
+        // CAST: user addresses fit in `usize` on x86-64, the only target of this module.
+        let mut w = UserSlice::new(UserPtr::from_addr(a.ptr as usize), max * size_of::<CtlRecord>())
+            .writer();
+        // A record leaves the log only once it is in user memory: a failed copy loses nothing
+        // (it fails the call if nothing was copied, else ends it early with what was).
+        let (n, dropped) = with_vm(a.vm, |_, g| {
+            let mut n = 0u32;
+            while (n as usize) < max {
+                let Some(r) = g.engine.log.peek() else {
+                    break;
+                };
+                if let Err(e) = w.write(&r) {
+                    if n == 0 {
+                        return Err(e);
+                    }
+                    break;
                 }
+                g.engine.log.pop();
+                n += 1;
             }
-            Ok((out, g.engine.log.dropped))
+            Ok((n, g.engine.log.dropped))
         })?;
+        a.count = n;
         a.dropped = dropped;
-        put_array(a, &out)
+        Ok(a)
     }
 }
 

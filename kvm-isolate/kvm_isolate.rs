@@ -71,7 +71,8 @@ mod abi;
 #[path = "core/src/ctl.rs"]
 mod ctl;
 
-#[expect(unreachable_pub)]
+// Also holds what only `cargo test` uses (the log's length).
+#[expect(unreachable_pub, dead_code)]
 #[path = "core/src/policy.rs"]
 mod policy;
 
@@ -172,8 +173,9 @@ struct VmState {
 /// A VM the control plane can reach.
 struct VmEntry {
     state: Arc<VmState>,
-    /// INVARIANT: the VM is alive while this entry is in [`VMS`]: `vm_destroy` removes it,
-    /// taking `VMS`'s lock, before the VM goes.
+    /// INVARIANT: the VM's `struct kvm` is allocated while this entry is in [`VMS`]:
+    /// `vm_destroy` removes it, taking `VMS`'s lock, before the VM goes. The control plane
+    /// takes a counted reference ([`VmHandle::get`]) under that lock and works without it.
     vm: VmHandle,
 }
 
@@ -182,7 +184,19 @@ kernel::sync::global_lock! {
     unsafe(uninit) static VMS: Mutex<KVVec<VmEntry>> = KVVec::new();
 }
 
+/// Where the search for a free VM id starts; changed only under [`VMS`]'s lock.
 static NEXT_VM_ID: AtomicU32 = AtomicU32::new(1);
+
+/// A VM id no live VM has (never 0), the first at or after [`NEXT_VM_ID`]: ids wrap after 2^32
+/// VMs, but never onto a live one. The caller holds [`VMS`]'s lock and passes its VMs.
+fn alloc_vm_id(vms: &[VmEntry]) -> u32 {
+    let mut id = NEXT_VM_ID.load(Ordering::Relaxed);
+    while id == 0 || vms.iter().any(|e| e.state.id == id) {
+        id = id.wrapping_add(1);
+    }
+    NEXT_VM_ID.store(id.wrapping_add(1), Ordering::Relaxed);
+    id
+}
 
 /// The memory-view policy: ABI v1 views, and domains protected by the policy engine.
 struct Isolate;
@@ -532,16 +546,19 @@ impl Policy for Isolate {
     type VmData = VmState;
 
     fn vm_init(vm: &Vm) -> Result<Arc<VmState>> {
-        let engine = KVBox::<Engine>::new_uninit(GFP_KERNEL | __GFP_ZERO)?;
+        // Charged to the VMM, like KVM's own per-VM memory.
+        let engine = KVBox::<Engine>::new_uninit(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?;
         // SAFETY: all-zero is a valid, empty `Engine`: every field is an integer, a bool, an
         // array of those, or an enum whose zero is a variant (policy.rs, tested by cargo).
         let mut engine = unsafe { engine.assume_init() };
         // A VM protects its domains from the start; learning is the administrator's choice.
         engine.set_mode(0, Some(Mode::Enforce));
+        let mut vms = VMS.lock();
+        let id = alloc_vm_id(&vms);
         let state = Arc::pin_init(
             pin_init!(VmState {
                 tdp: kvm::paging() == Paging::Tdp,
-                id: NEXT_VM_ID.fetch_add(1, Ordering::Relaxed),
+                id,
                 // `Task::tgid()` reads the field through bindgen's layout of `task_struct`,
                 // which reads garbage in this configuration; the C accessor does not.
                 // CAST: a tgid is positive.
@@ -552,9 +569,9 @@ impl Policy for Isolate {
                     engine,
                 }),
             }),
-            GFP_KERNEL,
+            GFP_KERNEL_ACCOUNT,
         )?;
-        VMS.lock().push(
+        vms.push(
             VmEntry {
                 state: state.clone(),
                 vm: VmHandle::new(vm),

@@ -1107,6 +1107,16 @@ impl Log {
         Pushed::Stored
     }
 
+    /// The oldest record, left in the log (a reader takes it with [`Log::pop`] once delivered).
+    pub fn peek(&self) -> Option<CtlRecord> {
+        if self.len == 0 {
+            return None;
+        }
+        let n = self.written.saturating_sub(self.len as u64);
+        // CAST: the remainder is below `LOG_RECORDS`.
+        Some(self.buf[(n % LOG_RECORDS as u64) as usize])
+    }
+
     /// Takes the oldest record. It leaves the window with it: a later repeat is a new record.
     pub fn pop(&mut self) -> Option<CtlRecord> {
         if self.len == 0 {

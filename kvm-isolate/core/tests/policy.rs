@@ -1057,3 +1057,18 @@ proptest! {
         prop_assert_eq!(counts, l.written + l.compressed);
     }
 }
+
+#[test]
+fn peek_shows_the_oldest_record_and_takes_nothing() {
+    let mut l = Box::new(Log::new());
+    assert_eq!(l.peek(), None);
+    l.push(rec(1), 1_000_000_000);
+    l.push(rec(2), 1_000_000_000);
+    // A reader that could not deliver the record leaves it in the log.
+    assert_eq!(l.peek().map(|r| r.rip), Some(1));
+    assert_eq!(l.peek().map(|r| r.rip), Some(1));
+    assert_eq!(l.len(), 2);
+    assert_eq!(l.pop().map(|r| r.rip), Some(1));
+    assert_eq!(l.peek().map(|r| r.rip), Some(2));
+    assert_eq!(l.len(), 1);
+}

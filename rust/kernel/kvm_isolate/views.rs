@@ -18,6 +18,10 @@ use crate::{
     module::ThisModule,
     prelude::*,
     sync::{
+        aref::{
+            ARef,
+            AlwaysRefCounted, //
+        },
         Arc,
         ArcBorrow, //
     },
@@ -204,6 +208,31 @@ impl Vm {
     }
 }
 
+// A VM's reference count. `kvm.ko` exports these (GPL); they are declared in
+// `include/linux/kvm_host.h`, which bindgen does not read for this crate.
+extern "C" {
+    fn kvm_get_kvm(kvm: *mut bindings::kvm);
+    fn kvm_get_kvm_safe(kvm: *mut bindings::kvm) -> bool;
+    fn kvm_put_kvm(kvm: *mut bindings::kvm);
+}
+
+// SAFETY: `kvm_get_kvm()` and `kvm_put_kvm()` count the users of a `struct kvm`, which stays
+// allocated while the count is above zero; a count is only ever taken on a VM that has users
+// (`inc_ref` from a live `&Vm`, `VmHandle::get` with `kvm_get_kvm_safe()`).
+unsafe impl AlwaysRefCounted for Vm {
+    #[inline]
+    fn inc_ref(&self) {
+        // SAFETY: `self` is live by the type invariant, so its count is above zero.
+        unsafe { kvm_get_kvm(self.as_raw()) };
+    }
+
+    #[inline]
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: the caller owns a count of `obj`, which keeps it alive until this put.
+        unsafe { kvm_put_kvm(obj.as_ref().as_raw()) };
+    }
+}
+
 /// A VM named outside the policy's callbacks, e.g. by a control interface.
 ///
 /// # Invariants
@@ -225,16 +254,25 @@ impl VmHandle {
         VmHandle(NonNull::from(vm))
     }
 
-    /// The VM.
+    /// A counted reference to the VM, or `None` once its destruction has begun (its count
+    /// reached zero). The reference keeps the VM, and so its policy data, alive without any
+    /// lock; dropping the last one may destroy the VM, which calls [`Policy::vm_destroy`].
     ///
     /// # Safety
     ///
-    /// [`Policy::vm_destroy`] for this VM must not have begun, and must not begin before the
-    /// returned reference is dropped (e.g. the caller holds a lock that `vm_destroy` takes).
+    /// [`Policy::vm_destroy`] for this VM must not have returned, e.g. the caller holds a lock
+    /// that `vm_destroy` takes to forget this handle and found the handle there.
     #[inline]
-    pub unsafe fn vm(&self) -> &Vm {
-        // SAFETY: alive by the type invariant and the caller's guarantee.
-        unsafe { self.0.as_ref() }
+    pub unsafe fn get(&self) -> Option<ARef<Vm>> {
+        // SAFETY: the `struct kvm` is freed only after `vm_destroy` returns (caller's guarantee).
+        let kvm = unsafe { self.0.as_ref() }.as_raw();
+        // SAFETY: `kvm` is allocated (above); `kvm_get_kvm_safe()` takes no count once it is 0.
+        if unsafe { kvm_get_kvm_safe(kvm) } {
+            // SAFETY: the count just taken is ours, and `self.0` points to that `struct kvm`.
+            Some(unsafe { ARef::from_raw(self.0) })
+        } else {
+            None
+        }
     }
 }
 
