@@ -39,6 +39,7 @@ use crate::{
         CtlVm, //
     },
     domain_views,
+    host_reports_gva,
     policy::{
         Deny,
         Mode, //
@@ -195,6 +196,10 @@ impl Control {
             _ if m.domain != 0 => return Err(EINVAL),
             d => Some(Deny::from_u32(d).ok_or(EINVAL)?),
         };
+        // A #PF needs the faulting linear address, which SVM does not report: CR2 would be 0.
+        if deny == Some(Deny::Pf) && !host_reports_gva() {
+            return Err(EOPNOTSUPP);
+        }
         let d = u8::try_from(m.domain).map_err(|_| EINVAL)?;
         if u64::from(d) >= abi::MAX_VIEWS {
             return Err(EINVAL);

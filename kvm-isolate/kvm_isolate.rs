@@ -129,6 +129,12 @@ fn read_raw() -> Raw {
     }
 }
 
+/// Whether violations carry the guest's linear address: VMX reports it for EPT violations (patch
+/// 0006), SVM's nested page faults do not.
+pub(crate) fn host_reports_gva() -> bool {
+    HwCaps::decode(&read_raw()).virt == caps::Virt::Vmx
+}
+
 fn kvm_paging() -> KvmPaging {
     match kvm::paging() {
         Paging::NoVendorModule => KvmPaging::NoVendorModule,
@@ -628,6 +634,12 @@ impl Policy for Isolate {
             Decision::GrantExec => Verdict::Grant,
             Decision::Leave => View::new(0).map_or(Verdict::Exit, Verdict::Switch),
             Decision::Deny(Deny::Exit) => Verdict::Exit,
+            // A #PF needs CR2; a violation without a linear address (KVM's own access on VMX)
+            // gets #GP instead. On SVM the control plane refuses `pf` altogether.
+            Decision::Deny(Deny::Pf) if v.gva.is_none() => Verdict::Inject {
+                vector: 13,
+                error_code: 0,
+            },
             Decision::Deny(Deny::Gp) => Verdict::Inject {
                 vector: 13,
                 error_code: 0,

@@ -180,6 +180,11 @@ fn ioctl_error(ctl: &dyn Ctl, e: io::Error, subject: Subject, guarded: bool) -> 
         }
         (Some(libc::EINVAL), _) => "invalid argument".to_string(),
         (Some(libc::EPERM), _) if guarded => "not allowed".to_string(),
+        // Only SET_MODE returns it: `--deny pf` on a host whose CPU reports no linear address.
+        (Some(libc::EOPNOTSUPP), _) if guarded => {
+            "not supported on this host (--deny pf needs VMX: SVM reports no faulting address)"
+                .to_string()
+        }
         (Some(libc::EPERM | libc::EACCES), _) => "permission denied (run as root)".to_string(),
         _ => strerror(&e),
     };
