@@ -6,22 +6,29 @@ set -euo pipefail
 . "$(dirname "$0")/config.sh"
 exec 3>&1 1>&2
 
+# KI_PROFILE: host (default) or sanitizer (configs/host.config + configs/sanitizer.config).
+profile=${KI_PROFILE:-host}
+case $profile in
+host) fragments=(configs/host.config) ;;
+sanitizer) fragments=(configs/host.config configs/sanitizer.config) ;;
+*) ki_die "KI_PROFILE=$profile: want host or sanitizer" ;;
+esac
 tree=$("$KI_TOP/scripts/prepare-tree.sh")
-key=$( { basename "$(dirname "$tree")"; ki_hash configs; } | sha256sum | cut -c1-16)
+key=$( { basename "$(dirname "$tree")"; ki_hash "${fragments[@]}"; } | sha256sum | cut -c1-16)
 build=$KI_CACHE/build-$key
 mkdir -p "$build"
 ki_cache_keep "$build"
 
 if [ ! -f "$build/.config.done" ]; then
-	ki_stage "kernel: configuring (tinyconfig + configs/host.config)"
+	ki_stage "kernel: configuring (tinyconfig + ${fragments[*]})"
 	ki_run_logged "$build/config.log" ki_kmake -C "$tree" O="$build" tinyconfig
 	ki_run_logged "$build/config.log" "$tree/scripts/kconfig/merge_config.sh" -m -O "$build" \
-		"$build/.config" "$KI_TOP/configs/host.config"
+		"$build/.config" "${fragments[@]/#/$KI_TOP/}"
 	ki_run_logged "$build/config.log" ki_kmake -C "$tree" O="$build" olddefconfig
-	# Every option the fragment asks for must have survived olddefconfig.
-	bad=$(grep -E '^(CONFIG_[A-Z0-9_]+=.*|# CONFIG_[A-Z0-9_]+ is not set)$' "$KI_TOP/configs/host.config" |
+	# Every option the fragments ask for must have survived olddefconfig.
+	bad=$(cat "${fragments[@]/#/$KI_TOP/}" | grep -E '^(CONFIG_[A-Z0-9_]+=.*|# CONFIG_[A-Z0-9_]+ is not set)$' |
 		while read -r line; do grep -qxF "$line" "$build/.config" || echo "  $line"; done)
-	[ -z "$bad" ] || ki_die "kernel config: these settings of configs/host.config did not take" \
+	[ -z "$bad" ] || ki_die "kernel config: these settings of ${fragments[*]} did not take" \
 		"(missing dependency? is Rust available: make -C $tree O=$build rustavailable):"$'\n'"$bad"
 	touch "$build/.config.done"
 fi

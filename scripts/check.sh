@@ -49,6 +49,33 @@ for rig in ${KI_RIGS:-qemu bochs}; do
 	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
 done
 
+# The sanitizer profile (KASAN, kmemleak, lockdep + RCU checking, panic_on_warn): kvm-isolate's
+# own tests on QEMU, a second kernel build cached like the first. KI_SANITIZER=0 leaves it out.
+if [ "${KI_SANITIZER:-1}" = 1 ]; then
+	san=$check/sanitizer
+	mkdir -p "$san"
+	awk '!/^#/ && NF' "$KI_TOP/selftests/kvm_isolate.plan" >"$check/sanitizer.plan"
+	if sbuild=$(KI_PROFILE=sanitizer "$KI_TOP/scripts/build-kernel.sh") &&
+		"$KI_TOP/scripts/build-selftests.sh" "$sbuild" \
+			$(awk '{ sub(".*/ki/tests/", "", $3) } $3 !~ /\.sh$/ { print $3 }' "$check/sanitizer.plan") &&
+		"$KI_TOP/scripts/build-tools.sh" "$sbuild" &&
+		"$KI_TOP/scripts/mkinitramfs.sh" "$sbuild" "$san" "$check/sanitizer.plan"; then
+		ki_stage "rig sanitizer: the kvm-isolate tests on QEMU under KASAN, kmemleak, panic_on_warn"
+		KI_QEMU_APPEND="panic_on_warn=1" "$KI_TOP/scripts/rig-qemu.sh" "$sbuild" "$san" ||
+			broken+=(sanitizer)
+	else
+		broken+=(sanitizer)
+	fi
+	if [ -f "$san/qemu.tap" ]; then
+		cp "$san/qemu.tap" "$check/sanitizer.tap"
+		read -r p f s < <(tap_count "$check/sanitizer.tap")
+	else
+		p=0 f=0 s=0
+	fi
+	echo "rig=sanitizer pass=$p fail=$f skip=$s"
+	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
+fi
+
 if [ ${#broken[@]} != 0 ]; then
 	echo "did not run to the end: ${broken[*]} (logs in $check)"
 fi
