@@ -97,7 +97,8 @@ use policy::{
     Engine,
     Fault,
     Mode,
-    Region, //
+    Region,
+    Stack, //
 };
 
 module! {
@@ -243,6 +244,17 @@ fn plain_views(e: &Engine, views: Views) -> impl Iterator<Item = u8> + '_ {
     (0..abi::MAX_VIEWS as u8).filter(move |&v| views.exists(v) && !e.is_domain(v))
 }
 
+/// Gives code range `c`'s pages their rights in every view.
+fn apply_code(vm: &Vm, e: &Engine, views: Views, c: &Code) -> Result<(), abi::Error> {
+    for v in plain_views(e, views) {
+        set(vm, v, c.gfn, c.npages, e.code_rights(c, v, false))?;
+    }
+    for d in domain_views(e) {
+        set(vm, d, c.gfn, c.npages, e.code_rights(c, d, true))?;
+    }
+    Ok(())
+}
+
 /// Gives region `r` its rights in every view.
 fn apply_region(vm: &Vm, e: &Engine, views: Views, r: &Region) -> Result<(), abi::Error> {
     for v in plain_views(e, views) {
@@ -254,9 +266,9 @@ fn apply_region(vm: &Vm, e: &Engine, views: Views, r: &Region) -> Result<(), abi
     Ok(())
 }
 
-/// Gives `npages` at `gfn` back the rights a page of no region has: all in the views of no
+/// Gives `npages` at `gfn` back the rights a page of no domain has: all in the views of no
 /// domain, the default in domains' views (but `except`'s, which is about to go).
-fn release_region(
+fn release_pages(
     vm: &Vm,
     e: &Engine,
     views: Views,
@@ -273,15 +285,15 @@ fn release_region(
     Ok(())
 }
 
-/// Builds domain `d`'s view from scratch: nothing executable but `d`'s code, `d`'s regions with
-/// their rights, other domains' regions unmapped. Pages made executable for profile code
-/// (`GrantExec`) are dropped; they come back on their next fetch if still allowed.
+/// Builds domain `d`'s view from scratch: nothing executable but `d`'s code, no code writable,
+/// `d`'s regions with their rights, other domains' regions unmapped. Pages made executable for
+/// profile code (`GrantExec`) are dropped; they come back on their next fetch if still allowed.
 fn build_domain_view(vm: &Vm, e: &Engine, d: u8) -> Result<(), abi::Error> {
     let v = view(d)?;
     // No rights until built: the code and regions first, the default (opening the rest) last.
     vm.reset_view(v).map_err(kernel_err)?;
-    for c in e.code().iter().filter(|c| c.domain == d) {
-        set(vm, d, c.gfn, c.npages, policy::DOMAIN_CODE_RIGHTS)?;
+    for c in e.code() {
+        set(vm, d, c.gfn, c.npages, e.code_rights(c, d, true))?;
     }
     for r in e.regions() {
         set(vm, d, r.gfn, r.npages, Engine::view_rights(r, d))?;
@@ -307,6 +319,12 @@ fn apply_modes(
             for v in plain_views(e, views) {
                 set(vm, v, r.gfn, r.npages, now)?;
             }
+        }
+    }
+    // Code follows its domain's protection the same way (`view0_rights` says when it changed).
+    for c in e.code() {
+        if before[usize::from(c.domain)] != e.view0_rights(c.domain) {
+            apply_code(vm, e, views, c)?;
         }
     }
     Ok(())
@@ -358,11 +376,19 @@ impl Isolate {
                 // A view has no rights until it is built (KVM resets it to none): domains'
                 // regions are hidden in it as in view 0 first, then the rest is opened.
                 vm.reset_view(view(v)?).map_err(kernel_err)?;
-                for r in g.engine.regions() {
-                    if let Err(e) = set(vm, v, r.gfn, r.npages, g.engine.view0_rights(r.domain)) {
-                        let _ = vm.reset_view(view(v)?);
-                        return Err(e);
+                let e = &g.engine;
+                let hide = || -> Result<(), abi::Error> {
+                    for r in e.regions() {
+                        set(vm, v, r.gfn, r.npages, e.view0_rights(r.domain))?;
                     }
+                    for c in e.code() {
+                        set(vm, v, c.gfn, c.npages, e.code_rights(c, v, false))?;
+                    }
+                    Ok(())
+                };
+                if let Err(err) = hide() {
+                    let _ = vm.reset_view(view(v)?);
+                    return Err(err);
                 }
                 if let Err(e) = vm.set_default_access(view(v)?, Access::RWX) {
                     let _ = vm.reset_view(view(v)?);
@@ -391,12 +417,15 @@ impl Isolate {
                 if !vm.range_mapped(Gfn(gfn), npages) {
                     return Err(abi::Error::Range);
                 }
-                // Domains' views and regions are the engine's alone.
+                // Domains' views, code and regions are the engine's alone.
                 let e = &g.engine;
                 if e.is_domain(v)
                     || e.regions()
                         .iter()
                         .any(|r| r.gfn < gfn + npages && gfn < r.gfn + r.npages)
+                    || e.code()
+                        .iter()
+                        .any(|c| c.gfn < gfn + npages && gfn < c.gfn + c.npages)
                 {
                     return Err(abi::Error::Perm);
                 }
@@ -413,6 +442,10 @@ impl Isolate {
             }
             Call::Switch(v) => {
                 exists(&g.views, v)?;
+                // A domain's view is entered only through its entry points and return sites.
+                if g.engine.is_domain(v) {
+                    return Err(abi::Error::Perm);
+                }
                 let prev = vcpu.view();
                 vcpu.switch_view(view(v)?).map_err(kernel_err)?;
                 Ok(u64::from(prev.index()))
@@ -430,6 +463,9 @@ impl Isolate {
                 }
                 if let OnViolation::Switch(target) = action {
                     exists(&g.views, target)?;
+                    if g.engine.is_domain(target) {
+                        return Err(abi::Error::Perm);
+                    }
                 }
                 g.on_violation = action;
                 Ok(0)
@@ -461,8 +497,17 @@ impl Isolate {
                 if !vm.range_mapped(Gfn(gfn), npages) {
                     return Err(abi::Error::Range);
                 }
-                set(vm, domain, gfn, npages, policy::DOMAIN_CODE_RIGHTS)?;
+                if let Err(e) = apply_code(vm, &g.engine, g.views, &c) {
+                    // Only ENOMEM gets here; put back what the views had (best effort).
+                    let _ = release_pages(vm, &g.engine, g.views, gfn, npages, 0);
+                    return Err(e);
+                }
                 g.engine.add_code(c)?;
+                Ok(0)
+            }
+            Call::DomainAddEntry { domain, gva } => {
+                let entry = g.engine.check_entry(domain, gva, true)?;
+                g.engine.add_entry(entry)?;
                 Ok(0)
             }
             Call::DomainAddRegion {
@@ -490,7 +535,7 @@ impl Isolate {
                 }
                 if let Err(e) = apply_region(vm, &g.engine, g.views, &r) {
                     // Only ENOMEM gets here; put back what the views had (best effort).
-                    let _ = release_region(vm, &g.engine, g.views, gfn, npages, 0);
+                    let _ = release_pages(vm, &g.engine, g.views, gfn, npages, 0);
                     return Err(e);
                 }
                 g.engine.add_region(r)?;
@@ -500,7 +545,10 @@ impl Isolate {
                 g.engine.check_destroy(d, true)?;
                 g.views.check_destroy(d, vm.view_in_use(view(d)?))?;
                 for r in g.engine.regions().iter().filter(|r| r.domain == d) {
-                    release_region(vm, &g.engine, g.views, r.gfn, r.npages, d)?;
+                    release_pages(vm, &g.engine, g.views, r.gfn, r.npages, d)?;
+                }
+                for c in g.engine.code().iter().filter(|c| c.domain == d) {
+                    release_pages(vm, &g.engine, g.views, c.gfn, c.npages, d)?;
                 }
                 vm.reset_view(view(d)?).map_err(kernel_err)?;
                 g.engine.destroy_domain(d);
@@ -606,6 +654,10 @@ impl Policy for Isolate {
             gpa: v.gpa.0,
             rip: v.rip,
             access,
+            stack: v.stack.map(|s| Stack {
+                below: s.below,
+                top: s.top,
+            }),
         };
         let e = &mut g.engine;
         let o = e.handle(&f);

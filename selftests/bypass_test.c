@@ -202,6 +202,8 @@ static void guest_code(u64 mode)
 		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_CREATE, 0, 0, 0, 0), 1);
 		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_CODE, 1, (u64)ki_split_touch,
 				   owner_gpa, 1), 0);
+		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, 1, (u64)ki_split_touch, 0, 0), 0);
+		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, 1, (u64)ki_split_call, 0, 0), 0);
 		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_REGION, 1, S0, 1, 3), 3);
 		GUEST_SYNC(0);
 		/* In the module's view, the foreign range is mapped huge, RW, not X. */

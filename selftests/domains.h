@@ -101,6 +101,14 @@ static void guest_setup(void)
 	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_CODE, DOMAIN, owner, owner_gpa, 1), 0);
 	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_CODE, DOMAIN, owner, owner_gpa, 1),
 			E(EEXIST));
+	/* Its entry points: outside its code, twice, or for no domain, refused. */
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN, (u64)ki_helper_read, 0, 0),
+			E(ERANGE));
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN + 1, owner, 0, 0), E(ENOENT));
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN, owner, 1, 0), E(EINVAL));
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN, owner, 0, 0), 0);
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN, owner, 0, 0), E(EEXIST));
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN, (u64)ki_owner_write, 0, 0), 0);
 	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_REGION, DOMAIN, owner_gpa, 1, 3),
 			E(EEXIST));
 	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_REGION, DOMAIN, secret_gpa, 1, 0),
@@ -115,9 +123,15 @@ static void guest_setup(void)
 	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_VIEW_CREATE, 0, 0, 0, 0), 2);
 	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_ACCESS, 2, secret_gpa, 0), 0);
 	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_VIEW_DESTROY, 2, 0, 0, 0), 0);
-	/* Code outside the domain is not executable in its view; its own code is. */
+	/*
+	 * Code outside the domain is not executable in its view; its own code is, there
+	 * only, and is writable nowhere.
+	 */
 	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_ACCESS, DOMAIN, rogue_gpa, 0), 3);
-	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_ACCESS, DOMAIN, owner_gpa, 0), 7);
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_ACCESS, DOMAIN, owner_gpa, 0), 5);
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_ACCESS, 0, owner_gpa, 0), 1);
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_SET_ACCESS, 0, owner_gpa, 1, 7), E(EPERM));
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_SWITCH, DOMAIN, 0, 0, 0), E(EPERM));
 	/* The domain's view and region are not ABI v1's to change. */
 	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_SET_ACCESS, 0, secret_gpa, 1, 7), E(EPERM));
 	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_SET_ACCESS, DOMAIN, 0, 1, 7), E(EPERM));

@@ -67,6 +67,13 @@
 #define KVM_HC_ISOLATE_SET_MODE		(KVM_HC_ISOLATE_FIRST + 12)
 /* () -> 0: from now on the guest can only tighten; only the host can relax. */
 #define KVM_HC_ISOLATE_LOCK		(KVM_HC_ISOLATE_FIRST + 13)
+/*
+ * (domain, gva) -> 0: an entry point of the domain, an instruction in one of
+ * its code ranges (KVM_ISOLATE_ERANGE otherwise, KVM_ISOLATE_EPERM if locked).
+ * Code outside a domain enters it only at an entry point, or resumes it at the
+ * call site it left from: see Documentation/kvm-isolate/domains.rst.
+ */
+#define KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY	(KVM_HC_ISOLATE_FIRST + 14)
 
 /* Modes, from loosest to tightest; a domain in INHERIT follows its VM. */
 #define KVM_ISOLATE_MODE_OFF		0	/* allow, record nothing */

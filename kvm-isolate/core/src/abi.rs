@@ -42,6 +42,8 @@ pub const HC_DOMAIN_DESTROY: u64 = HC_FIRST + 11;
 pub const HC_SET_MODE: u64 = HC_FIRST + 12;
 /// `KVM_HC_ISOLATE_LOCK`.
 pub const HC_LOCK: u64 = HC_FIRST + 13;
+/// `KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY`.
+pub const HC_DOMAIN_ADD_ENTRY: u64 = HC_FIRST + 14;
 
 /// `KVM_ISOLATE_QUERY_VIEW`.
 pub const QUERY_VIEW: u64 = 0;
@@ -204,6 +206,13 @@ pub enum Call {
     },
     /// Destroy a domain.
     DomainDestroy(u8),
+    /// Add an entry point to a domain.
+    DomainAddEntry {
+        /// The domain (1 ..).
+        domain: u8,
+        /// The instruction (guest virtual, inside one of the domain's code ranges).
+        gva: u64,
+    },
     /// Set the mode of the VM (domain 0) or of a domain; `None`: inherit the VM's.
     SetMode {
         /// 0 for the VM.
@@ -356,6 +365,13 @@ pub fn decode(nr: u64, a: [u64; 4]) -> Result<Call, Error> {
             Ok(Call::SetMode { domain, mode })
         }
         HC_LOCK => zero(&a).map(|()| Call::Lock),
+        HC_DOMAIN_ADD_ENTRY => {
+            zero(&a[2..])?;
+            Ok(Call::DomainAddEntry {
+                domain: domain_arg(a[0])?,
+                gva: a[1],
+            })
+        }
         _ => Err(Error::NoSys),
     }
 }

@@ -9,6 +9,12 @@
 //! it. Lookups are binary searches over sorted arrays: O(log n) in code ranges, regions and rules.
 //!
 //! Views are named by domain: domain `d` owns view `d` (1 ..= 15); view 0 belongs to no domain.
+//!
+//! Entry gates: a protected domain's code is executable only in its own view, so code outside
+//! starts running it with an instruction fetch violation, which [`Engine::decide`] allows only at
+//! one of the domain's entry points or at a return site the domain left through (a call out of
+//! it, or an event taken in it), once. Both are held as guest-physical locations with their
+//! virtual address: the fetch violation names the physical page the code came from.
 
 use crate::abi::{self, Error};
 use crate::ctl::{self, CtlRecord, CtlRule};
@@ -21,6 +27,12 @@ pub const MAX_CODE: usize = 64;
 pub const MAX_REGIONS: usize = 256;
 /// Profile rules per VM.
 pub const MAX_RULES: usize = ctl::MAX_RULES as usize;
+/// Entry points per VM, all domains together.
+pub const MAX_ENTRIES: usize = 1024;
+/// Return sites pending per VM, all domains together: calls out of a domain (and events taken
+/// in it) not yet returned from. When full, the least recently recorded site is forgotten: a
+/// guest that never returns costs no more than this.
+pub const MAX_RETURNS: usize = 512;
 /// Log records kept.
 pub const LOG_RECORDS: usize = ctl::LOG_RECORDS;
 /// Records the rate limiter lets through in a burst.
@@ -88,6 +100,17 @@ impl Deny {
     }
 }
 
+/// The top of the guest's stack at an instruction fetch violation: a `call`, or an event without
+/// error code, has just stored its return address in `top`; a `ret` has just taken its target
+/// from `below`. Guest memory: code outside a domain can write it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stack {
+    /// The word at RSP - 8.
+    pub below: u64,
+    /// The word at RSP.
+    pub top: u64,
+}
+
 /// A denied access, as the hardware reported it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fault {
@@ -99,6 +122,30 @@ pub struct Fault {
     pub rip: u64,
     /// The right the access needed: exactly one of R (1), W (2), X (4).
     pub access: u8,
+    /// For a fetch, the guest's stack if KVM could read it.
+    pub stack: Option<Stack>,
+}
+
+/// A place where code outside a domain may start running the domain's code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Gate {
+    /// Guest physical address of the instruction: what identifies it.
+    pub gpa: u64,
+    /// Its guest virtual address, which RIP must equal too.
+    pub gva: u64,
+    /// The domain.
+    pub domain: u8,
+}
+
+/// What a decision does to the entry points and return sites.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GateOp {
+    /// Learn mode: a new entry point.
+    Learn(Gate),
+    /// A call out of the domain (or an event in it): it may be resumed here once.
+    Called(Gate),
+    /// The domain was resumed at this return site: it is used up.
+    Returned(Gate),
 }
 
 /// What to do about a fault.
@@ -125,6 +172,8 @@ pub struct Outcome {
     pub domain: u8,
     /// Learn mode: the rule to add to the profile before retrying.
     pub learn: Option<Rule>,
+    /// The entry point or return site to record or use up.
+    pub gate: Option<GateOp>,
     /// Whether to log a record, with this `LOG_*` verdict.
     pub log: Option<u32>,
 }
@@ -201,6 +250,14 @@ pub struct Domain {
     pub counters: Counters,
 }
 
+/// A return site not yet used: `count` calls out are pending there; `used` orders recording.
+#[derive(Clone, Copy, Debug, Default)]
+struct Pending {
+    gate: Gate,
+    count: u32,
+    used: u64,
+}
+
 /// A sorted fixed-capacity array. All-zero is empty.
 #[derive(Clone, Copy)]
 struct Sorted<T: Copy + Default, const N: usize> {
@@ -245,10 +302,12 @@ impl<T: Copy + Default, const N: usize> Sorted<T, N> {
 ///
 /// # Invariants
 ///
-/// `code` is sorted by `start` and its ranges are disjoint; `regions` is sorted by `gfn` and
-/// disjoint, and no region overlaps any code range's pages; `rules` is sorted by
-/// `(region, start)`, and the rules of one region are disjoint; every code range, region and rule
-/// belongs to an active domain, every rule to a region.
+/// `code` is sorted by `start` and its ranges are disjoint (also in their pages); `regions` is
+/// sorted by `gfn` and disjoint, and no region overlaps any code range's pages; `rules` is sorted
+/// by `(region, start)`, and the rules of one region are disjoint; `entries` is sorted and each
+/// lies in its domain's code, as does each of `returns`, sorted by gate, with `count >= 1`;
+/// every code range, region, rule, entry and return site belongs to an active domain, every rule
+/// to a region.
 pub struct Engine {
     mode: Mode,
     deny: Deny,
@@ -257,6 +316,12 @@ pub struct Engine {
     code: Sorted<Code, MAX_CODE>,
     regions: Sorted<Region, MAX_REGIONS>,
     rules: Sorted<Rule, MAX_RULES>,
+    entries: Sorted<Gate, MAX_ENTRIES>,
+    returns: Sorted<Pending, MAX_RETURNS>,
+    /// The clock of `Pending::used`.
+    calls: u64,
+    /// Return sites forgotten because `returns` was full.
+    pub returns_dropped: u64,
     /// Violations about domains.
     pub violations: u64,
     /// The log.
@@ -282,6 +347,12 @@ impl Default for Engine {
         Self::new()
     }
 }
+
+const NO_GATE: Gate = Gate {
+    gpa: 0,
+    gva: 0,
+    domain: 0,
+};
 
 fn overlap(a: u64, alen: u64, b: u64, blen: u64) -> bool {
     a < b.saturating_add(blen) && b < a.saturating_add(alen)
@@ -333,6 +404,20 @@ impl Engine {
                     domain: 0,
                 }; MAX_RULES],
             },
+            entries: Sorted {
+                len: 0,
+                items: [NO_GATE; MAX_ENTRIES],
+            },
+            returns: Sorted {
+                len: 0,
+                items: [Pending {
+                    gate: NO_GATE,
+                    count: 0,
+                    used: 0,
+                }; MAX_RETURNS],
+            },
+            calls: 0,
+            returns_dropped: 0,
             violations: 0,
             log: Log::new(),
         }
@@ -417,6 +502,46 @@ impl Engine {
         c[..i].last().filter(|x| rip < x.end)
     }
 
+    /// The code range whose pages hold `gfn`. O(n) in code ranges (at most [`MAX_CODE`]).
+    pub fn code_at_gfn(&self, gfn: u64) -> Option<&Code> {
+        self.code
+            .as_slice()
+            .iter()
+            .find(|c| gfn >= c.gfn && gfn - c.gfn < c.npages)
+    }
+
+    /// Entry points of all domains, sorted.
+    pub fn entries(&self) -> &[Gate] {
+        self.entries.as_slice()
+    }
+
+    /// Whether `g` is an entry point. O(log n).
+    pub fn is_entry(&self, g: &Gate) -> bool {
+        self.entries.as_slice().binary_search(g).is_ok()
+    }
+
+    /// Return sites pending at `g` (calls out not yet returned from). O(log n).
+    pub fn pending(&self, g: &Gate) -> u32 {
+        let r = self.returns.as_slice();
+        r.binary_search_by(|p| p.gate.cmp(g))
+            .map_or(0, |i| r[i].count)
+    }
+
+    /// Return sites pending, all domains together, counted once per site.
+    pub fn return_sites(&self) -> usize {
+        self.returns.len
+    }
+
+    /// The gate at `gva` in domain `d`'s code: its physical location through the code range.
+    pub fn gate_at(&self, d: u8, gva: u64) -> Option<Gate> {
+        let c = self.code_at(gva).filter(|c| c.domain == d)?;
+        Some(Gate {
+            gpa: c.gfn * PAGE + (gva - c.start),
+            gva,
+            domain: d,
+        })
+    }
+
     /// The rule of region `region` whose accessor range contains `rip`. O(log n).
     pub fn rule_at(&self, region: u64, rip: u64) -> Option<&Rule> {
         let r = self.rules.as_slice();
@@ -432,18 +557,30 @@ impl Engine {
             decision,
             domain,
             learn: None,
+            gate: None,
             log,
         };
         let deny = |d| out(Decision::Deny(self.deny), d, Some(ctl::LOG_DENIED));
         let gfn = f.gpa / PAGE;
 
+        if f.access != X {
+            if let Some(c) = self.code_at_gfn(gfn) {
+                // A domain's code is readable everywhere and writable nowhere: no alias may
+                // plant instructions in it, whatever the guest's own violation policy says.
+                return deny(c.domain);
+            }
+        }
         if self.is_domain(f.view) {
             let d = f.view;
             if f.access == X {
-                // Running in d's view: only d's code and code its profile names may.
-                let mine = self.code_at(f.rip).is_some_and(|c| c.domain == d);
+                // Running in d's view: only d's code and code its profile names may. Which code
+                // runs is decided by the page it comes from, whatever address the guest mapped
+                // it at (d's code is executable here, so a fault on it is a rebuild's race).
+                let mine = self.code_at_gfn(gfn).is_some_and(|c| c.domain == d);
                 if !mine && self.rule_for_domain(d, f.rip).is_none() {
-                    return out(Decision::Leave, d, None);
+                    let mut o = out(Decision::Leave, d, None);
+                    o.gate = self.called_out(d, f).map(GateOp::Called);
+                    return o;
                 }
                 // Only a page of no region is made executable (`GrantExec` adds X and R to it in
                 // this view). A region's page is the region's whoever fetches it: its rights bound
@@ -461,6 +598,12 @@ impl Engine {
             }
         }
 
+        if f.access == X {
+            if let Some(c) = self.code_at_gfn(gfn) {
+                return self.enter(f, c.domain);
+            }
+        }
+
         let Some(r) = self.region_at(gfn) else {
             return out(Decision::NotOurs, 0, None);
         };
@@ -468,15 +611,15 @@ impl Engine {
         if r.rights & f.access == 0 {
             return deny(d);
         }
-        let owner = self.code_at(f.rip).is_some_and(|c| c.domain == d);
+        // Only the profile lets code outside the owner's view in: the owner's own code runs in
+        // its view, entered through its gates, whatever address a faulting RIP claims.
+        let known = self
+            .rule_at(r.gfn, f.rip)
+            .is_some_and(|x| x.rights & f.access != 0);
         match self.effective_mode(d) {
             // Unprotected: regions are mapped in view 0; a fault here comes from another view.
             Mode::Off => out(Decision::Switch(d), d, None),
             Mode::Learn => {
-                let known = owner
-                    || self
-                        .rule_at(r.gfn, f.rip)
-                        .is_some_and(|x| x.rights & f.access != 0);
                 let mut o = out(Decision::Switch(d), d, None);
                 if !known {
                     // An accessor no rule can describe (the last page of the address space)
@@ -497,17 +640,76 @@ impl Engine {
                 o
             }
             Mode::Enforce => {
-                if owner
-                    || self
-                        .rule_at(r.gfn, f.rip)
-                        .is_some_and(|x| x.rights & f.access != 0)
-                {
+                if known {
                     out(Decision::Switch(d), d, None)
                 } else {
                     deny(d)
                 }
             }
         }
+    }
+
+    /// A fetch of domain `d`'s code outside its view: allowed (switching into the view) at an entry
+    /// point, at a pending return site (using it up), or in learn mode (learning the entry point);
+    /// else denied.
+    ///
+    /// An entry's return address must lie outside `d`'s code, or `d`'s own `ret` would resume it
+    /// wherever the caller chose, in `d`'s view; or be a return site `d` left from, which it uses
+    /// up: a call out that comes back in through an entry point (a callback, a retpoline thunk's
+    /// `jmp`) returns there inside `d`'s view, without a violation.
+    fn enter(&self, f: &Fault, d: u8) -> Outcome {
+        let mut o = Outcome {
+            decision: Decision::Switch(d),
+            domain: d,
+            learn: None,
+            gate: None,
+            log: None,
+        };
+        let mode = self.effective_mode(d);
+        if mode == Mode::Off {
+            // Unprotected: d's code is executable everywhere; this fetch raced the change.
+            return o;
+        }
+        let g = Gate {
+            gpa: f.gpa,
+            gva: f.rip,
+            domain: d,
+        };
+        if self.is_entry(&g) {
+            match f.stack.map(|s| self.gate_at(d, s.top)) {
+                Some(None) => return o,
+                Some(Some(r)) if self.pending(&r) > 0 => {
+                    o.gate = Some(GateOp::Returned(r));
+                    return o;
+                }
+                _ => {}
+            }
+        }
+        if self.pending(&g) > 0 {
+            o.gate = Some(GateOp::Returned(g));
+            return o;
+        }
+        if mode == Mode::Learn {
+            if !self.is_entry(&g) {
+                o.gate = Some(GateOp::Learn(g));
+                o.log = Some(ctl::LOG_LEARNED);
+            }
+            return o;
+        }
+        o.decision = Decision::Deny(self.deny);
+        o.log = Some(ctl::LOG_DENIED);
+        o
+    }
+
+    /// Leaving domain `d`'s view for code outside it: the return site to record when this is a
+    /// call out of `d` (or an event taken in it), whose return address at RSP lies in `d`'s code.
+    /// A `ret` has just popped the address it jumps to: nothing to record.
+    fn called_out(&self, d: u8, f: &Fault) -> Option<Gate> {
+        let s = f.stack?;
+        if s.below == f.rip {
+            return None;
+        }
+        self.gate_at(d, s.top)
     }
 
     /// Any rule of domain `d`'s regions whose accessor range contains `rip`.
@@ -536,15 +738,103 @@ impl Engine {
     /// run in the domain's view, and the access would switch back and forth for ever.
     pub fn handle(&mut self, f: &Fault) -> Outcome {
         let mut o = self.decide(f);
-        if let Some(rule) = o.learn {
-            if self.learn(rule).is_err() {
-                o.decision = Decision::Deny(self.deny);
-                o.learn = None;
-                o.log = Some(ctl::LOG_DENIED);
+        let stored = match (o.learn, o.gate) {
+            (Some(rule), _) => self.learn(rule).is_ok(),
+            (None, Some(GateOp::Learn(g))) => self.add_entry(g).is_ok(),
+            (None, Some(GateOp::Called(g))) => {
+                self.push_return(g);
+                true
             }
+            (None, Some(GateOp::Returned(g))) => {
+                self.pop_return(&g);
+                true
+            }
+            (None, None) => true,
+        };
+        if !stored {
+            o.decision = Decision::Deny(self.deny);
+            o.learn = None;
+            o.gate = None;
+            o.log = Some(ctl::LOG_DENIED);
         }
         self.count(&o);
         o
+    }
+
+    /// Adds an entry point; fails (changing nothing) if it is one already or the table is full.
+    pub fn add_entry(&mut self, g: Gate) -> Result<(), Error> {
+        match self.entries.as_slice().binary_search(&g) {
+            Ok(_) => Err(Error::Exist),
+            Err(at) => self.entries.insert(at, g),
+        }
+    }
+
+    /// Checks that the guest may make `gva` an entry point of `d`, and returns it.
+    pub fn check_entry(&self, d: u8, gva: u64, guest: bool) -> Result<Gate, Error> {
+        if !self.is_domain(d) {
+            return Err(Error::NoEnt);
+        }
+        if guest && self.locked {
+            return Err(Error::Perm);
+        }
+        let g = self.gate_at(d, gva).ok_or(Error::Range)?;
+        if self.is_entry(&g) {
+            return Err(Error::Exist);
+        }
+        if self.entries.len == MAX_ENTRIES {
+            return Err(Error::NoSpc);
+        }
+        Ok(g)
+    }
+
+    /// Records a call out at `g`; a full table forgets its least recently recorded site.
+    fn push_return(&mut self, g: Gate) {
+        self.calls += 1;
+        let used = self.calls;
+        let r = self.returns.as_slice();
+        let at = match r.binary_search_by(|p| p.gate.cmp(&g)) {
+            Ok(i) => {
+                let p = &mut self.returns.items[i];
+                p.count = p.count.saturating_add(1);
+                p.used = used;
+                return;
+            }
+            Err(at) => at,
+        };
+        let mut at = at;
+        if self.returns.len == MAX_RETURNS {
+            let mut old = 0;
+            for (i, p) in r.iter().enumerate() {
+                if p.used < r[old].used {
+                    old = i;
+                }
+            }
+            self.returns_dropped += u64::from(r[old].count);
+            self.returns.remove(old);
+            if old < at {
+                at -= 1;
+            }
+        }
+        // Cannot fail: there is room now.
+        let _ = self.returns.insert(
+            at,
+            Pending {
+                gate: g,
+                count: 1,
+                used,
+            },
+        );
+    }
+
+    /// Uses up one pending return at `g`.
+    fn pop_return(&mut self, g: &Gate) {
+        if let Ok(i) = self.returns.as_slice().binary_search_by(|p| p.gate.cmp(g)) {
+            let p = &mut self.returns.items[i];
+            p.count -= 1;
+            if p.count == 0 {
+                self.returns.remove(i);
+            }
+        }
     }
 
     /// Counts an outcome; `o.learn` is a rule that was stored.
@@ -563,7 +853,7 @@ impl Engine {
             Decision::Deny(_) => c.denied += 1,
             Decision::NotOurs => {}
         }
-        if o.learn.is_some() {
+        if o.learn.is_some() || matches!(o.gate, Some(GateOp::Learn(_))) {
             c.learned += 1;
         }
     }
@@ -734,7 +1024,10 @@ impl Engine {
             .code
             .as_slice()
             .iter()
-            .any(|x| overlap(x.start, x.end - x.start, c.start, c.end - c.start))
+            .any(|x| {
+                overlap(x.start, x.end - x.start, c.start, c.end - c.start)
+                    || overlap(x.gfn, x.npages, c.gfn, c.npages)
+            })
             || self
                 .regions
                 .as_slice()
@@ -804,6 +1097,8 @@ impl Engine {
         self.code.retain(|x| x.domain != d);
         self.regions.retain(|x| x.domain != d);
         self.rules.retain(|x| x.domain != d);
+        self.entries.retain(|x| x.domain != d);
+        self.returns.retain(|x| x.gate.domain != d);
         if let Some(x) = self.domains.get_mut(usize::from(d)) {
             *x = Domain::default();
         }
@@ -884,12 +1179,28 @@ impl Engine {
             0
         }
     }
+
+    /// The rights view `v` gives code range `c`'s pages (`v_domain`: whether `v` is a domain's
+    /// view): executable only in its own domain's view, so that code outside enters it through a
+    /// fetch violation, and writable in none, so that no alias plants instructions in it. Off
+    /// mode leaves them as pages of no domain.
+    pub fn code_rights(&self, c: &Code, v: u8, v_domain: bool) -> u8 {
+        if v_domain && c.domain == v {
+            DOMAIN_CODE_RIGHTS
+        } else if self.effective_mode(c.domain) != Mode::Off {
+            R
+        } else if v_domain {
+            DOMAIN_VIEW_DEFAULT
+        } else {
+            X | RW
+        }
+    }
 }
 
 /// The default rights of a domain's view: everything readable and writable, nothing executable.
 pub const DOMAIN_VIEW_DEFAULT: u8 = RW;
-/// Rights of a domain's code pages in its view.
-pub const DOMAIN_CODE_RIGHTS: u8 = X | RW;
+/// Rights of a domain's code pages in its view: never writable.
+pub const DOMAIN_CODE_RIGHTS: u8 = X | R;
 
 /// What [`Log::push`] did with a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -76,6 +76,7 @@ fn rust_mirror_matches_c_header() {
         ("KVM_HC_ISOLATE_DOMAIN_DESTROY", abi::HC_DOMAIN_DESTROY),
         ("KVM_HC_ISOLATE_SET_MODE", abi::HC_SET_MODE),
         ("KVM_HC_ISOLATE_LOCK", abi::HC_LOCK),
+        ("KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY", abi::HC_DOMAIN_ADD_ENTRY),
         ("KVM_ISOLATE_MODE_OFF", abi::MODE_OFF),
         ("KVM_ISOLATE_MODE_LEARN", abi::MODE_LEARN),
         ("KVM_ISOLATE_MODE_ENFORCE", abi::MODE_ENFORCE),
@@ -167,7 +168,10 @@ fn probe_version_create_take_no_arguments() {
 
 #[test]
 fn unknown_functions_are_enosys() {
-    assert_eq!(abi::decode(abi::HC_LOCK + 1, [0; 4]), Err(Error::NoSys));
+    assert_eq!(
+        abi::decode(abi::HC_DOMAIN_ADD_ENTRY + 1, [0; 4]),
+        Err(Error::NoSys)
+    );
     assert_eq!(abi::decode(abi::HC_LAST, [0; 4]), Err(Error::NoSys));
 }
 
@@ -393,6 +397,21 @@ fn domain_calls_validate_every_argument() {
     assert_eq!(mode([1, 1, 1, 0]), Err(Error::Inval));
     assert_eq!(d(abi::HC_LOCK, [0; 4]), Ok(Call::Lock));
     assert_eq!(d(abi::HC_LOCK, [0, 0, 0, 1]), Err(Error::Inval));
+    // ADD_ENTRY: domain 1 ..= 15 and any gva (the engine checks it lies in the domain's code);
+    // a2 and a3 must be zero.
+    let entry = |a| d(abi::HC_DOMAIN_ADD_ENTRY, a);
+    for (domain, gva) in [(1u8, 0xffff_ffff_c000_0123u64), (15, 0), (7, u64::MAX)] {
+        assert_eq!(
+            entry([u64::from(domain), gva, 0, 0]),
+            Ok(Call::DomainAddEntry { domain, gva }),
+            "{domain} {gva:#x}"
+        );
+    }
+    assert_eq!(entry([0, 0x1000, 0, 0]), Err(Error::Inval), "domain 0");
+    assert_eq!(entry([16, 0x1000, 0, 0]), Err(Error::Inval), "domain 16");
+    assert_eq!(entry([u64::MAX, 0x1000, 0, 0]), Err(Error::Inval));
+    assert_eq!(entry([1, 0x1000, 1, 0]), Err(Error::Inval), "a2");
+    assert_eq!(entry([1, 0x1000, 0, 1]), Err(Error::Inval), "a3");
 }
 
 /// Compiles a C program against the uapi header and compares what it prints (ioctl numbers,

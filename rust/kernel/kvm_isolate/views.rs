@@ -354,6 +354,23 @@ pub struct Violation {
     pub access: Access,
     /// The rights the view grants at `gpa`.
     pub allowed: Access,
+    /// For an instruction fetch, the guest's stack where KVM could read it.
+    pub stack: Option<Stack>,
+}
+
+/// The top of the guest's stack at an instruction fetch: how control got there.
+///
+/// A `call` or an event without error code has just stored its return address at `rsp`; a `ret`
+/// has just taken the address it jumped to from `rsp - 8`. The words are guest memory: other
+/// vCPUs can change them at any time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stack {
+    /// The guest's RSP.
+    pub rsp: u64,
+    /// The word at `rsp - 8`.
+    pub below: u64,
+    /// The word at `rsp`.
+    pub top: u64,
 }
 
 /// What KVM does about a [`Violation`].
@@ -517,6 +534,11 @@ impl<T: Policy> Registration<T> {
             rip: v.rip,
             access: Access(v.access & bindings::KVM_ISOLATE_RWX),
             allowed: Access(v.allowed & bindings::KVM_ISOLATE_RWX),
+            stack: (v.flags & bindings::KVM_ISOLATE_VIOLATION_STACK_VALID != 0).then_some(Stack {
+                rsp: v.rsp,
+                below: v.stack[0],
+                top: v.stack[1],
+            }),
         };
         let (kind, view, vector, error_code) = match T::violation(vcpu, &data, &violation) {
             Verdict::Grant => (bindings::KVM_ISOLATE_VERDICT_GRANT, 0, 0, 0),

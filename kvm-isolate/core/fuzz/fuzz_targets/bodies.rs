@@ -4,7 +4,9 @@
 //! calls and panics if an invariant breaks.
 
 use kvm_isolate_core::abi::{self, Call, Error};
-use kvm_isolate_core::policy::{Code, Decision, Engine, Fault, Mode, Region};
+use kvm_isolate_core::policy::{
+    Code, Decision, Engine, Fault, GateOp, Mode, Region, Stack, MAX_RETURNS,
+};
 
 fn words(data: &[u8]) -> impl Iterator<Item = u64> + '_ {
     data.chunks(8).map(|c| {
@@ -61,13 +63,17 @@ pub fn abi_decode(data: &[u8]) {
             Ok(Call::Switch(v)) | Ok(Call::ViewDestroy(v)) | Ok(Call::DomainDestroy(v)) => {
                 assert!(u64::from(v) < abi::MAX_VIEWS)
             }
+            Ok(Call::DomainAddEntry { domain, gva: _ }) => {
+                assert!(domain >= 1 && u64::from(domain) < abi::MAX_VIEWS);
+                assert!(a[2] == 0 && a[3] == 0);
+            }
             Ok(Call::SetMode { domain, mode }) => {
                 assert!(u64::from(domain) < abi::MAX_VIEWS);
                 assert!(mode.is_some_and(|m| m <= 2) || (mode.is_none() && domain != 0));
             }
             Ok(_) => {}
             Err(e) => {
-                let known = (abi::HC_FIRST..=abi::HC_LOCK).contains(&nr);
+                let known = (abi::HC_FIRST..=abi::HC_DOMAIN_ADD_ENTRY).contains(&nr);
                 let why = match e {
                     Error::NoSys => !known,
                     Error::Perm => nr == abi::HC_VIEW_DESTROY && a[0] == 0,
@@ -96,9 +102,10 @@ pub fn abi_decode(data: &[u8]) {
                 abi::HC_QUERY => Ok(Call::QueryView),
                 abi::HC_ON_VIOLATION => Ok(Call::OnViolation(abi::OnViolation::Exit)),
                 abi::HC_DOMAIN_CREATE => Ok(Call::DomainCreate),
-                abi::HC_DOMAIN_ADD_CODE | abi::HC_DOMAIN_ADD_REGION | abi::HC_DOMAIN_DESTROY => {
-                    Err(Error::Inval)
-                }
+                abi::HC_DOMAIN_ADD_CODE
+                | abi::HC_DOMAIN_ADD_REGION
+                | abi::HC_DOMAIN_DESTROY
+                | abi::HC_DOMAIN_ADD_ENTRY => Err(Error::Inval),
                 abi::HC_SET_MODE => Ok(Call::SetMode {
                     domain: 0,
                     mode: Some(0),
@@ -122,8 +129,18 @@ pub fn abi_decode(data: &[u8]) {
     }
 }
 
-/// Builds an engine from the first bytes (domains, code, regions, learned rules, mode), then
-/// decides about faults made from the rest; checks the decisions' basic laws.
+/// A code location picked by `x` among the engine's code ranges: its virtual address and the
+/// physical address behind it.
+fn code_loc(e: &Engine, x: u64) -> Option<(u64, u64)> {
+    let c = e.code().get((x % 64) as usize % e.code().len().max(1))?;
+    // Instruction-like offsets, few enough that faults meet entry points and return sites.
+    let off = ((x >> 8) % (c.npages * 4096)) & !0x3f;
+    Some((c.start + off, c.gfn * 4096 + off))
+}
+
+/// Builds an engine from the first bytes (domains, code, regions, entry points, mode), then
+/// handles faults made from the rest, fetches often at code locations with stacks that often
+/// point into code; checks the decisions' basic laws and the engine's invariants after each.
 pub fn decide(data: &[u8]) {
     let mut e = Box::new(Engine::new());
     let mut w = words(data);
@@ -156,10 +173,19 @@ pub fn decide(data: &[u8]) {
         if e.check_region(&r).is_ok() {
             e.add_region(r).unwrap();
         }
+        // An entry point at a code location (of any domain: check_entry refuses the others').
+        if let Some((gva, _)) = code_loc(&e, a >> 24) {
+            if let Ok(g) = e.check_entry(d, gva, false) {
+                assert_eq!(e.gate_at(d, gva), Some(g));
+                e.add_entry(g).unwrap();
+                assert_eq!(e.check_entry(d, gva, false), Err(Error::Exist));
+            }
+        }
     }
     e.set_mode(0, Mode::from_u32((w.next().unwrap_or(0) % 3) as u32));
     while let (Some(a), Some(b)) = (w.next(), w.next()) {
-        let f = Fault {
+        let s = w.next().unwrap_or(0);
+        let mut f = Fault {
             view: (a % 16) as u8,
             gpa: (b % 4200) * 4096 + (a >> 32) % 4096,
             rip: if a & 1 << 8 != 0 {
@@ -168,6 +194,24 @@ pub fn decide(data: &[u8]) {
                 b
             },
             access: [1u8, 2, 4][((a >> 12) % 3) as usize],
+            stack: None,
+        };
+        if a & 1 << 9 != 0 {
+            // A fetch of a code location, at its own address.
+            if let Some((gva, gpa)) = code_loc(&e, b) {
+                (f.rip, f.gpa, f.access) = (gva, gpa, 4);
+            }
+        }
+        let top = code_loc(&e, s >> 8).map_or(s, |x| x.0);
+        f.stack = match s % 4 {
+            0 => None,
+            // A `ret` (the word below RSP is where it went), a call or an event, noise.
+            1 => Some(Stack { below: f.rip, top }),
+            2 => Some(Stack { below: s >> 2, top }),
+            _ => Some(Stack {
+                below: s.rotate_left(17),
+                top: s,
+            }),
         };
         let o = e.decide(&f);
         match o.decision {
@@ -177,22 +221,67 @@ pub fn decide(data: &[u8]) {
                 // Only code pages are made executable, never a region's.
                 assert!(e.region_at(f.gpa / 4096).is_none(), "{f:?}");
             }
-            Decision::Leave => assert!(f.access == 4 && e.is_domain(f.view)),
+            Decision::Leave => assert!(f.access == 4 && e.is_domain(f.view) && o.domain == f.view),
             Decision::NotOurs => assert!(e.region_at(f.gpa / 4096).is_none()),
             Decision::Deny(_) => assert!(o.domain != 0),
         }
-        if let Some(rule) = o.learn {
-            let before = e.rules().len();
-            if e.learn(rule).is_ok() {
-                assert!(e.rules().len() <= before + 1);
-                // Learned means known: the same fault learns nothing new.
-                assert!(e.decide(&f).learn.is_none(), "{f:?}");
+        match o.gate {
+            Some(GateOp::Learn(g)) => {
+                assert_eq!(o.decision, Decision::Switch(g.domain));
+                assert_eq!(e.effective_mode(g.domain), Mode::Learn);
+                assert_eq!((g.gpa, g.gva), (f.gpa, f.rip));
+                assert!(!e.is_entry(&g));
+                assert!(e
+                    .code_at_gfn(g.gpa / 4096)
+                    .is_some_and(|c| c.domain == g.domain));
             }
+            Some(GateOp::Called(g)) => {
+                assert_eq!((o.decision, g.domain), (Decision::Leave, f.view));
+                let st = f.stack.unwrap();
+                assert!(st.top == g.gva && st.below != f.rip, "{f:?}");
+                assert_eq!(e.gate_at(g.domain, g.gva), Some(g));
+            }
+            Some(GateOp::Returned(g)) => {
+                assert_eq!(o.decision, Decision::Switch(g.domain));
+                assert!(e.pending(&g) > 0);
+            }
+            None => {}
         }
-        e.count(&o);
+        let pending = |e: &Engine| match o.gate {
+            Some(GateOp::Called(g) | GateOp::Returned(g)) => e.pending(&g),
+            _ => 0,
+        };
+        let (before, dropped) = (pending(&e), e.returns_dropped);
+        let h = e.handle(&f);
+        if h != o {
+            // Only what could not be stored turns into a denial.
+            assert!(o.learn.is_some() || matches!(o.gate, Some(GateOp::Learn(_))));
+            assert_eq!(h.decision, Decision::Deny(e.deny()));
+            assert_eq!((h.learn, h.gate), (None, None));
+        }
+        match h.gate {
+            Some(GateOp::Called(_)) => {
+                assert!(pending(&e) == before + 1 || e.returns_dropped > dropped)
+            }
+            Some(GateOp::Returned(_)) => assert_eq!(pending(&e), before - 1),
+            _ => {}
+        }
+        // Learned means known: the same fault learns nothing new.
+        if h.learn.is_some() || matches!(h.gate, Some(GateOp::Learn(_))) {
+            let again = e.decide(&f);
+            assert!(again.learn.is_none(), "{f:?}");
+            assert!(!matches!(again.gate, Some(GateOp::Learn(_))), "{f:?}");
+        }
         for x in e.rules().windows(2) {
             assert!((x[0].region, x[0].start) < (x[1].region, x[1].start));
             assert!(x[0].region != x[1].region || x[0].end <= x[1].start);
         }
+        assert!(e.entries().windows(2).all(|x| x[0] < x[1]));
+        for g in e.entries() {
+            assert!(e
+                .code_at_gfn(g.gpa / 4096)
+                .is_some_and(|c| c.domain == g.domain));
+        }
+        assert!(e.return_sites() <= MAX_RETURNS);
     }
 }

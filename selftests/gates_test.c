@@ -1,0 +1,773 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Entry gates: code outside a domain may enter the domain's code, and with
+ * it the domain's view and rights, only where the domain allows.
+ *
+ * A guest "module" (one code page, domain 1) owns a secret page.  Outside
+ * its view the module's code is readable only, so every call into it is an
+ * instruction-fetch violation in view 0, and the host switches to the
+ * module's view only if the target is
+ *
+ *  - an entry point the guest registered (KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY),
+ *    called from outside the module;
+ *  - the return site of the module's own call out of it (or of an interrupt
+ *    or exception taken inside it), once;
+ *  - anything, in learn mode, which adds it as an entry point.
+ *
+ * Everything else is denied, with #GP here (the host sets deny=gp first: the
+ * default, an exit to user space, would end KVM_RUN), and logged.  The tests
+ * are the attacks entry gates stop: a gadget in the middle of the module,
+ * a helper that moves its return address, a replayed return site, an entry
+ * with a forged return address, a copy of the module's code at its
+ * addresses, and the ways around the gates (the ABI v1 switch, violation
+ * policy and access rights, and writing into the module's code).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <linux/kvm_isolate.h>
+#include <linux/stringify.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "ucall_common.h"
+#include "kselftest_harness.h"
+
+#define SECRET		0x5ec2e7c0ffee1234ull
+#define POISON		0xdeadbeefdeadbeef	/* what a denied call returns (ki_h_deny) */
+#define DOMAIN		1
+#define CALLS		100			/* calls per cost figure */
+#define E(x)		((u64)-(KVM_ISOLATE_##x))
+
+/*
+ * Two pages of guest code.  The first is the module, domain 1's only code
+ * range: ki_g_read, ki_g_callout and ki_g_int3 are its entry points when a
+ * test registers them; ki_g_gadget, in the middle of ki_g_other, never is.
+ * ki_g_callout calls a helper outside the module and reads the secret after
+ * the helper returned; ki_g_int3 takes a #BP (no error code) inside the
+ * module before it reads.
+ *
+ * The second page is outside the module:
+ *  - ki_h_call(fn, a0, a1, a2) calls fn(a0, a1, a2), stack pointer saved,
+ *    so that ki_h_deny, where the #GP handler resumes a denied call, can
+ *    return POISON to ki_h_call's caller whatever the stack looks like at
+ *    the denial (a denied fetch can happen with a forged stack);
+ *  - ki_h_plain is a helper that returns normally;
+ *  - ki_h_evil moves its return address from ki_g_callout_ret, the real
+ *    return site, to ki_g_callout_read, and drops the value ki_g_callout
+ *    pushed (ret $8), so that if the host let it in, the module would read
+ *    the secret for it and return normally: a forged return into the
+ *    module, to an instruction the module never returns to;
+ *  - ki_h_replay(gva, site) jumps to @site with the stack ki_g_callout has
+ *    at its return site (@gva to pop, then a return address): a replay of a
+ *    return site that was already used;
+ *  - ki_h_forge(gva, entry, inside) enters the module at @entry with a forged
+ *    return address, @inside the module: the module's own ret would take it
+ *    there without leaving its view;
+ *  - ki_h_after_ret(gva, entry, inside) calls @entry with @inside pushed
+ *    just above its return address, so that [RSP] holds @inside when the
+ *    module's ret leaves it, then jumps to @inside;
+ *  - ki_h_write(gva, byte) stores @byte at @gva.
+ */
+asm(".pushsection .text.ki_gates, \"ax\"\n"
+    ".balign 4096\n"
+    ".global ki_g_read\n"
+    "ki_g_read: mov (%rdi), %rax\n ret\n"
+    ".global ki_g_other\n"
+    "ki_g_other: nop\n nop\n"
+    ".global ki_g_gadget\n"
+    "ki_g_gadget: mov (%rdi), %rax\n ret\n"
+    ".global ki_g_callout\n"
+    "ki_g_callout: push %rdi\n call *%rsi\n"
+    ".global ki_g_callout_ret\n"
+    "ki_g_callout_ret: pop %rdi\n"
+    ".global ki_g_callout_read\n"
+    "ki_g_callout_read: mov (%rdi), %rax\n ret\n"
+    ".global ki_g_int3\n"
+    "ki_g_int3: int3\n mov (%rdi), %rax\n ret\n"
+    ".balign 4096\n"
+    ".global ki_h_call\n"
+    "ki_h_call: mov %rsp, ki_saved_rsp(%rip)\n"
+    " mov %rdi, %rax\n mov %rsi, %rdi\n mov %rdx, %rsi\n mov %rcx, %rdx\n call *%rax\n"
+    " movq $0, ki_saved_rsp(%rip)\n ret\n"
+    ".global ki_h_deny\n"
+    "ki_h_deny: mov ki_saved_rsp(%rip), %rsp\n movq $0, ki_saved_rsp(%rip)\n"
+    " movabs $" __stringify(POISON) ", %rax\n ret\n"
+    ".global ki_h_plain\n"
+    "ki_h_plain: xor %eax, %eax\n ret\n"
+    ".global ki_h_evil\n"
+    "ki_h_evil: addq $(ki_g_callout_read - ki_g_callout_ret), (%rsp)\n ret $8\n"
+    ".global ki_h_replay\n"
+    "ki_h_replay: lea 1f(%rip), %rax\n push %rax\n push %rdi\n jmp *%rsi\n"
+    "1: ret\n"
+    ".global ki_h_forge\n"
+    "ki_h_forge: lea 1f(%rip), %rax\n push %rax\n push %rdx\n jmp *%rsi\n"
+    "1: ret\n"
+    ".global ki_h_after_ret\n"
+    "ki_h_after_ret: push %rdx\n call *%rsi\n pop %rax\n jmp *%rax\n"
+    ".global ki_h_write\n"
+    "ki_h_write: movb %sil, (%rdi)\n ret\n"
+    ".balign 4096\n"
+    ".popsection\n"
+    ".pushsection .data\n"
+    ".balign 8\n"
+    ".global ki_saved_rsp\n"
+    "ki_saved_rsp: .quad 0\n"
+    ".popsection\n");
+
+/* Labels of the asm above; the guest calls them only through ki_h_call. */
+void ki_g_read(void);
+void ki_g_other(void);
+void ki_g_gadget(void);
+void ki_g_callout(void);
+void ki_g_callout_ret(void);
+void ki_g_callout_read(void);
+void ki_g_int3(void);
+u64 ki_h_call(u64 fn, u64 a0, u64 a1, u64 a2);
+void ki_h_deny(void);
+void ki_h_plain(void);
+void ki_h_evil(void);
+void ki_h_replay(void);
+void ki_h_forge(void);
+void ki_h_after_ret(void);
+void ki_h_write(void);
+extern u64 ki_saved_rsp;
+
+/* A label's address, as the guest and the host (same binary) both see it. */
+#define A(sym)		((u64)(sym))
+
+/* ---- guest side ---- */
+
+/* What the host asks the guest to do next, with args[]. */
+enum cmd { CMD_HC = 1, CMD_CALL, CMD_LOOP, CMD_PEEK, CMD_INVLPG };
+
+static u64 cmd, args[5];
+static volatile u64 gp_count, gp_rip, bp_count;
+
+/*
+ * A denial (deny=gp): #GP at the instruction that was denied.  Resume in
+ * ki_h_deny, which unwinds to ki_h_call's caller with POISON.  A #GP outside
+ * ki_h_call is a bug of the test, not a denial.
+ */
+static void guest_gp(struct ex_regs *regs)
+{
+	if (!READ_ONCE(ki_saved_rsp))
+		GUEST_FAIL("#GP at 0x%lx outside a call under test", regs->rip);
+	gp_count++;
+	gp_rip = regs->rip;
+	regs->rip = A(ki_h_deny);
+}
+
+/* ki_g_int3's #BP: a trap, the frame already points after the int3. */
+static void guest_bp(struct ex_regs *regs)
+{
+	bp_count++;
+}
+
+/* One command per GUEST_SYNC: its result, then the exceptions it took. */
+static void guest_code(void)
+{
+	u64 r, i;
+
+	for (;;) {
+		gp_count = 0;
+		gp_rip = 0;
+		bp_count = 0;
+		switch (READ_ONCE(cmd)) {
+		case CMD_HC:
+			r = kvm_hypercall(args[0], args[1], args[2], args[3], args[4]);
+			break;
+		case CMD_CALL:
+			r = ki_h_call(args[0], args[1], args[2], args[3]);
+			break;
+		case CMD_LOOP:
+			/* args[4] calls; the result is how many returned the secret. */
+			for (r = 0, i = 0; i < args[4]; i++)
+				r += ki_h_call(args[0], args[1], args[2], args[3]) == SECRET;
+			break;
+		case CMD_PEEK:
+			r = *(volatile u8 *)args[0];
+			break;
+		case CMD_INVLPG:
+			asm volatile("invlpg (%0)" : : "r"(args[0]) : "memory");
+			r = 0;
+			break;
+		default:
+			r = 0;
+			GUEST_FAIL("unknown command %lu", cmd);
+		}
+		GUEST_SYNC_ARGS(r, gp_count, gp_rip, bp_count, 0);
+	}
+}
+
+/* ---- host side ---- */
+
+struct reply {
+	u64 ret;	/* the command's result */
+	u64 gp;		/* #GPs it took, the last at gp_rip */
+	u64 gp_rip;
+	u64 bp;		/* #BPs it took */
+};
+
+FIXTURE(gates) {
+	struct kvm_vm *vm;
+	struct kvm_vcpu *vcpu;
+	int fd;			/* /dev/kvm-isolate */
+	u32 id;			/* the VM's id there */
+	u64 code_gva, code_gpa;	/* the module's code page */
+	u64 secret_gva, secret_gpa;
+	u64 entry_ret[3];	/* ADD_ENTRY of ki_g_read, ki_g_callout, ki_g_int3 */
+};
+
+/*
+ * The helpers take the fixture as struct _test_data_gates, what
+ * FIXTURE_DATA(gates) stands for (checkpatch misreads the macro as an
+ * expression).
+ */
+
+static struct reply step(struct _test_data_gates *self, u64 c, u64 a0, u64 a1, u64 a2, u64 a3,
+			 u64 a4)
+{
+	struct kvm_run *run = self->vcpu->run;
+	struct reply r = {};
+	struct ucall uc;
+	int ret;
+
+	cmd = c;
+	args[0] = a0;
+	args[1] = a1;
+	args[2] = a2;
+	args[3] = a3;
+	args[4] = a4;
+	sync_global_to_guest(self->vm, cmd);
+	sync_global_to_guest(self->vm, args);
+	ret = _vcpu_run(self->vcpu);
+	/* A denial that left deny=exit in place would end here. */
+	TEST_ASSERT(!ret, "KVM_RUN failed (errno %d), exit %s, memory fault at gpa 0x%llx",
+		    errno, exit_reason_str(run->exit_reason),
+		    run->exit_reason == KVM_EXIT_MEMORY_FAULT ? run->memory_fault.gpa : 0ull);
+	switch (get_ucall(self->vcpu, &uc)) {
+	case UCALL_SYNC:
+		r.ret = uc.args[1];
+		r.gp = uc.args[2];
+		r.gp_rip = uc.args[3];
+		r.bp = uc.args[4];
+		break;
+	case UCALL_ABORT:
+		REPORT_GUEST_ASSERT(uc);
+		break;
+	default:
+		TEST_FAIL("unexpected exit %s", exit_reason_str(run->exit_reason));
+	}
+	return r;
+}
+
+static u64 hcall(struct _test_data_gates *self, u64 nr, u64 a0, u64 a1, u64 a2, u64 a3)
+{
+	return step(self, CMD_HC, nr, a0, a1, a2, a3).ret;
+}
+
+static void drain_log(struct _test_data_gates *self);
+
+/* fn(a0, a1, a2) in the guest, from outside the module; the log is drained first. */
+static struct reply call3(struct _test_data_gates *self, u64 fn, u64 a0, u64 a1, u64 a2)
+{
+	drain_log(self);
+	return step(self, CMD_CALL, fn, a0, a1, a2, 0);
+}
+
+static struct reply call(struct _test_data_gates *self, u64 fn, u64 a0, u64 a1)
+{
+	return call3(self, fn, a0, a1, 0);
+}
+
+/* The newest VM this process created, as the control plane names it. */
+static u32 my_vm(int fd)
+{
+	struct kvm_isolate_ctl_vm vms[16];
+	struct kvm_isolate_ctl_array a = { .count = 16, .ptr = (u64)vms };
+	u32 i, id = 0;
+
+	TEST_ASSERT_EQ(ioctl(fd, KVM_ISOLATE_CTL_LIST, &a), 0);
+	for (i = 0; i < a.count && i < 16; i++)
+		if (vms[i].pid == (u32)getpid() && vms[i].id > id)
+			id = vms[i].id;
+	TEST_ASSERT(id, "no VM of pid %d listed", getpid());
+	return id;
+}
+
+static void set_mode(struct _test_data_gates *self, u32 mode)
+{
+	struct kvm_isolate_ctl_mode m = {
+		.vm = self->id, .mode = mode, .deny = KVM_ISOLATE_DENY_GP,
+	};
+
+	TEST_ASSERT(!ioctl(self->fd, KVM_ISOLATE_CTL_SET_MODE, &m),
+		    "SET_MODE %u deny gp: %s", mode, strerror(errno));
+}
+
+static struct kvm_isolate_ctl_domain domain_info(struct _test_data_gates *self)
+{
+	struct kvm_isolate_ctl_domain d[16];
+	struct kvm_isolate_ctl_array a = { .vm = self->id, .count = 16, .ptr = (u64)d };
+	u32 i;
+
+	TEST_ASSERT_EQ(ioctl(self->fd, KVM_ISOLATE_CTL_DOMAINS, &a), 0);
+	for (i = 0; i < a.count && i < 16; i++)
+		if (d[i].id == DOMAIN)
+			return d[i];
+	TEST_FAIL("domain %d not listed", DOMAIN);
+	return d[0];
+}
+
+#define LOG_MAX		64
+static struct kvm_isolate_ctl_record log_recs[LOG_MAX];
+
+/* Reads the log; returns how many of its records are denials, the last in *last. */
+static u32 read_denials(struct _test_data_gates *self, struct kvm_isolate_ctl_record *last)
+{
+	struct kvm_isolate_ctl_array a;
+	u32 i, n = 0;
+
+	do {
+		a = (struct kvm_isolate_ctl_array){
+			.vm = self->id, .count = LOG_MAX, .ptr = (u64)log_recs,
+		};
+		TEST_ASSERT_EQ(ioctl(self->fd, KVM_ISOLATE_CTL_LOG_READ, &a), 0);
+		for (i = 0; i < a.count; i++) {
+			if (log_recs[i].verdict != KVM_ISOLATE_LOG_DENIED)
+				continue;
+			n++;
+			if (last)
+				*last = log_recs[i];
+		}
+	} while (a.count);
+	return n;
+}
+
+static void drain_log(struct _test_data_gates *self)
+{
+	read_denials(self, NULL);
+}
+
+/* The guest-physical address of @gva, in the module's code page. */
+static u64 code_gpa_of(struct _test_data_gates *self, u64 gva)
+{
+	return self->code_gpa + (gva - self->code_gva);
+}
+
+/*
+ * The guest VM with domain 1 (code: the module page; region: the secret,
+ * RW) in enforce mode with deny=gp.  No entry point yet.
+ */
+FIXTURE_SETUP(gates)
+{
+	self->fd = -1;
+	self->vm = vm_create_with_one_vcpu(&self->vcpu, guest_code);
+	vm_install_exception_handler(self->vm, GP_VECTOR, guest_gp);
+	vm_install_exception_handler(self->vm, BP_VECTOR, guest_bp);
+	self->code_gva = A(ki_g_read);
+	self->code_gpa = addr_gva2gpa(self->vm, self->code_gva);
+	self->secret_gva = vm_alloc_page(self->vm);
+	self->secret_gpa = addr_gva2gpa(self->vm, self->secret_gva);
+	*(u64 *)addr_gva2hva(self->vm, self->secret_gva) = SECRET;
+	self->fd = open("/dev/kvm-isolate", O_RDWR);
+	TEST_ASSERT(self->fd >= 0, "open /dev/kvm-isolate: %s", strerror(errno));
+
+	/* The first hypercall gives the VM its control-plane id: deny=gp before anything. */
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_PROBE, 0, 0, 0, 0), KVM_ISOLATE_MAGIC);
+	self->id = my_vm(self->fd);
+	set_mode(self, KVM_ISOLATE_MODE_ENFORCE);
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_CREATE, 0, 0, 0, 0), DOMAIN);
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_CODE, DOMAIN, self->code_gva,
+			     self->code_gpa, 1), 0);
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_REGION, DOMAIN, self->secret_gpa, 1,
+			     KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_W),
+		       KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_W);
+	drain_log(self);
+}
+
+FIXTURE_TEARDOWN(gates)
+{
+	if (self->fd >= 0)
+		close(self->fd);
+	kvm_vm_free(self->vm);
+}
+
+/*
+ * Registers the module's three entry points; the results are checked by
+ * entries_were_registered(), at the end of a test, so that on a host without
+ * entry gates each test first shows what its calls and attacks did.
+ */
+static void register_entries(struct _test_data_gates *self)
+{
+	self->entry_ret[0] = hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN, A(ki_g_read),
+				   0, 0);
+	self->entry_ret[1] = hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN,
+				   A(ki_g_callout), 0, 0);
+	self->entry_ret[2] = hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN, A(ki_g_int3),
+				   0, 0);
+}
+
+static void entries_were_registered(struct _test_data_gates *self)
+{
+	static const char * const name[] = { "ki_g_read", "ki_g_callout", "ki_g_int3" };
+	int i;
+
+	for (i = 0; i < 3; i++)
+		TEST_ASSERT(self->entry_ret[i] == 0, "ADD_ENTRY(%s) returned %ld, want 0",
+			    name[i], (long)self->entry_ret[i]);
+}
+
+/* @r was a legitimate call: it read the secret, nothing was denied. */
+static void expect_secret(struct _test_data_gates *self, struct reply r, u64 denied,
+			  const char *what)
+{
+	u64 now;
+	u32 n;
+
+	TEST_ASSERT(r.ret == SECRET && !r.gp,
+		    "%s returned 0x%lx, want the secret (%lu #GP, the last at 0x%lx)", what,
+		    r.ret, r.gp, r.gp_rip);
+	now = domain_info(self).denied;
+	TEST_ASSERT(now == denied, "%s: %lu denials, want %lu", what, now, denied);
+	n = read_denials(self, NULL);
+	TEST_ASSERT(n == 0, "%s: %u denials logged, want none", what, n);
+}
+
+/*
+ * @r was an attack: the access (@access at @gpa) of the instruction at @rip
+ * was denied (one #GP there, POISON returned), counted as the domain's
+ * denial number @denied, and logged exactly, from view 0.
+ */
+static void expect_denied(struct _test_data_gates *self, struct reply r, u64 rip, u32 access,
+			  u64 gpa, u64 denied, const char *what)
+{
+	struct kvm_isolate_ctl_record rec = {};
+	u64 now;
+	u32 n;
+
+	TEST_ASSERT(r.ret != SECRET, "%s read the secret (%lu #GP)", what, r.gp);
+	TEST_ASSERT(r.gp == 1 && r.gp_rip == rip,
+		    "%s: %lu #GP, the last at 0x%lx; want one at 0x%lx", what, r.gp, r.gp_rip, rip);
+	TEST_ASSERT_EQ(r.ret, (u64)POISON);
+	now = domain_info(self).denied;
+	TEST_ASSERT(now == denied, "%s: %lu denials, want %lu", what, now, denied);
+	n = read_denials(self, &rec);
+	TEST_ASSERT(n == 1, "%s: %u denials logged, want 1", what, n);
+	TEST_ASSERT(rec.rip == rip && rec.view == 0 && rec.domain == DOMAIN &&
+		    rec.access == access && rec.gpa == gpa && rec.vm == self->id && rec.vcpu == 0,
+		    "%s: logged rip 0x%lx view %u domain %u access %u gpa 0x%lx vm %u vcpu %u;\n"
+		    "  want rip 0x%lx view 0 domain %d access %u gpa 0x%lx vm %u vcpu 0", what,
+		    (u64)rec.rip, rec.view, rec.domain, rec.access, (u64)rec.gpa, rec.vm, rec.vcpu,
+		    rip, DOMAIN, access, gpa, self->id);
+}
+
+/* @r was an attack: the instruction fetch at @target, in the module, was denied. */
+static void expect_fetch_denied(struct _test_data_gates *self, struct reply r, u64 target,
+				u64 denied, const char *what)
+{
+	expect_denied(self, r, target, KVM_ISOLATE_ACCESS_X, code_gpa_of(self, target), denied,
+		      what);
+}
+
+/* VM exits and view switches per call of fn(a0, a1), over CALLS calls. */
+static void print_cost(struct _test_data_gates *self, u64 fn, u64 a0, u64 a1, const char *what)
+{
+	u64 exits = vcpu_get_stat(self->vcpu, exits);
+	u64 sw = vcpu_get_stat(self->vcpu, isolate_switches);
+	struct reply r = step(self, CMD_LOOP, fn, a0, a1, 0, CALLS);
+
+	TEST_ASSERT(r.ret == CALLS && !r.gp, "%lu of %d calls returned the secret, %lu #GP",
+		    r.ret, CALLS, r.gp);
+	exits = vcpu_get_stat(self->vcpu, exits) - exits;
+	sw = vcpu_get_stat(self->vcpu, isolate_switches) - sw;
+	ksft_print_msg("exits per %s: %.2f (view switches: %.2f; %d calls)\n", what,
+		       (double)exits / CALLS, (double)sw / CALLS, CALLS);
+}
+
+/* a) A registered entry point is the way in: the module reads its secret. */
+TEST_F_TIMEOUT(gates, entry_point_call_reads_the_secret, 120)
+{
+	u64 allowed;
+
+	register_entries(self);
+	allowed = domain_info(self).allowed;
+	expect_secret(self, call(self, A(ki_g_read), self->secret_gva, 0), 0, "ki_g_read");
+	TEST_ASSERT(domain_info(self).allowed > allowed, "the call did not switch into the module");
+	print_cost(self, A(ki_g_read), self->secret_gva, 0, "call into the module and back");
+	entries_were_registered(self);
+}
+
+/* b) The middle of a function is no way in, although the same bytes are. */
+TEST_F_TIMEOUT(gates, gadget_inside_the_module_is_denied, 120)
+{
+	register_entries(self);
+	expect_fetch_denied(self, call(self, A(ki_g_gadget), self->secret_gva, 0),
+			    A(ki_g_gadget), 1, "calling ki_g_gadget (not an entry point)");
+	entries_were_registered(self);
+}
+
+/* c) The module calls out and is resumed at its return site. */
+TEST_F_TIMEOUT(gates, call_out_and_return_resumes_the_module, 120)
+{
+	register_entries(self);
+	expect_secret(self, call(self, A(ki_g_callout), self->secret_gva, A(ki_h_plain)), 0,
+		      "ki_g_callout(ki_h_plain)");
+	print_cost(self, A(ki_g_callout), self->secret_gva, A(ki_h_plain),
+		   "call into the module, out to a helper and back");
+	entries_were_registered(self);
+}
+
+/* c2) A return site, once used, is no way in: the module is not waiting there. */
+TEST_F_TIMEOUT(gates, return_site_is_used_once, 120)
+{
+	register_entries(self);
+	expect_secret(self, call(self, A(ki_g_callout), self->secret_gva, A(ki_h_plain)), 0,
+		      "ki_g_callout(ki_h_plain)");
+	expect_fetch_denied(self, call(self, A(ki_h_replay), self->secret_gva,
+				       A(ki_g_callout_ret)),
+			    A(ki_g_callout_ret), 1, "a replay of ki_g_callout's used return site");
+	entries_were_registered(self);
+}
+
+/* d) A helper the module called may return only where it was called from. */
+TEST_F_TIMEOUT(gates, moved_return_address_is_denied, 120)
+{
+	register_entries(self);
+	expect_fetch_denied(self, call(self, A(ki_g_callout), self->secret_gva, A(ki_h_evil)),
+			    A(ki_g_callout_read), 1,
+			    "ki_h_evil returning past ki_g_callout's return site");
+	/* The module still works. */
+	expect_secret(self, call(self, A(ki_g_callout), self->secret_gva, A(ki_h_plain)), 1,
+		      "ki_g_callout(ki_h_plain) after the attack");
+	entries_were_registered(self);
+}
+
+/*
+ * d2) An entry point is no way in with a return address inside the module:
+ * the module's ret would resume it there, in its view, unchecked.
+ */
+TEST_F_TIMEOUT(gates, entry_with_a_return_address_inside_is_denied, 120)
+{
+	struct reply r;
+
+	register_entries(self);
+	r = call3(self, A(ki_h_forge), self->secret_gva, A(ki_g_read), A(ki_g_gadget));
+	expect_fetch_denied(self, r, A(ki_g_read), 1,
+			    "entering ki_g_read to return to ki_g_gadget");
+	entries_were_registered(self);
+}
+
+/* d3) A ret out of the module leaves no return site behind, whatever [RSP] holds. */
+TEST_F_TIMEOUT(gates, ret_out_of_the_module_leaves_no_return_site, 120)
+{
+	struct reply r;
+
+	register_entries(self);
+	r = call3(self, A(ki_h_after_ret), self->secret_gva, A(ki_g_read), A(ki_g_gadget));
+	expect_fetch_denied(self, r, A(ki_g_gadget), 1,
+			    "jumping to ki_g_gadget, left at [RSP] by a ret");
+	entries_were_registered(self);
+}
+
+/*
+ * d4) The module is its code's guest-physical pages, not their addresses: a
+ * copy mapped at the module's addresses, as the guest kernel could map it
+ * (the host edits the guest's page table for it here), runs as foreign
+ * code, in view 0, and its read of the secret is denied.
+ */
+TEST_F_TIMEOUT(gates, copy_at_the_module_address_is_foreign_code, 120)
+{
+	u64 copy_gpa = addr_gva2gpa(self->vm, vm_alloc_page(self->vm));
+	u64 *pte = vm_get_pte(self->vm, self->code_gva);
+
+	register_entries(self);
+	memcpy(addr_gpa2hva(self->vm, copy_gpa), addr_gva2hva(self->vm, self->code_gva),
+	       PAGE_SIZE);
+	*pte = (*pte & ~PHYSICAL_PAGE_MASK) | copy_gpa;
+	step(self, CMD_INVLPG, self->code_gva, 0, 0, 0, 0);
+	expect_denied(self, call(self, A(ki_g_read), self->secret_gva, 0), A(ki_g_read),
+		      KVM_ISOLATE_ACCESS_R, self->secret_gpa, 1,
+		      "a copy of the module mapped at ki_g_read");
+	entries_were_registered(self);
+}
+
+/* e) An exception handled outside the module returns into it. */
+TEST_F_TIMEOUT(gates, interrupt_inside_the_module_resumes_it, 120)
+{
+	struct reply r;
+
+	register_entries(self);
+	r = call(self, A(ki_g_int3), self->secret_gva, 0);
+	TEST_ASSERT(r.bp == 1, "the #BP handler ran %lu times, want once", r.bp);
+	expect_secret(self, r, 0, "ki_g_int3");
+	entries_were_registered(self);
+}
+
+/* f) Learn mode learns the entry points a workload uses; enforce keeps to them. */
+TEST_F_TIMEOUT(gates, learn_then_enforce, 120)
+{
+	struct kvm_isolate_ctl_domain d;
+
+	set_mode(self, KVM_ISOLATE_MODE_LEARN);
+	expect_secret(self, call(self, A(ki_g_read), self->secret_gva, 0), 0,
+		      "ki_g_read in learn mode");
+	expect_secret(self, call(self, A(ki_g_callout), self->secret_gva, A(ki_h_plain)), 0,
+		      "ki_g_callout(ki_h_plain) in learn mode");
+	d = domain_info(self);
+	TEST_ASSERT(d.learned >= 2, "learn mode learned %lu entry points, want 2 or more",
+		    (u64)d.learned);
+
+	set_mode(self, KVM_ISOLATE_MODE_ENFORCE);
+	expect_secret(self, call(self, A(ki_g_read), self->secret_gva, 0), 0,
+		      "learned ki_g_read in enforce mode");
+	expect_secret(self, call(self, A(ki_g_callout), self->secret_gva, A(ki_h_plain)), 0,
+		      "learned ki_g_callout(ki_h_plain) in enforce mode");
+	expect_fetch_denied(self, call(self, A(ki_g_gadget), self->secret_gva, 0),
+			    A(ki_g_gadget), 1, "calling ki_g_gadget (never learned)");
+}
+
+/* g) ADD_ENTRY refuses what it must, and a refused call changes nothing. */
+TEST_F_TIMEOUT(gates, add_entry_validation, 120)
+{
+	u64 gadget = A(ki_g_gadget);
+	u64 read = A(ki_g_read);
+
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, 0, gadget, 0, 0), E(EINVAL));
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, KVM_ISOLATE_MAX_VIEWS, gadget,
+			     0, 0), E(EINVAL));
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN, gadget, 1, 0),
+		       E(EINVAL));
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN, gadget, 0, 1),
+		       E(EINVAL));
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN + 1, gadget, 0, 0),
+		       E(ENOENT));
+	/* Not in the module's code: a helper, and the bytes just outside its page. */
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN, A(ki_h_plain), 0, 0),
+		       E(ERANGE));
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN,
+			     self->code_gva + PAGE_SIZE, 0, 0), E(ERANGE));
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN, self->code_gva - 1,
+			     0, 0), E(ERANGE));
+	/* None of these made the gadget an entry point. */
+	expect_fetch_denied(self, call(self, gadget, self->secret_gva, 0), gadget, 1,
+			    "calling ki_g_gadget after refused ADD_ENTRYs");
+
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN, read, 0, 0), 0);
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN, read, 0, 0),
+		       E(EEXIST));
+	expect_secret(self, call(self, read, self->secret_gva, 0), 1, "ki_g_read");
+}
+
+/* g2) A locked guest cannot add a way in; the ones it had still work. */
+TEST_F_TIMEOUT(gates, add_entry_after_lock_is_refused, 120)
+{
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN, A(ki_g_read), 0, 0),
+		       0);
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_LOCK, 0, 0, 0, 0), 0);
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN, A(ki_g_callout),
+			     0, 0), E(EPERM));
+	expect_fetch_denied(self, call(self, A(ki_g_callout), self->secret_gva, A(ki_h_plain)),
+			    A(ki_g_callout), 1, "calling ki_g_callout (refused after the lock)");
+	expect_secret(self, call(self, A(ki_g_read), self->secret_gva, 0), 1,
+		      "ki_g_read (registered before the lock)");
+}
+
+/* h) The ways around the gates: the ABI v1 switch ... */
+TEST_F_TIMEOUT(gates, switch_hypercall_cannot_enter_a_domain_view, 120)
+{
+	u64 ret = hcall(self, KVM_HC_ISOLATE_SWITCH, DOMAIN, 0, 0, 0);
+
+	TEST_ASSERT(ret == E(EPERM), "SWITCH to the domain's view returned %ld, want %ld",
+		    (long)ret, (long)E(EPERM));
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_VIEW, 0, 0, 0), 0);
+}
+
+/* ... the ABI v1 violation policy ... */
+TEST_F_TIMEOUT(gates, violation_switch_cannot_enter_a_domain_view, 120)
+{
+	u64 ret = hcall(self, KVM_HC_ISOLATE_ON_VIOLATION, KVM_ISOLATE_ON_VIOLATION_SWITCH,
+			DOMAIN, 0, 0);
+
+	TEST_ASSERT(ret == E(EPERM),
+		    "ON_VIOLATION(SWITCH, the domain's view) returned %ld, want %ld",
+		    (long)ret, (long)E(EPERM));
+}
+
+/* ... the module's code page as every view sees it ... */
+TEST_F_TIMEOUT(gates, domain_code_is_read_only_outside_its_view, 120)
+{
+	u64 v0 = hcall(self, KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_ACCESS, 0, self->code_gpa, 0);
+	u64 v1 = hcall(self, KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_ACCESS, DOMAIN,
+		       self->code_gpa, 0);
+	struct reply r;
+
+	TEST_ASSERT(v0 == KVM_ISOLATE_ACCESS_R,
+		    "view 0 has access %lu to the module's code, want %d (R)", v0,
+		    KVM_ISOLATE_ACCESS_R);
+	TEST_ASSERT(v1 == (KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_X),
+		    "the domain's view has access %lu to its code, want %d (RX)", v1,
+		    KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_X);
+	/* R is really there: code outside may read the module (e.g. to disassemble it). */
+	r = step(self, CMD_PEEK, A(ki_g_read), 0, 0, 0, 0);
+	TEST_ASSERT(!r.gp && r.ret == *(u8 *)addr_gva2hva(self->vm, A(ki_g_read)),
+		    "reading the module's code from view 0: 0x%lx, %lu #GP", r.ret, r.gp);
+}
+
+/* ... ABI v1 access rights over the module's code ... */
+TEST_F_TIMEOUT(gates, set_access_cannot_open_domain_code, 120)
+{
+	u64 ret;
+
+	ret = hcall(self, KVM_HC_ISOLATE_SET_ACCESS, 0, self->code_gpa, 1, KVM_ISOLATE_ACCESS_RWX);
+	TEST_ASSERT(ret == E(EPERM),
+		    "SET_ACCESS(view 0, the module's code, RWX) returned %ld, want %ld",
+		    (long)ret, (long)E(EPERM));
+	/* A range that only starts before the code page covers it too. */
+	ret = hcall(self, KVM_HC_ISOLATE_SET_ACCESS, 0, self->code_gpa - PAGE_SIZE, 2,
+		    KVM_ISOLATE_ACCESS_RWX);
+	TEST_ASSERT(ret == E(EPERM),
+		    "SET_ACCESS(view 0, 2 pages ending with the code, RWX) returned %ld, want %ld",
+		    (long)ret, (long)E(EPERM));
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_ACCESS, 0,
+			     self->code_gpa, 0), KVM_ISOLATE_ACCESS_R);
+}
+
+/* ... and planting code in the module: a write from outside its view. */
+TEST_F_TIMEOUT(gates, code_write_from_outside_is_denied, 120)
+{
+	/* The last byte of the module's page: padding, harmless if the write goes through. */
+	u64 gva = self->code_gva + PAGE_SIZE - 1;
+	u8 *byte = addr_gva2hva(self->vm, gva);
+	u8 old = *byte;
+	struct kvm_isolate_ctl_record rec = {};
+	struct reply r;
+	u32 n;
+
+	register_entries(self);
+	r = call(self, A(ki_h_write), gva, (u8)~old);
+	TEST_ASSERT(*byte == old, "a write from view 0 planted 0x%x in the module's code (was 0x%x)",
+		    *byte, old);
+	TEST_ASSERT(r.gp == 1 && r.gp_rip == A(ki_h_write),
+		    "the write: %lu #GP, the last at 0x%lx; want one at 0x%lx", r.gp, r.gp_rip,
+		    A(ki_h_write));
+	n = read_denials(self, &rec);
+	TEST_ASSERT(n == 1, "%u denials logged, want 1", n);
+	TEST_ASSERT(rec.rip == A(ki_h_write) && rec.view == 0 &&
+		    rec.access == KVM_ISOLATE_ACCESS_W &&
+		    (rec.gpa & ~(u64)(PAGE_SIZE - 1)) == self->code_gpa,
+		    "logged rip 0x%lx view %u access %u gpa 0x%lx;\n"
+		    "  want rip 0x%lx view 0 access %d gpa in page 0x%lx", (u64)rec.rip, rec.view,
+		    rec.access, (u64)rec.gpa, A(ki_h_write), KVM_ISOLATE_ACCESS_W, self->code_gpa);
+	/* The module still runs. */
+	expect_secret(self, call(self, A(ki_g_read), self->secret_gva, 0), domain_info(self).denied,
+		      "ki_g_read after the write");
+	entries_were_registered(self);
+}
+
+TEST_HARNESS_MAIN
