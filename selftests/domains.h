@@ -42,6 +42,8 @@ asm(".pushsection .text.ki_pages, \"ax\"\n"
     "ki_owner_read: mov (%rdi), %rax\n ret\n"
     ".global ki_owner_write\n"
     "ki_owner_write: mov %rsi, (%rdi)\n ret\n"
+    ".global ki_owner_call\n"
+    "ki_owner_call: push %rbx\n call *%rsi\n pop %rbx\n ret\n"
     ".balign 4096\n"
     ".global ki_helper_read\n"
     "ki_helper_read: mov (%rdi), %rax\n ret\n"
@@ -53,10 +55,15 @@ asm(".pushsection .text.ki_pages, \"ax\"\n"
 
 u64 ki_owner_read(u64 gva);
 void ki_owner_write(u64 gva, u64 val);
+/* The owner calls @helper(@gva) out of the module: a kernel helper at work. */
+u64 ki_owner_call(u64 gva, u64 (*helper)(u64 gva));
 u64 ki_helper_read(u64 gva);
 u64 ki_rogue_read(u64 gva);
 
-enum cmd { SETUP = 1, WORKLOAD, HELPER_TRY, ROGUE, STORM_RUN, OWNER_LOOP, ROGUE_ANY, DONE };
+enum cmd {
+	SETUP = 1, WORKLOAD, HELPER_TRY, HELPER_ALONE, HELPER_TRUSTED, ROGUE, STORM_RUN,
+	OWNER_LOOP, ROGUE_ANY, DONE
+};
 
 #define OWNER_OPS	1000
 
@@ -109,6 +116,7 @@ static void guest_setup(void)
 	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN, owner, 0, 0), 0);
 	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN, owner, 0, 0), E(EEXIST));
 	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN, (u64)ki_owner_write, 0, 0), 0);
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN, (u64)ki_owner_call, 0, 0), 0);
 	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_REGION, DOMAIN, owner_gpa, 1, 3),
 			E(EEXIST));
 	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_REGION, DOMAIN, secret_gpa, 1, 0),
@@ -146,7 +154,7 @@ static void guest_workload(void)
 {
 	GUEST_ASSERT_EQ(ki_owner_read(secret_gva), SECRET);
 	ki_owner_write(secret_gva + 8, 42);
-	GUEST_ASSERT_EQ(ki_helper_read(secret_gva + 8), 42);
+	GUEST_ASSERT_EQ(ki_owner_call(secret_gva + 8, ki_helper_read), 42);
 }
 
 static void guest_code(void)
@@ -164,8 +172,18 @@ static void guest_code(void)
 			GUEST_ASSERT_EQ(gp_count, gp0);
 			break;
 		case HELPER_TRY:
+			/* The owner calls the helper, which has no rule: denied in the helper. */
+			GUEST_ASSERT_EQ(ki_owner_call(secret_gva, ki_helper_read), POISON);
+			GUEST_ASSERT_EQ(gp_count, gp0 + 1);
+			break;
+		case HELPER_ALONE:
+			/* The helper on its own, a gadget unless its rule is trusted on its own. */
 			GUEST_ASSERT_EQ(ki_helper_read(secret_gva), POISON);
 			GUEST_ASSERT_EQ(gp_count, gp0 + 1);
+			break;
+		case HELPER_TRUSTED:
+			GUEST_ASSERT_EQ(ki_helper_read(secret_gva), SECRET);
+			GUEST_ASSERT_EQ(gp_count, gp0);
 			break;
 		case ROGUE:
 			GUEST_ASSERT_EQ(ki_rogue_read(secret_gva), POISON);

@@ -25,18 +25,18 @@ int main(void)
 	struct kvm_vm *vm;
 	u32 id;
 
-	printf("domains_demo: a guest module (one code page) owns a secret page; a helper page\n"
-	       "reads it legitimately, a rogue page tries to.\n");
+	printf("domains_demo: a guest module (one code page) owns a secret page and calls a helper\n"
+	       "that reads it; a rogue page tries to read it.\n");
 	vm = create(&vcpu);
 	step(vm, vcpu, SETUP);
 	id = my_vm(dev_fd());
-	printf("The guest registered domain %d (code %#lx, secret at gpa %#lx); "
+	printf("The guest registered domain %d (code %#lx, its entry points, secret at gpa %#lx);\n"
 	       "a VM starts in enforce mode.\n", DOMAIN, (u64)ki_owner_read, secret_gpa);
 	show("list", id);
 	show("mode %u learn", id);
 	step(vm, vcpu, WORKLOAD);
-	printf("\nThe workload ran in learn mode: the owner's accesses are its own, the helper's\n"
-	       "were learned.\n");
+	printf("\nThe workload ran in learn mode: the owner, entered at its entry points, accesses\n"
+	       "its secret in its own view; the helper it calls was learned.\n");
 	show("show %u", id);
 	show("profile export %u", id);
 	show("mode %u enforce --deny gp", id);

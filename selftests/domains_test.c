@@ -97,6 +97,13 @@ static void check_tool(void)
 		    "%s --help failed (is it installed?): %s", tool(), out);
 }
 
+static void set_profile(int fd, u32 vm, struct kvm_isolate_ctl_rule *r, u32 n)
+{
+	struct kvm_isolate_ctl_array a = { .vm = vm, .count = n, .ptr = (u64)r };
+
+	TEST_ASSERT_EQ(ioctl(fd, KVM_ISOLATE_CTL_PROFILE_SET, &a), 0);
+}
+
 /*
  * Learn, export, enforce, rogue read with an exact log record; then the
  * profile in a fresh VM.
@@ -171,6 +178,9 @@ TEST(learn_enforce_and_profile_in_a_fresh_vm)
 			 (u64)ki_rogue_read, secret_gpa);
 	}
 	TEST_ASSERT(strstr(out, want), "log record\n  want %s\n  got %s", want, out);
+	/* The learned rule lets the helper run when the owner calls it, not on its own. */
+	step(vm, vcpu, HELPER_ALONE);
+	TEST_ASSERT_EQ(domain_info(fd, id).denied, 2);
 	/* The host may relax a locked VM. */
 	TEST_ASSERT_EQ(ctl(out, sizeof(out), "lock %u --unlock", id), 0);
 	TEST_ASSERT_EQ(vm_info(fd, id).locked, 0);
@@ -190,6 +200,17 @@ TEST(learn_enforce_and_profile_in_a_fresh_vm)
 	TEST_ASSERT_EQ(domain_info(fd, id).denied, 1);
 	step(vm, vcpu, ROGUE);
 	TEST_ASSERT_EQ(domain_info(fd, id).denied, 2);
+	/* The administrator trusts the helper on its own: now it reads from anywhere. */
+	step(vm, vcpu, HELPER_ALONE);
+	TEST_ASSERT_EQ(domain_info(fd, id).denied, 3);
+	TEST_ASSERT_EQ(profile(fd, id, rules, 8), 1);
+	TEST_ASSERT_EQ(rules[0].access, KVM_ISOLATE_ACCESS_R);
+	rules[0].access |= KVM_ISOLATE_RULE_TRUSTED;
+	set_profile(fd, id, rules, 1);
+	step(vm, vcpu, HELPER_TRUSTED);
+	TEST_ASSERT_EQ(domain_info(fd, id).denied, 3);
+	TEST_ASSERT_EQ(profile(fd, id, rules, 8), 1);
+	TEST_ASSERT_EQ(rules[0].access, KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_RULE_TRUSTED);
 	step(vm, vcpu, DONE);
 	kvm_vm_free(vm);
 	unlink(file);
@@ -258,6 +279,10 @@ TEST(malformed_profiles_and_ioctls_change_nothing)
 	r = before[0];
 	r.access = KVM_ISOLATE_ACCESS_X;
 	TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_PROFILE_SET, &a) == -1 && errno == EINVAL, "access");
+	r.access = KVM_ISOLATE_RULE_TRUSTED;	/* trust, but no right */
+	TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_PROFILE_SET, &a) == -1 && errno == EINVAL, "trust");
+	r.access = KVM_ISOLATE_ACCESS_R | 0x200;
+	TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_PROFILE_SET, &a) == -1 && errno == EINVAL, "bits");
 	r = before[0];
 	r.accessor_end = r.accessor_start;
 	TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_PROFILE_SET, &a) == -1 && errno == EINVAL, "range");

@@ -606,6 +606,8 @@ TEST_F_TIMEOUT(gates, interrupt_inside_the_module_resumes_it, 120)
 	r = call(self, A(ki_g_int3), self->secret_gva, 0);
 	TEST_ASSERT(r.bp == 1, "the #BP handler ran %lu times, want once", r.bp);
 	expect_secret(self, r, 0, "ki_g_int3");
+	print_cost(self, A(ki_g_int3), self->secret_gva, 0,
+		   "call into the module with an exception taken inside it");
 	entries_were_registered(self);
 }
 

@@ -147,8 +147,12 @@
  * fails changes nothing.
  */
 #define KVM_ISOLATE_CTL_TYPE		0xB7
-/* 2: kvm_isolate_ctl_record.last_ns and .count, kvm_isolate_ctl_vm.compressed. */
-#define KVM_ISOLATE_CTL_VERSION_NR	2
+/*
+ * 2: kvm_isolate_ctl_record.last_ns and .count, kvm_isolate_ctl_vm.compressed.
+ * 3: entry gates; a rule lets its accessor in from outside the owner's view only
+ *    with KVM_ISOLATE_RULE_TRUSTED.
+ */
+#define KVM_ISOLATE_CTL_VERSION_NR	3
 /* Max entries of one PROFILE_SET. */
 #define KVM_ISOLATE_MAX_RULES		4096
 /* Log records a VM keeps before dropping. */
@@ -192,10 +196,16 @@ struct kvm_isolate_ctl_domain {
 	__u64 left;		/* switched back out of the view */
 };
 
-/* A profile rule: code at [accessor_start, accessor_end) may access the region. */
+/*
+ * A profile rule: code at [accessor_start, accessor_end) may access the region
+ * while it runs in the owner's view (called by the owner); with
+ * KVM_ISOLATE_RULE_TRUSTED also on its own, from any other view.
+ */
+#define KVM_ISOLATE_RULE_TRUSTED	0x100	/* in kvm_isolate_ctl_rule.access */
+
 struct kvm_isolate_ctl_rule {
 	__u32 domain;
-	__u32 access;		/* KVM_ISOLATE_ACCESS_* */
+	__u32 access;		/* KVM_ISOLATE_ACCESS_*, KVM_ISOLATE_RULE_TRUSTED */
 	__u64 region_gpa;	/* the first byte of one of the domain's regions */
 	__u64 accessor_start;	/* guest virtual, page aligned */
 	__u64 accessor_end;

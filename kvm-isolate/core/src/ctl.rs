@@ -12,7 +12,11 @@ pub const CTL_TYPE: u32 = 0xB7;
 /// `KVM_ISOLATE_CTL_VERSION_NR`: what `KVM_ISOLATE_CTL_VERSION` returns.
 ///
 /// 2: log records carry `last_ns` and `count` (repeats compressed), VMs `compressed`.
-pub const CTL_VERSION_NR: u32 = 2;
+/// 3: entry gates; a rule lets its accessor in from outside the owner's view only with
+/// [`RULE_TRUSTED`].
+pub const CTL_VERSION_NR: u32 = 3;
+/// `KVM_ISOLATE_RULE_TRUSTED`: a rule's accessor is trusted on its own (in `CtlRule::access`).
+pub const RULE_TRUSTED: u32 = 0x100;
 /// `KVM_ISOLATE_MAX_RULES`: entries of one profile.
 pub const MAX_RULES: u32 = 4096;
 /// `KVM_ISOLATE_LOG_RECORDS`: records a VM's log keeps.

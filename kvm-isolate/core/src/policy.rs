@@ -191,6 +191,9 @@ pub struct Rule {
     pub rights: u8,
     /// The region's domain.
     pub domain: u8,
+    /// Trusted on its own: the accessor may access the region from outside the owner's view,
+    /// not only while it runs there (called by the owner).
+    pub trusted: bool,
 }
 
 /// A guest-virtual code range of a domain, backed by `npages` at `gfn`.
@@ -402,6 +405,7 @@ impl Engine {
                     end: 0,
                     rights: 0,
                     domain: 0,
+                    trusted: false,
                 }; MAX_RULES],
             },
             entries: Sorted {
@@ -612,10 +616,14 @@ impl Engine {
             return deny(d);
         }
         // Only the profile lets code outside the owner's view in: the owner's own code runs in
-        // its view, entered through its gates, whatever address a faulting RIP claims.
-        let known = self
+        // its view, entered through its gates, whatever address a faulting RIP claims. Enforcing,
+        // only a rule trusted on its own does: other rules' code runs in the owner's view when the
+        // owner calls it (`GrantExec`), and letting it in from anywhere would make it a gadget
+        // any code can call with the owner's data as its source.
+        let rule = self
             .rule_at(r.gfn, f.rip)
-            .is_some_and(|x| x.rights & f.access != 0);
+            .filter(|x| x.rights & f.access != 0);
+        let known = rule.is_some();
         match self.effective_mode(d) {
             // Unprotected: regions are mapped in view 0; a fault here comes from another view.
             Mode::Off => out(Decision::Switch(d), d, None),
@@ -634,13 +642,14 @@ impl Engine {
                         end,
                         rights: f.access,
                         domain: d,
+                        trusted: false,
                     });
                     o.log = Some(ctl::LOG_LEARNED);
                 }
                 o
             }
             Mode::Enforce => {
-                if known {
+                if rule.is_some_and(|x| x.trusted) {
                     out(Decision::Switch(d), d, None)
                 } else {
                     deny(d)
@@ -862,7 +871,8 @@ impl Engine {
 
     /// Adds a learned rule: rules of the region inside its range are merged into it, and a
     /// neighbour with the same rights that touches it is joined. Fails (changing nothing) when the
-    /// profile is full or a rule overlaps it partially.
+    /// profile is full, a rule overlaps it partially, or one it would merge with is trusted
+    /// differently (trust must not spread to a range the administrator did not name).
     pub fn learn(&mut self, rule: Rule) -> Result<(), Error> {
         let mut rights = rule.rights;
         let (mut start, mut end) = (rule.start, rule.end);
@@ -870,6 +880,9 @@ impl Engine {
         let lo = rs.partition_point(|x| (x.region, x.end) <= (rule.region, start));
         let hi = rs.partition_point(|x| (x.region, x.start) < (rule.region, end));
         for x in &rs[lo..hi] {
+            if x.trusted != rule.trusted {
+                return Err(Error::Exist);
+            }
             if x.start < start || x.end > end {
                 if x.start <= start && x.end >= end {
                     // Already covered by a wider rule: widen its rights.
@@ -887,14 +900,22 @@ impl Engine {
         let mut to = hi;
         if from > 0 {
             let l = rs[from - 1];
-            if l.region == rule.region && l.end == start && l.rights == rights {
+            if l.region == rule.region
+                && l.end == start
+                && l.rights == rights
+                && l.trusted == rule.trusted
+            {
                 start = l.start;
                 from -= 1;
             }
         }
         if to < rs.len() {
             let r = rs[to];
-            if r.region == rule.region && r.start == end && r.rights == rights {
+            if r.region == rule.region
+                && r.start == end
+                && r.rights == rights
+                && r.trusted == rule.trusted
+            {
                 end = r.end;
                 to += 1;
             }
@@ -908,6 +929,7 @@ impl Engine {
             end,
             rights,
             domain: rule.domain,
+            trusted: rule.trusted,
         };
         for _ in from..to {
             self.rules.remove(from);
@@ -926,8 +948,8 @@ impl Engine {
             let d = u8::try_from(x.domain).map_err(|_| Error::Inval)?;
             if !self.is_domain(d)
                 || x.region_gpa % PAGE != 0
-                || x.access == 0
-                || x.access & !u32::from(X | RW) != 0
+                || x.access & u32::from(X | RW) == 0
+                || x.access & !(u32::from(X | RW) | ctl::RULE_TRUSTED) != 0
                 || x.accessor_start % PAGE != 0
                 || x.accessor_end % PAGE != 0
                 || x.accessor_start >= x.accessor_end
@@ -937,7 +959,7 @@ impl Engine {
             let gfn = x.region_gpa / PAGE;
             match self.region_at(gfn) {
                 Some(r) if r.gfn == gfn && u32::from(r.domain) == x.domain => {
-                    if x.access & !u32::from(r.rights) != 0 {
+                    if x.access & u32::from(X | RW) & !u32::from(r.rights) != 0 {
                         return Err(Error::Inval);
                     }
                 }
@@ -962,8 +984,10 @@ impl Engine {
                 region: x.region_gpa / PAGE,
                 start: x.accessor_start,
                 end: x.accessor_end,
-                rights: x.access as u8,
+                // CAST: the rights are the low bits (checked).
+                rights: (x.access & u32::from(X | RW)) as u8,
                 domain: x.domain as u8,
+                trusted: x.access & ctl::RULE_TRUSTED != 0,
             };
             self.rules.len += 1;
         }
@@ -973,7 +997,7 @@ impl Engine {
     pub fn profile(&self) -> impl Iterator<Item = CtlRule> + '_ {
         self.rules.as_slice().iter().map(|x| CtlRule {
             domain: u32::from(x.domain),
-            access: u32::from(x.rights),
+            access: u32::from(x.rights) | if x.trusted { ctl::RULE_TRUSTED } else { 0 },
             region_gpa: x.region * PAGE,
             accessor_start: x.start,
             accessor_end: x.end,
@@ -1020,19 +1044,14 @@ impl Engine {
         {
             return Err(Error::Range);
         }
-        let clash = self
-            .code
+        let clash = self.code.as_slice().iter().any(|x| {
+            overlap(x.start, x.end - x.start, c.start, c.end - c.start)
+                || overlap(x.gfn, x.npages, c.gfn, c.npages)
+        }) || self
+            .regions
             .as_slice()
             .iter()
-            .any(|x| {
-                overlap(x.start, x.end - x.start, c.start, c.end - c.start)
-                    || overlap(x.gfn, x.npages, c.gfn, c.npages)
-            })
-            || self
-                .regions
-                .as_slice()
-                .iter()
-                .any(|r| overlap(r.gfn, r.npages, c.gfn, c.npages));
+            .any(|r| overlap(r.gfn, r.npages, c.gfn, c.npages));
         if clash {
             return Err(Error::Exist);
         }

@@ -93,6 +93,7 @@ fn rust_mirror_matches_c_header() {
         ("KVM_ISOLATE_LOG_DENIED", u64::from(ctl::LOG_DENIED)),
         ("KVM_ISOLATE_CTL_TYPE", u64::from(ctl::CTL_TYPE)),
         ("KVM_ISOLATE_CTL_VERSION_NR", u64::from(ctl::CTL_VERSION_NR)),
+        ("KVM_ISOLATE_RULE_TRUSTED", u64::from(ctl::RULE_TRUSTED)),
         ("KVM_ISOLATE_MAX_RULES", u64::from(ctl::MAX_RULES)),
         ("KVM_ISOLATE_LOG_RECORDS", ctl::LOG_RECORDS as u64),
         ("KVM_ISOLATE_QUERY_VIEW", abi::QUERY_VIEW),
@@ -124,6 +125,11 @@ fn rust_mirror_matches_c_header() {
     for (name, value) in want {
         assert_eq!(h.get(name).copied(), Some(value), "{name}");
     }
+    // Version 3: rules trusted on their own (RULE_TRUSTED), a bit no right uses.
+    assert_eq!(ctl::CTL_VERSION_NR, 3);
+    assert_eq!(h.get("KVM_ISOLATE_CTL_VERSION_NR").copied(), Some(3));
+    assert_eq!(ctl::RULE_TRUSTED, 0x100);
+    assert_eq!(u64::from(ctl::RULE_TRUSTED) & abi::ACCESS_RWX, 0);
     // Every function number and error code in the header is mirrored.
     let mirrored: Vec<&str> = want.iter().map(|(n, _)| *n).collect();
     for name in h.keys() {
@@ -132,6 +138,7 @@ fn rust_mirror_matches_c_header() {
             "KVM_ISOLATE_E",
             "KVM_ISOLATE_MODE_",
             "KVM_ISOLATE_DENY_",
+            "KVM_ISOLATE_RULE_",
         ]
         .iter()
         .any(|p| name.starts_with(p))
@@ -446,6 +453,8 @@ fn ctl_matches_c() {
         "KVM_ISOLATE_CTL_PROFILE_SET",
         "KVM_ISOLATE_CTL_LOG_READ",
         "KVM_ISOLATE_GVA_UNKNOWN",
+        "KVM_ISOLATE_CTL_VERSION_NR",
+        "KVM_ISOLATE_RULE_TRUSTED",
         "sizeof(struct kvm_isolate_ctl_array)",
         "sizeof(struct kvm_isolate_ctl_vm)",
         "sizeof(struct kvm_isolate_ctl_domain)",
@@ -494,7 +503,7 @@ fn ctl_matches_c() {
         .map(|(k, v)| (k, v.parse().unwrap()))
         .collect();
     use ctl::*;
-    let want: [(&str, u64); 31] = [
+    let want: [(&str, u64); 33] = [
         ("KVM_ISOLATE_CTL_VERSION", CTL_VERSION.into()),
         ("KVM_ISOLATE_CTL_LIST", CTL_LIST.into()),
         ("KVM_ISOLATE_CTL_DOMAINS", CTL_DOMAINS.into()),
@@ -504,6 +513,8 @@ fn ctl_matches_c() {
         ("KVM_ISOLATE_CTL_PROFILE_SET", CTL_PROFILE_SET.into()),
         ("KVM_ISOLATE_CTL_LOG_READ", CTL_LOG_READ.into()),
         ("KVM_ISOLATE_GVA_UNKNOWN", GVA_UNKNOWN),
+        ("KVM_ISOLATE_CTL_VERSION_NR", CTL_VERSION_NR.into()),
+        ("KVM_ISOLATE_RULE_TRUSTED", RULE_TRUSTED.into()),
         (
             "sizeof(struct kvm_isolate_ctl_array)",
             size_of::<CtlArray>() as u64,

@@ -47,8 +47,9 @@ struct Spec {
     code: Vec<(u8, u64, u64, u64)>,
     /// Regions: (domain, first gfn, pages, rights).
     regions: Vec<(u8, u64, u64, u8)>,
-    /// Profile rules: (domain, region's first gfn, accessor start, accessor end, rights).
-    rules: Vec<(u8, u64, u64, u64, u8)>,
+    /// Profile rules: (domain, region's first gfn, accessor start, accessor end, rights, trusted
+    /// on its own).
+    rules: Vec<(u8, u64, u64, u64, u8, bool)>,
     /// Entry points the guest registers (`ADD_ENTRY`): (domain, gva).
     entries: Vec<(u8, u64)>,
     /// Calls out of a domain made before the faults: (domain, the return address on its stack).
@@ -64,8 +65,8 @@ struct Spec {
 struct Want {
     decision: Decision,
     domain: u8,
-    /// The rule learning adds: (region, accessor start, end, rights).
-    learn: Option<(u64, u64, u64, u8)>,
+    /// The rule learning adds: (region, accessor start, end, rights, trusted on its own).
+    learn: Option<(u64, u64, u64, u8, bool)>,
     /// The entry point or return site recorded or used up.
     gate: Option<GateOp>,
     log: Option<u32>,
@@ -147,12 +148,12 @@ impl Spec {
             .any(|x| x.0 == d && x.2 <= rip && rip < x.3)
     }
 
-    /// "the profile allows the accessor (the guest RIP) this access": a rule of this region,
-    /// for this accessor, with this right.
-    fn profile_allows(&self, region: u64, rip: u64, access: u8) -> bool {
-        self.rules
-            .iter()
-            .any(|x| x.1 == region && x.2 <= rip && rip < x.3 && x.4 & access != 0)
+    /// "any rule that allows it": a rule of this region, for this accessor (the guest RIP), with
+    /// this right; `trusted`: only "a rule trusted on its own".
+    fn profile_allows(&self, region: u64, rip: u64, access: u8, trusted: bool) -> bool {
+        self.rules.iter().any(|x| {
+            x.1 == region && x.2 <= rip && rip < x.3 && x.4 & access != 0 && (x.5 || !trusted)
+        })
     }
 
     /// "Learning records the accessor range as the domain code range containing the RIP if there
@@ -235,24 +236,28 @@ impl Spec {
         if rights & access == 0 {
             return self.deny(e);
         }
-        // "the profile allows the accessor (the guest RIP) this access: switch to the owner's
-        // view and retry. The owner's own code never needs this: it runs in its view, entered
-        // through its gates" (so its RIP alone lets nothing in).
-        if self.profile_allows(gfn, rip, access) {
-            return self.allow(Decision::Switch(e), e, None);
-        }
+        // "The owner's own code never needs this path: it runs in its view, entered through its
+        // gates" (so its RIP alone lets nothing in). "Nor does code the owner calls ...: its
+        // fetch in the owner's view finds the rule and runs there" (so a rule that is not
+        // trusted on its own lets nothing in from here either, enforcing).
         match self.mode_of(e) {
             // "off: The domain's regions are mapped in view 0 ...: no protection, nothing
             // recorded." Reading: a fault still comes from a view the region is not mapped in
             // (another domain's); with no protection, it is switched like an allowed one.
             Mode::Off => self.allow(Decision::Switch(e), e, None),
-            // "learn: Every access is allowed; an accessor not yet in the profile is added to
-            // it, ..., and a learned record is logged."
+            // "In learn mode, any rule that allows it does" ("switch to the owner's view and
+            // retry").
+            Mode::Learn if self.profile_allows(gfn, rip, access, false) => {
+                self.allow(Decision::Switch(e), e, None)
+            }
+            // "and an accessor without one is learned as a rule that is not trusted on its
+            // own"; "learn: Every access is allowed; an accessor not yet in the profile is added
+            // to it, ..., and a learned record is logged."
             Mode::Learn => match self.accessor(rip) {
                 Some((start, end)) => Want {
                     decision: Decision::Switch(e),
                     domain: e,
-                    learn: Some((gfn, start, end, access)),
+                    learn: Some((gfn, start, end, access, false)),
                     gate: None,
                     log: Some(ctl::LOG_LEARNED),
                 },
@@ -260,8 +265,13 @@ impl Spec {
                 // could not run in the owner's view).
                 None => self.deny(e),
             },
+            // "in enforce mode, a rule trusted on its own allows the accessor (the guest RIP)
+            // this access: switch to the owner's view and retry."
+            Mode::Enforce if self.profile_allows(gfn, rip, access, true) => {
+                self.allow(Decision::Switch(e), e, None)
+            }
             // "enforce: Only the owner's code, entered through its gates, and the profile may
-            // access a region; the rest is denied and logged."
+            // access a region; the rest is denied and logged"; "anything else is denied".
             Mode::Enforce => self.deny(e),
         }
     }
@@ -299,7 +309,9 @@ impl Spec {
             // "in learn mode, anything else: the location becomes a learned entry point (a
             // learned record is logged) and the vCPU switches to view d". An entry point that
             // is one already is "anything else" too here; "learn: Every access is allowed".
-            Mode::Learn if self.is_entry(&g) => Judgement::Want(self.allow(Decision::Switch(e), e, None)),
+            Mode::Learn if self.is_entry(&g) => {
+                Judgement::Want(self.allow(Decision::Switch(e), e, None))
+            }
             Mode::Learn => Judgement::Want(Want {
                 log: Some(ctl::LOG_LEARNED),
                 ..self.allow(Decision::Switch(e), e, Some(GateOp::Learn(g)))
@@ -433,8 +445,8 @@ impl Spec {
         });
         // Rules of regions that exist, within their rights, not overlapping within a region.
         let regions = self.regions.clone();
-        let mut kept: Vec<(u8, u64, u64, u64, u8)> = Vec::new();
-        for &(_, ri, start, end, rights) in &self.rules {
+        let mut kept: Vec<(u8, u64, u64, u64, u8, bool)> = Vec::new();
+        for &(_, ri, start, end, rights, trusted) in &self.rules {
             let Some(r) = regions.get(ri as usize % regions.len().max(1)) else {
                 break;
             };
@@ -442,15 +454,16 @@ impl Spec {
             if rights == 0 || kept.iter().any(|k| k.1 == r.1 && k.2 < end && start < k.3) {
                 continue;
             }
-            kept.push((r.0, r.1, start, end, rights));
+            kept.push((r.0, r.1, start, end, rights, trusted));
         }
         self.rules = kept;
         let mut profile: Vec<CtlRule> = self
             .rules
             .iter()
-            .map(|&(d, gfn, start, end, rights)| CtlRule {
+            .map(|&(d, gfn, start, end, rights, trusted)| CtlRule {
                 domain: u32::from(d),
-                access: u32::from(rights),
+                // "``"trusted": true`` in a profile": RULE_TRUSTED in the kernel's rule.
+                access: u32::from(rights) | if trusted { ctl::RULE_TRUSTED } else { 0 },
                 region_gpa: gfn * PAGE,
                 accessor_start: start,
                 accessor_end: end,
@@ -678,7 +691,12 @@ fn spec() -> impl Strategy<Value = Spec> {
                     rules: rules
                         .into_iter()
                         .map(|(ri, slot, n, rights)| {
-                            (0, ri, slot * PAGE, (slot + n) * PAGE, rights)
+                            // Trusted on its own or not, as a function of the other fields
+                            // rather than a draw of its own: the VMs and faults stay those
+                            // drawn before trust existed (`the_oracle_judges_every_kind_of_
+                            // decision` counts them on one deterministic stream).
+                            let trusted = (ri ^ slot ^ n ^ u64::from(rights)) & 1 == 1;
+                            (0, ri, slot * PAGE, (slot + n) * PAGE, rights, trusted)
                         })
                         .collect(),
                     domains: domains.clone(),
@@ -800,7 +818,9 @@ fn got(e: &mut Engine, f: &Fault, handle: bool) -> Want {
     Want {
         decision: o.decision,
         domain: o.domain,
-        learn: o.learn.map(|r: Rule| (r.region, r.start, r.end, r.rights)),
+        learn: o
+            .learn
+            .map(|r: Rule| (r.region, r.start, r.end, r.rights, r.trusted)),
         gate: o.gate,
         log: o.log,
     }
@@ -901,6 +921,125 @@ proptest! {
     }
 }
 
+/// A data access near one of the VM's rules (`fault()` reaches one rarely): to a page of the
+/// rule's region, from the page before its accessor range, a page of it, or the page after it.
+#[derive(Clone, Copy, Debug)]
+struct Near {
+    rule: usize,
+    page: u64,
+    gpage: u64,
+    off: u64,
+    view: ViewSel,
+    access: u8,
+}
+
+fn near() -> impl Strategy<Value = Near> {
+    (
+        0usize..12,
+        0u64..6,
+        0u64..4,
+        0u64..PAGE,
+        prop_oneof![
+            2 => Just(ViewSel::Num(0)),
+            1 => (0u8..16).prop_map(ViewSel::Num),
+            1 => (0usize..5).prop_map(ViewSel::Domain),
+        ],
+        prop_oneof![Just(R), Just(W), Just(X)],
+    )
+        .prop_map(|(rule, page, gpage, off, view, access)| Near {
+            rule,
+            page,
+            gpage,
+            off,
+            view,
+            access,
+        })
+}
+
+impl Spec {
+    /// The fault `n` describes, if the VM has a rule.
+    fn near(&self, n: &Near) -> Option<Fault> {
+        let x = *self.rules.get(n.rule % self.rules.len().max(1))?;
+        let (_, gfn, npages, _) = self.region_at(x.1)?;
+        let view = match n.view {
+            ViewSel::Domain(i) => self.domains[i % self.domains.len()].0,
+            ViewSel::Num(v) => v,
+            ViewSel::Current => 0,
+        };
+        Some(Fault {
+            view,
+            gpa: (gfn + n.gpage % npages) * PAGE + n.off,
+            rip: x.2.saturating_sub(PAGE) + n.page * PAGE + n.off,
+            access: n.access,
+            stack: None,
+        })
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// Accesses to regions by rules' accessors and their neighbours, in every mode: "in enforce
+    /// mode, a rule trusted on its own allows ..., In learn mode, any rule that allows it does".
+    #[test]
+    fn accesses_near_rules_follow_the_specification(
+        s in spec(),
+        near in prop::collection::vec(near(), 1..64),
+    ) {
+        let mut s = s;
+        let mut e = s.build();
+        for n in &near {
+            let Some(f) = s.near(n) else {
+                continue;
+            };
+            if let Judgement::Want(want) = s.decide(&f) {
+                prop_assert_eq!(got(&mut e, &f, false), want, "{:?}\n{:?}", f, s);
+            }
+        }
+    }
+}
+
+/// `accesses_near_rules_follow_the_specification` is no vacuous property either: enforcing, it
+/// sees rules trusted on their own switch accessors in and others' accessors denied; learning,
+/// both kinds of rule switch theirs in, and accessors without one are learned.
+#[test]
+fn accesses_near_rules_meet_both_kinds_of_rule() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    // (enforce: trusted switched, untrusted denied; learn: trusted, untrusted switched, learned)
+    let mut n = [0u32; 5];
+    for _ in 0..300 {
+        let mut s = spec().new_tree(&mut runner).unwrap().current();
+        let _ = s.build();
+        for _ in 0..64 {
+            let r = near().new_tree(&mut runner).unwrap().current();
+            let Some(f) = s.near(&r) else {
+                continue;
+            };
+            let Judgement::Want(w) = s.decide(&f) else {
+                continue;
+            };
+            let Some(region) = s.region_at(f.gpa / PAGE) else {
+                continue;
+            };
+            let (gfn, switched) = (region.1, matches!(w.decision, Decision::Switch(_)));
+            let trusted = s.profile_allows(gfn, f.rip, f.access, true);
+            let any = s.profile_allows(gfn, f.rip, f.access, false);
+            let slot = match (s.mode_of(region.0), trusted, any, switched) {
+                (Mode::Enforce, true, _, true) => 0,
+                (Mode::Enforce, false, true, false) => 1,
+                (Mode::Learn, true, _, true) => 2,
+                (Mode::Learn, false, true, true) => 3,
+                (Mode::Learn, _, false, true) if w.learn.is_some() => 4,
+                _ => continue,
+            };
+            n[slot] += 1;
+        }
+    }
+    assert!(n.iter().all(|&k| k > 100), "{n:?}");
+}
+
 /// Which kind of decision a judgement is.
 fn kind(s: &Spec, f: &Fault, w: &Want) -> usize {
     let region = s.region_at(f.gpa / PAGE).is_some();
@@ -992,7 +1131,7 @@ fn a_region_page_is_never_made_executable_in_a_domain_view() {
         // Domain 1's write-only log page, domain 2's read-write secret.
         regions: vec![(1, 0x10, 1, W), (2, 0x20, 1, R | W)],
         // Profile code at 0x30000 may write domain 1's log.
-        rules: vec![(0, 0, 0x30000, 0x31000, W)],
+        rules: vec![(0, 0, 0x30000, 0x31000, W, false)],
         entries: vec![],
         calls: vec![],
         learned: vec![],
@@ -1127,4 +1266,66 @@ fn a_write_to_a_domains_code_is_denied_as_the_domains() {
             "view {view}"
         );
     }
+}
+
+/// "a learned rule that would merge with a trusted one is refused: trust never spreads"
+/// (Profiles), and "rules of one region that touch and have the same rights and trust are
+/// joined". Reading: learn mode then denies the access, as for an accessor it cannot add (its
+/// code could not run in the owner's view), and the profile stays as it was.
+#[test]
+fn learn_mode_refuses_a_rule_that_would_merge_with_a_trusted_one() {
+    let mut s = Spec {
+        vm_mode: Mode::Learn,
+        deny: Deny::Gp,
+        domains: vec![(1, None)],
+        code: vec![(1, 0x10000, 0x12000, 0x50)],
+        regions: vec![(1, 0x10, 1, R | W)],
+        // A helper at 0x30000 may read domain 1's region, trusted on its own.
+        rules: vec![(0, 0, 0x30000, 0x31000, R, true)],
+        entries: vec![],
+        calls: vec![],
+        learned: vec![],
+        pending: vec![],
+    };
+    let mut e = s.build();
+    let profile: Vec<CtlRule> = e.profile().collect();
+    let at = |rip, access| Fault {
+        view: 0,
+        gpa: 0x10 * PAGE + 8,
+        rip,
+        access,
+        stack: None,
+    };
+    let judged = |f: &Fault| match s.decide(f) {
+        Judgement::Want(w) => w,
+        Judgement::NoFault => panic!("{f:?}: not judged"),
+    };
+    // "In learn mode, any rule that allows it does".
+    let read = at(0x30010, R);
+    assert_eq!(got(&mut e, &read, true), judged(&read));
+    assert_eq!(judged(&read).decision, Decision::Switch(1));
+    // A write from the same page: the rule learning would add is inside the trusted one.
+    let write = at(0x30010, W);
+    let w = judged(&write);
+    assert_eq!(w.learn, Some((0x10, 0x30000, 0x31000, W, false)));
+    assert_eq!(got(&mut e, &write, false), w);
+    assert_eq!(got(&mut e, &write, true), s.deny(1));
+    assert_eq!(e.profile().collect::<Vec<_>>(), profile);
+    // The page after it touches it with the same rights, but not the same trust: learned, not
+    // joined.
+    let next = at(0x31010, R);
+    let w = judged(&next);
+    assert_eq!(w.learn, Some((0x10, 0x31000, 0x32000, R, false)));
+    assert_eq!(got(&mut e, &next, true), w);
+    let now: Vec<(u64, u64, u32)> = e
+        .profile()
+        .map(|x| (x.accessor_start, x.accessor_end, x.access))
+        .collect();
+    assert_eq!(
+        now,
+        [
+            (0x30000, 0x31000, u32::from(R) | ctl::RULE_TRUSTED),
+            (0x31000, 0x32000, u32::from(R)),
+        ]
+    );
 }

@@ -77,9 +77,10 @@ fn not_ours_outside_regions() {
     assert_eq!(o.log, None);
 }
 
-/// Enforce mode: the profile lets code in, nothing else. The owner's RIP does not count: the
-/// owner's code runs in its view, entered through its gates, so a fault from view 0 with a RIP in
-/// its code is code that did not come in through them (or another mapping of its address).
+/// Enforce mode: a rule trusted on its own lets code in, nothing else. The owner's RIP does not
+/// count: the owner's code runs in its view, entered through its gates, so a fault from view 0
+/// with a RIP in its code is code that did not come in through them (or another mapping of its
+/// address).
 #[test]
 fn enforce_allows_the_profile_and_denies_others() {
     let mut e = engine();
@@ -87,7 +88,7 @@ fn enforce_allows_the_profile_and_denies_others() {
     let own = e.decide(&fault(0, 0x201 * P + 8, 0x1000_0010, W));
     assert_eq!(own.decision, Decision::Deny(Deny::Exit));
     assert_eq!((own.domain, own.log), (1, Some(ctl::LOG_DENIED)));
-    e.learn(rule(0x200, 0x7000_0000, 0x7000_1000, R | W))
+    e.learn(trusted(0x200, 0x7000_0000, 0x7000_1000, R | W))
         .unwrap();
     let named = e.decide(&fault(0, 0x201 * P + 8, FOREIGN, W));
     assert_eq!(named.decision, Decision::Switch(1));
@@ -132,6 +133,8 @@ fn learn_then_enforce() {
         (rule.region, rule.start, rule.end, rule.rights, rule.domain),
         (0x200, 0x7000_0000, 0x7000_1000, R, 1)
     );
+    // Learning never trusts a rule on its own.
+    assert!(!rule.trusted);
     assert_eq!(e.handle(&f), o);
     assert_eq!(e.rules().len(), 1);
     assert_eq!(e.counters(1).learned, 1);
@@ -139,6 +142,17 @@ fn learn_then_enforce() {
     let again = e.decide(&f);
     assert_eq!((again.learn, again.log), (None, None));
     e.set_mode(0, Some(Mode::Enforce));
+    // Enforcing, the learned rule lets its code run in the owner's view (called by the owner)...
+    assert_eq!(
+        e.decide(&fault(1, 0x77 * P, FOREIGN, X)).decision,
+        Decision::GrantExec
+    );
+    // ... but not in from view 0 on its own: that takes the administrator's trust.
+    assert_eq!(e.decide(&f), denied(&e, 1));
+    let mut p: Vec<CtlRule> = e.profile().collect();
+    p[0].access |= ctl::RULE_TRUSTED;
+    e.check_profile(&mut p).unwrap();
+    e.set_profile(&p);
     assert_eq!(e.decide(&f).decision, Decision::Switch(1));
     // The rule allows reads only, from that page only.
     assert!(matches!(
@@ -183,13 +197,15 @@ fn exec_in_a_domain_view() {
         e.decide(&fault(1, 0x300 * P, 0x2000_0000, X)).decision,
         Decision::Leave
     );
-    // Profile-named code may run in the view whose region it may access.
+    // Profile-named code may run in the view whose region it may access, trusted on its own or
+    // not.
     e.learn(Rule {
         region: 0x200,
         start: 0x7000_0000,
         end: 0x7000_1000,
         rights: R,
         domain: 1,
+        trusted: false,
     })
     .unwrap();
     assert_eq!(
@@ -209,15 +225,27 @@ fn access_to_another_domain_from_a_domain_view() {
     // Domain 2's code reading domain 1's region from view 2: denied without a rule...
     let f = fault(2, 0x200 * P, 0x2000_0000, R);
     assert!(matches!(e.decide(&f).decision, Decision::Deny(_)));
-    // ... and switched into view 1 with one.
-    e.learn(Rule {
+    // ... and with one that is not trusted on its own (view 2 is not domain 1's)...
+    let mut r = Rule {
         region: 0x200,
         start: 0x2000_0000,
         end: 0x2000_2000,
         rights: R,
         domain: 1,
-    })
-    .unwrap();
+        trusted: false,
+    };
+    e.learn(r).unwrap();
+    assert_eq!(e.decide(&f), denied(&e, 1));
+    // ... and switched into view 1 with a trusted one.
+    r.trusted = true;
+    e.set_profile(&[ctl_rule(
+        1,
+        0x200 * P,
+        u32::from(R) | ctl::RULE_TRUSTED,
+        r.start,
+        r.end,
+    )]);
+    assert_eq!(e.rules(), &[r]);
     assert_eq!(e.decide(&f).decision, Decision::Switch(1));
 }
 
@@ -336,6 +364,7 @@ fn destroy_removes_everything_of_the_domain() {
         end: 0x7000_1000,
         rights: R,
         domain: 1,
+        trusted: false,
     })
     .unwrap();
     e.destroy_domain(1);
@@ -354,6 +383,7 @@ fn destroy_removes_everything_of_the_domain() {
     assert_eq!(e.create_domain(16), Err(Error::Inval));
 }
 
+/// A rule of domain 1, not trusted on its own (as learning makes them).
 fn rule(region: u64, start: u64, end: u64, rights: u8) -> Rule {
     Rule {
         region,
@@ -361,6 +391,15 @@ fn rule(region: u64, start: u64, end: u64, rights: u8) -> Rule {
         end,
         rights,
         domain: 1,
+        trusted: false,
+    }
+}
+
+/// A rule of domain 1, trusted on its own (as only the administrator makes them).
+fn trusted(region: u64, start: u64, end: u64, rights: u8) -> Rule {
+    Rule {
+        trusted: true,
+        ..rule(region, start, end, rights)
     }
 }
 
@@ -418,6 +457,193 @@ fn learning_stops_when_the_profile_is_full() {
     assert_eq!(e.rules()[0].rights, R | W);
 }
 
+// ---- rules trusted on their own ----
+
+/// A helper's page named by an untrusted rule, and one named by a trusted rule, both reading
+/// domain 1's region (not touching: nothing joins).
+const UNTRUSTED: u64 = 0x7000_0000;
+const TRUSTED: u64 = 0x7000_4000;
+
+fn with_both_rules() -> Box<Engine> {
+    let mut e = engine();
+    e.learn(rule(0x200, UNTRUSTED, UNTRUSTED + P, R)).unwrap();
+    e.learn(trusted(0x200, TRUSTED, TRUSTED + P, R)).unwrap();
+    e
+}
+
+/// "in enforce mode, a rule trusted on its own allows the accessor (the guest RIP) this access:
+/// switch to the owner's view and retry": an untrusted rule's accessor is denied from view 0
+/// (and from another domain's view) and logged; a trusted one's is switched in. The untrusted
+/// rule's code still runs in the owner's view when the owner calls it.
+#[test]
+fn enforce_switches_only_for_a_rule_trusted_on_its_own() {
+    let mut e = with_both_rules();
+    e.set_mode(0, Some(Mode::Enforce));
+    for view in [0, 2, 9] {
+        let f = fault(view, 0x201 * P + 8, UNTRUSTED + 0x10, R);
+        assert_eq!(e.handle(&f), denied(&e, 1), "view {view}");
+        let f = fault(view, 0x201 * P + 8, TRUSTED + 0x10, R);
+        assert_eq!(e.handle(&f), switch(1, None), "view {view}");
+    }
+    assert_eq!((e.counters(1).denied, e.counters(1).allowed), (3, 3));
+    // A trusted rule still allows only its rights.
+    assert_eq!(e.decide(&fault(0, 0x201 * P, TRUSTED, W)), denied(&e, 1));
+    // Both rules' code runs in the owner's view, where the owner called it.
+    for rip in [UNTRUSTED, TRUSTED] {
+        assert_eq!(
+            e.decide(&fault(1, HELPER_PAGE, rip + 0x10, X)).decision,
+            Decision::GrantExec
+        );
+    }
+    // A domain's own mode decides: learning, domain 1 lets the untrusted rule in.
+    e.set_mode(1, Some(Mode::Learn));
+    assert_eq!(
+        e.decide(&fault(0, 0x201 * P, UNTRUSTED, R)),
+        switch(1, None)
+    );
+    // Off, everything is switched.
+    e.set_mode(1, Some(Mode::Off));
+    assert_eq!(
+        e.decide(&fault(0, 0x201 * P, FOREIGN + 0x10_0000, R)),
+        switch(1, None)
+    );
+}
+
+/// "In learn mode, any rule that allows it does, and an accessor without one is learned as a
+/// rule that is not trusted on its own."
+#[test]
+fn learn_switches_for_any_rule_and_learns_untrusted_rules() {
+    let mut e = with_both_rules();
+    e.set_mode(0, Some(Mode::Learn));
+    for rip in [UNTRUSTED, TRUSTED] {
+        let f = fault(0, 0x202 * P, rip + 0x20, R);
+        assert_eq!(e.handle(&f), switch(1, None), "{rip:#x}");
+    }
+    assert_eq!(e.counters(1).learned, 0);
+    // A new accessor (two pages away from both: nothing to join) is learned untrusted.
+    let f = fault(0, 0x202 * P, 0x7000_2010, R);
+    let o = e.handle(&f);
+    assert_eq!(o.decision, Decision::Switch(1));
+    assert_eq!(o.log, Some(ctl::LOG_LEARNED));
+    assert_eq!(o.learn, Some(rule(0x200, 0x7000_2000, 0x7000_3000, R)));
+    assert_eq!(
+        e.rules(),
+        &[
+            rule(0x200, UNTRUSTED, UNTRUSTED + P, R),
+            rule(0x200, 0x7000_2000, 0x7000_3000, R),
+            trusted(0x200, TRUSTED, TRUSTED + P, R),
+        ]
+    );
+    // Learning what an untrusted rule lacks widens it, untrusted.
+    let o = e.handle(&fault(0, 0x202 * P, UNTRUSTED + 0x20, W));
+    assert_eq!(o.learn, Some(rule(0x200, UNTRUSTED, UNTRUSTED + P, W)));
+    assert_eq!(e.rules()[0], rule(0x200, UNTRUSTED, UNTRUSTED + P, R | W));
+    // Enforcing afterwards, only the trusted rule lets code in from view 0.
+    e.set_mode(0, Some(Mode::Enforce));
+    for (rip, want) in [
+        (UNTRUSTED, denied(&e, 1)),
+        (0x7000_2000, denied(&e, 1)),
+        (TRUSTED, switch(1, None)),
+    ] {
+        assert_eq!(e.decide(&fault(0, 0x202 * P, rip, R)), want, "{rip:#x}");
+    }
+}
+
+/// "a learned rule that would merge with a trusted one is refused: trust never spreads". Learn
+/// mode cannot store the rule, so `handle` denies the access (as one it cannot record) and the
+/// profile stays as it was.
+#[test]
+fn learning_refuses_to_merge_across_trust() {
+    let mut e = with_both_rules();
+    e.set_mode(0, Some(Mode::Learn));
+    let before = e.rules().to_vec();
+    // The trusted rule allows reads; a write from its page would widen it.
+    let f = fault(0, 0x200 * P, TRUSTED + 0x30, W);
+    let o = e.decide(&f);
+    assert_eq!(o.decision, Decision::Switch(1));
+    assert_eq!(o.learn, Some(rule(0x200, TRUSTED, TRUSTED + P, W)));
+    assert_eq!(e.handle(&f), denied(&e, 1));
+    assert_eq!(e.rules(), &before[..]);
+    assert_eq!((e.counters(1).denied, e.counters(1).learned), (1, 0));
+    assert_eq!(e.rules()[1].rights, R);
+    // Directly: a rule inside a trusted one, one swallowing it, either trust the other way round.
+    for r in [
+        rule(0x200, TRUSTED, TRUSTED + P, W),
+        rule(0x200, TRUSTED - P, TRUSTED + 2 * P, R),
+        trusted(0x200, UNTRUSTED, UNTRUSTED + P, R),
+        trusted(0x200, UNTRUSTED - P, UNTRUSTED + P, R),
+    ] {
+        assert_eq!(e.learn(r), Err(Error::Exist), "{r:?}");
+        assert_eq!(e.rules(), &before[..]);
+    }
+    // Equal trust still merges.
+    e.learn(trusted(0x200, TRUSTED, TRUSTED + P, W)).unwrap();
+    assert_eq!(e.rules()[1], trusted(0x200, TRUSTED, TRUSTED + P, R | W));
+}
+
+/// A learned accessor is a whole code range: a trusted rule for part of a domain's code makes
+/// the rest of it unlearnable, as the learned rule would swallow the trusted one.
+#[test]
+fn a_trusted_rule_inside_a_code_range_refuses_learning_the_range() {
+    let mut e = engine();
+    e.learn(trusted(0x200, 0x2000_0000, 0x2000_1000, R))
+        .unwrap();
+    e.set_mode(0, Some(Mode::Learn));
+    let before = e.rules().to_vec();
+    // Domain 2's second code page reads domain 1's region from view 2.
+    let f = fault(2, 0x200 * P, 0x2000_1008, R);
+    assert_eq!(
+        e.decide(&f).learn,
+        Some(rule(0x200, 0x2000_0000, 0x2000_2000, R))
+    );
+    assert_eq!(e.handle(&f), denied(&e, 1));
+    assert_eq!(e.rules(), &before[..]);
+    // Its first page, which the trusted rule names, is switched.
+    assert_eq!(
+        e.handle(&fault(2, 0x200 * P, 0x2000_0008, R)),
+        switch(1, None)
+    );
+}
+
+/// "rules of one region that touch and have the same rights and trust are joined".
+#[test]
+fn neighbours_are_joined_only_with_equal_trust() {
+    let mut e = engine();
+    // Touching, equal rights, different trust: two rules, either way round.
+    e.learn(trusted(0x200, 0x7000_0000, 0x7000_1000, R))
+        .unwrap();
+    e.learn(rule(0x200, 0x7000_1000, 0x7000_2000, R)).unwrap();
+    e.learn(rule(0x200, 0x6fff_f000, 0x7000_0000, R)).unwrap();
+    assert_eq!(
+        e.rules(),
+        &[
+            rule(0x200, 0x6fff_f000, 0x7000_0000, R),
+            trusted(0x200, 0x7000_0000, 0x7000_1000, R),
+            rule(0x200, 0x7000_1000, 0x7000_2000, R),
+        ]
+    );
+    // Equal trust joins, trusted with trusted and untrusted with untrusted.
+    e.learn(trusted(0x200, 0x7000_4000, 0x7000_5000, R))
+        .unwrap();
+    e.learn(trusted(0x200, 0x7000_5000, 0x7000_6000, R))
+        .unwrap();
+    e.learn(rule(0x200, 0x7000_2000, 0x7000_3000, R)).unwrap();
+    assert_eq!(
+        e.rules(),
+        &[
+            rule(0x200, 0x6fff_f000, 0x7000_0000, R),
+            trusted(0x200, 0x7000_0000, 0x7000_1000, R),
+            rule(0x200, 0x7000_1000, 0x7000_3000, R),
+            trusted(0x200, 0x7000_4000, 0x7000_6000, R),
+        ]
+    );
+    // A rule between an untrusted and a trusted neighbour joins the one trusted like it.
+    e.learn(rule(0x200, 0x7000_3000, 0x7000_4000, R)).unwrap();
+    assert_eq!(e.rules()[2], rule(0x200, 0x7000_1000, 0x7000_4000, R));
+    assert_eq!(e.rules()[3], trusted(0x200, 0x7000_4000, 0x7000_6000, R));
+    assert_eq!(e.rules().len(), 4);
+}
+
 fn ctl_rule(domain: u32, region_gpa: u64, access: u32, s: u64, e: u64) -> CtlRule {
     CtlRule {
         domain,
@@ -461,6 +687,37 @@ fn profile_check_rejects_each_malformed_class() {
         (CtlRule { access: 0, ..good }, Error::Inval),
         (CtlRule { access: 8, ..good }, Error::Inval),
         (CtlRule { access: 4, ..good }, Error::Inval),
+        // Trust is no right: a rule needs one of R, W, X besides it.
+        (
+            CtlRule {
+                access: ctl::RULE_TRUSTED,
+                ..good
+            },
+            Error::Inval,
+        ),
+        // Unknown bits, next to trust or a right.
+        (
+            CtlRule {
+                access: 0x200 | 1,
+                ..good
+            },
+            Error::Inval,
+        ),
+        (
+            CtlRule {
+                access: 0x200 | ctl::RULE_TRUSTED | 1,
+                ..good
+            },
+            Error::Inval,
+        ),
+        // The rights are still bounded by the region's (X on a RW region) with trust.
+        (
+            CtlRule {
+                access: ctl::RULE_TRUSTED | 4,
+                ..good
+            },
+            Error::Inval,
+        ),
         (
             CtlRule {
                 accessor_start: 0x7000_0001,
@@ -496,18 +753,69 @@ fn profile_check_rejects_each_malformed_class() {
 fn profile_round_trip() {
     let mut e = engine();
     e.learn(rule(0x200, 0x7000_0000, 0x7000_1000, R)).unwrap();
-    e.learn(rule(0x200, 0x7000_4000, 0x7000_5000, R | W))
+    e.learn(trusted(0x200, 0x7000_4000, 0x7000_5000, R | W))
         .unwrap();
     let mut out: Vec<CtlRule> = e.profile().collect();
+    // Trust travels as RULE_TRUSTED in `access`, next to the rights.
+    assert_eq!(
+        out.iter().map(|x| x.access).collect::<Vec<_>>(),
+        [u32::from(R), u32::from(R | W) | ctl::RULE_TRUSTED]
+    );
     let mut f = engine();
     f.check_profile(&mut out).unwrap();
     f.set_profile(&out);
     assert_eq!(e.rules(), f.rules());
+    assert_eq!(f.profile().collect::<Vec<_>>(), out);
     f.set_mode(0, Some(Mode::Enforce));
     assert_eq!(
         f.decide(&fault(0, 0x200 * P, 0x7000_4100, W)).decision,
         Decision::Switch(1)
     );
+    assert_eq!(
+        f.decide(&fault(0, 0x200 * P, 0x7000_0100, R)),
+        denied(&f, 1)
+    );
+}
+
+/// `check_profile` takes RULE_TRUSTED next to the rights; `set_profile` and `profile()` carry it
+/// both ways, rule by rule.
+#[test]
+fn profile_carries_trust_both_ways() {
+    let e = engine();
+    for access in [1, 2, 3] {
+        for t in [0, ctl::RULE_TRUSTED] {
+            let mut one = [ctl_rule(1, 0x200 * P, access | t, 0x7000_0000, 0x7000_1000)];
+            assert_eq!(e.check_profile(&mut one), Ok(()), "{:#x}", access | t);
+        }
+    }
+    let mut p = vec![
+        ctl_rule(
+            1,
+            0x200 * P,
+            1 | ctl::RULE_TRUSTED,
+            0x7000_0000,
+            0x7000_1000,
+        ),
+        ctl_rule(1, 0x200 * P, 1, 0x7000_1000, 0x7000_2000),
+        ctl_rule(
+            2,
+            0x400 * P,
+            1 | ctl::RULE_TRUSTED,
+            0x7000_0000,
+            0x7000_3000,
+        ),
+    ];
+    let mut f = engine();
+    f.check_profile(&mut p).unwrap();
+    f.set_profile(&p);
+    assert_eq!(
+        f.rules()
+            .iter()
+            .map(|x| (x.rights, x.trusted))
+            .collect::<Vec<_>>(),
+        [(R, true), (R, false), (R, true)]
+    );
+    assert_eq!(f.profile().collect::<Vec<_>>(), p);
 }
 
 fn rec(rip: u64) -> CtlRecord {
@@ -1406,11 +1714,15 @@ impl Naive<'_> {
             .code()
             .iter()
             .find(|c| gfn >= c.gfn && gfn < c.gfn + c.npages);
-        let allowed_by_rule = |r: &Region| {
-            e.rules().iter().any(|x| {
+        // The rule of the region for this accessor and access, and whether it is trusted on its
+        // own.
+        let rule_for = |r: &Region| {
+            e.rules().iter().find(|x| {
                 x.region == r.gfn && f.rip >= x.start && f.rip < x.end && x.rights & f.access != 0
             })
         };
+        let allowed_by_rule = |r: &Region| rule_for(r).is_some();
+        let trusted_rule = |r: &Region| rule_for(r).is_some_and(|x| x.trusted);
         let deny = (Decision::Deny(e.deny()), None);
         // A domain's code is writable nowhere (and readable everywhere).
         if code_page.is_some() && f.access != X {
@@ -1475,13 +1787,14 @@ impl Naive<'_> {
         if r.rights & f.access == 0 {
             return deny;
         }
-        // Only the profile lets code outside the owner's view in, whatever its RIP.
+        // Only the profile lets code outside the owner's view in, whatever its RIP: learning,
+        // any rule (or a rule learned now); enforcing, only a rule trusted on its own.
         let decision = match e.effective_mode(r.domain) {
             Mode::Learn if f.rip >= u64::MAX - (P - 1) && !allowed_by_rule(r) => {
                 Decision::Deny(e.deny())
             }
             Mode::Off | Mode::Learn => Decision::Switch(r.domain),
-            Mode::Enforce if allowed_by_rule(r) => Decision::Switch(r.domain),
+            Mode::Enforce if trusted_rule(r) => Decision::Switch(r.domain),
             Mode::Enforce => Decision::Deny(e.deny()),
         };
         (decision, None)
@@ -1517,12 +1830,13 @@ const PLAIN: u64 = 0x5000 * P;
 const HELPER: u64 = 0x6000_0040;
 
 /// A random engine: up to 15 domains with a code range (4 pages) and a few regions each, random
-/// rules, entry points, and return sites recorded by calls out of a domain.
+/// rules (trusted on their own or not), entry points, and return sites recorded by calls out of a
+/// domain.
 fn arb_engine() -> impl Strategy<Value = Box<Engine>> {
     (
         1usize..=15,
         prop::collection::vec((0u64..64, 1u64..4, 1u8..8), 0..60),
-        prop::collection::vec((0u64..64, 0u64..64, 1u64..4, 1u8..8), 0..200),
+        prop::collection::vec((0u64..64, 0u64..64, 1u64..4, 1u8..8, any::<bool>()), 0..200),
         0u8..3,
         prop::collection::vec((1u64..16, 0u64..4), 0..24),
         prop::collection::vec((1u64..16, 0u64..4), 0..12),
@@ -1548,7 +1862,7 @@ fn arb_engine() -> impl Strategy<Value = Box<Engine>> {
             }
             let regions: Vec<Region> = e.regions().to_vec();
             if !regions.is_empty() {
-                for (ri, page, n, rights) in rules {
+                for (ri, page, n, rights, trusted) in rules {
                     let r = regions[ri as usize % regions.len()];
                     let start = 0x7000_0000 + page * P;
                     let _ = e.learn(Rule {
@@ -1557,6 +1871,7 @@ fn arb_engine() -> impl Strategy<Value = Box<Engine>> {
                         end: start + n * P,
                         rights,
                         domain: r.domain,
+                        trusted,
                     });
                 }
             }
@@ -1632,6 +1947,38 @@ fn arb_fault() -> impl Strategy<Value = Fault> {
         })
 }
 
+/// A fault from `arb_fault`, or (`Some`) a data access from view 0 near one of the engine's rules,
+/// resolved by [`resolve`].
+type MaybeNear = (Fault, Option<(prop::sample::Index, u64, u8)>);
+
+/// Faults for the properties about trust: half of them near the engine's rules, where learning
+/// joins, widens, or is refused.
+fn arb_faults_near_rules() -> impl Strategy<Value = Vec<MaybeNear>> {
+    prop::collection::vec(
+        (
+            arb_fault(),
+            prop::option::weighted(0.5, (any::<prop::sample::Index>(), 0u64..6, access())),
+        ),
+        1..100,
+    )
+}
+
+/// The fault: a near one is an access to a rule's region from the page before its accessor range,
+/// in it, or just after it.
+fn resolve(e: &Engine, (f, near): &MaybeNear) -> Fault {
+    let (Some((i, page, access)), false) = (near, e.rules().is_empty()) else {
+        return *f;
+    };
+    let x = e.rules()[i.index(e.rules().len())];
+    Fault {
+        view: 0,
+        gpa: x.region * P + 16,
+        rip: x.start.wrapping_sub(P) + page * P + 8,
+        access: *access,
+        stack: f.stack,
+    }
+}
+
 /// A record of the log's model: its number in the order stored, key, sequence number, count and
 /// last time.
 #[derive(Clone, Copy, Debug, Default)]
@@ -1652,10 +1999,13 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
-    fn decide_matches_the_naive_model(e in arb_engine(), faults in prop::collection::vec(arb_fault(), 1..50)) {
+    fn decide_matches_the_naive_model(e in arb_engine(), faults in arb_faults_near_rules()) {
         for f in &faults {
+            let f = &resolve(&e, f);
             let o = e.decide(f);
             prop_assert_eq!((o.decision, o.gate), Naive(&e).decide(f), "{:?}", f);
+            // Learning never trusts a rule on its own.
+            prop_assert!(!o.learn.is_some_and(|r| r.trusted), "{:?}", f);
         }
     }
 
@@ -1673,18 +2023,24 @@ proptest! {
         }
     }
 
-    /// What a workload did in learn mode, it may do in enforce mode: zero denials (data accesses
-    /// and entries into domains alike).
+    /// What a workload did in learn mode, it may do in enforce mode once the administrator has
+    /// trusted the learned rules on their own (an imported profile with RULE_TRUSTED on each):
+    /// zero denials (data accesses and entries into domains alike). Before that, enforce mode
+    /// lets in the entries, and the data accesses a trusted rule allows, and nothing else.
     #[test]
-    fn learned_workload_is_never_denied(e in arb_engine(), faults in prop::collection::vec(arb_fault(), 1..100)) {
+    fn learned_workload_is_never_denied_once_trusted(e in arb_engine(), faults in arb_faults_near_rules()) {
         let mut e = e;
         e.set_mode(0, Some(Mode::Learn));
         let mut learned = Vec::new();
-        for f in faults.iter().filter(|f| f.view == 0) {
+        for f in &faults {
+            let f = resolve(&e, f);
+            if f.view != 0 {
+                continue;
+            }
             // Called from outside every domain: the return address is no domain's code.
             let f = Fault {
                 stack: Some(Stack { below: 0, top: FOREIGN }),
-                ..*f
+                ..f
             };
             // `handle` stores the rules and entry points (and denies what it cannot store).
             let o = e.handle(&f);
@@ -1697,7 +2053,73 @@ proptest! {
         }
         e.set_mode(0, Some(Mode::Enforce));
         for f in &learned {
+            let switched = matches!(e.decide(f).decision, Decision::Switch(_));
+            match e.region_at(f.gpa / P) {
+                // A data access (or a fetch of a region's page) from view 0.
+                Some(r) => {
+                    let trusted = e
+                        .rule_at(r.gfn, f.rip)
+                        .is_some_and(|x| x.trusted && x.rights & f.access != 0);
+                    prop_assert_eq!(switched, trusted, "{:?}", f);
+                }
+                // An entry into a domain.
+                None => prop_assert!(switched, "{:?}", f),
+            }
+        }
+        // Trust every rule. Directly: `arb_engine`'s rules may name rights beyond their region's,
+        // which `check_profile` refuses (the decision bounds an access by the region's first).
+        let all: Vec<CtlRule> = e
+            .profile()
+            .map(|x| CtlRule {
+                access: x.access | ctl::RULE_TRUSTED,
+                ..x
+            })
+            .collect();
+        e.set_profile(&all);
+        prop_assert!(e.rules().iter().all(|x| x.trusted));
+        for f in &learned {
             prop_assert!(matches!(e.decide(f).decision, Decision::Switch(_)), "{:?}", f);
+        }
+    }
+
+    /// Trust never spreads: whatever learn mode handles, the rules trusted on their own stay
+    /// exactly as they were, every rule it learns is untrusted, and a fault whose rule cannot be
+    /// stored (it would merge with a rule trusted otherwise) is denied with the profile
+    /// unchanged.
+    #[test]
+    fn learning_never_spreads_trust(e in arb_engine(), faults in arb_faults_near_rules()) {
+        let mut e = e;
+        e.set_mode(0, Some(Mode::Learn));
+        let trusted = |e: &Engine| -> Vec<Rule> {
+            e.rules().iter().copied().filter(|x| x.trusted).collect()
+        };
+        let first = trusted(&e);
+        for f in &faults {
+            let f = &resolve(&e, f);
+            let before = e.rules().to_vec();
+            let d = e.decide(f);
+            let o = e.handle(f);
+            match (d.learn, o.learn) {
+                (Some(r), Some(_)) => {
+                    prop_assert!(!r.trusted, "{:?}", f);
+                    // Known now, by an untrusted rule.
+                    let x = e.rule_at(r.region, f.rip);
+                    prop_assert!(
+                        x.is_some_and(|x| !x.trusted && x.rights & f.access != 0),
+                        "{:?} {:?}",
+                        f,
+                        x
+                    );
+                }
+                (Some(r), None) => {
+                    prop_assert!(!r.trusted, "{:?}", f);
+                    prop_assert_eq!(o.decision, Decision::Deny(e.deny()), "{:?}", f);
+                    prop_assert_eq!(o.log, Some(ctl::LOG_DENIED));
+                    prop_assert_eq!(e.rules(), &before[..], "{:?}", f);
+                }
+                _ => prop_assert_eq!(e.rules(), &before[..], "{:?}", f),
+            }
+            prop_assert_eq!(trusted(&e), first.clone(), "{:?}", f);
         }
     }
 

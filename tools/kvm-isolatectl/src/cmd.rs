@@ -362,7 +362,23 @@ pub fn run<'a>(
             let ctl = open(&cli.device)?;
             profile_set(&*ctl, *vm, &rules)?;
             if !json {
-                writeln!(out, "VM {}: profile replaced, {} rules", vm, rules.len())?;
+                // Trust is what the administrator adds by hand: say how much of it went in.
+                let trusted = rules.iter().filter(|r| profile::is_trusted(r)).count();
+                let trusted = match trusted {
+                    0 => String::new(),
+                    n => format!(
+                        " ({} trusted on {} own)",
+                        n,
+                        if n == 1 { "its" } else { "their" }
+                    ),
+                };
+                writeln!(
+                    out,
+                    "VM {}: profile replaced, {} rules{}",
+                    vm,
+                    rules.len(),
+                    trusted
+                )?;
             }
             Ok(())
         }

@@ -8,17 +8,25 @@
 //!   "version": 1,
 //!   "rules": [
 //!     { "domain": 1, "region_gpa": "0x200000", "access": "rw",
-//!       "accessor_start": "0xffffffff81000000", "accessor_end": "0xffffffff81001000" }
+//!       "accessor_start": "0xffffffff81000000", "accessor_end": "0xffffffff81001000" },
+//!     { "domain": 1, "region_gpa": "0x200000", "access": "r",
+//!       "accessor_start": "0xffffffff81400000", "accessor_end": "0xffffffff81401000",
+//!       "trusted": true }
 //!   ]
 //! }
 //! ```
+//!
+//! A rule lets its accessor run in the owner's view when the owner calls it; `"trusted": true`
+//! (`KVM_ISOLATE_RULE_TRUSTED` in the kernel's `access`) also lets it in on its own, from any
+//! other view. `trusted` is optional (default `false`), and export writes it only when it is
+//! true, so files without trusted rules read and write as before.
 //!
 //! Parsing checks everything the tool can check, so that a bad file is reported by rule index
 //! and field and never reaches the kernel.
 
 use std::fmt;
 
-use kvm_isolate_core::ctl::{CtlRule, MAX_RULES};
+use kvm_isolate_core::ctl::{CtlRule, MAX_RULES, RULE_TRUSTED};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -89,7 +97,7 @@ struct RawProfile {
     rules: Value,
 }
 
-/// One rule as written to a file.
+/// One rule as written to a file; `trusted` only when true.
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct FileRule {
     pub domain: u32,
@@ -97,6 +105,12 @@ pub struct FileRule {
     pub access: String,
     pub accessor_start: String,
     pub accessor_end: String,
+    #[serde(skip_serializing_if = "is_false")]
+    pub trusted: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A profile as written to a file.
@@ -107,12 +121,14 @@ pub struct FileProfile {
     pub rules: Vec<FileRule>,
 }
 
-const RULE_FIELDS: [&str; 5] = [
+/// The fields of a rule; all but `trusted` are required.
+const RULE_FIELDS: [&str; 6] = [
     "domain",
     "region_gpa",
     "access",
     "accessor_start",
     "accessor_end",
+    "trusted",
 ];
 
 /// `0x...` in lower case, the form the file uses for addresses.
@@ -120,14 +136,21 @@ pub fn hex(v: u64) -> String {
     format!("{:#x}", v)
 }
 
-/// Converts a kernel rule to its file form.
+/// Whether a kernel rule is trusted on its own (`KVM_ISOLATE_RULE_TRUSTED`).
+pub fn is_trusted(r: &CtlRule) -> bool {
+    r.access & RULE_TRUSTED != 0
+}
+
+/// Converts a kernel rule to its file form: `KVM_ISOLATE_RULE_TRUSTED` in `access` becomes
+/// `trusted`.
 pub fn to_file_rule(r: &CtlRule) -> FileRule {
     FileRule {
         domain: r.domain,
         region_gpa: hex(r.region_gpa),
-        access: access_str(r.access),
+        access: access_str(r.access & !RULE_TRUSTED),
         accessor_start: hex(r.accessor_start),
         accessor_end: hex(r.accessor_end),
+        trusted: is_trusted(r),
     }
 }
 
@@ -305,9 +328,21 @@ fn parse_rule(i: usize, v: &Value) -> Result<CtlRule, ProfileError> {
         ));
     }
 
+    let trusted = match obj.get("trusted") {
+        None | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) => true,
+        Some(other) => {
+            return Err(ProfileError::rule(
+                i,
+                "trusted",
+                format!("expected true or false, found {}", kind(other)),
+            ))
+        }
+    };
+
     Ok(CtlRule {
         domain,
-        access,
+        access: access | if trusted { RULE_TRUSTED } else { 0 },
         region_gpa,
         accessor_start,
         accessor_end,
@@ -576,15 +611,108 @@ mod tests {
                 access: "rx".into(),
                 accessor_start: "0xffffffffc0000000".into(),
                 accessor_end: "0xffffffffc0003000".into(),
+                trusted: false,
+            }
+        );
+        let t = CtlRule {
+            access: 5 | RULE_TRUSTED,
+            accessor_start: 0xffffffffc0003000,
+            accessor_end: 0xffffffffc0004000,
+            ..r
+        };
+        let ft = to_file_rule(&t);
+        assert_eq!(
+            ft,
+            FileRule {
+                accessor_start: "0xffffffffc0003000".into(),
+                accessor_end: "0xffffffffc0004000".into(),
+                trusted: true,
+                ..f.clone()
             }
         );
         let text = serde_json::to_string(&FileProfile {
             format: FORMAT,
             version: 1,
-            rules: vec![f],
+            rules: vec![f, ft],
         })
         .unwrap();
-        assert_eq!(parse(&text).unwrap(), vec![r]);
+        assert_eq!(parse(&text).unwrap(), vec![r, t]);
+    }
+
+    #[test]
+    fn trusted_is_optional_and_sets_rule_trusted() {
+        // Absent (the valid file), false, true.
+        assert_eq!(parse(VALID).unwrap()[0].access, 3);
+        assert_eq!(parse(&with_field("trusted", "false")).unwrap()[0].access, 3);
+        let rules = parse(&with_field("trusted", "true")).unwrap();
+        assert_eq!(rules[0].access, 3 | RULE_TRUSTED);
+        assert!(is_trusted(&rules[0]) && !is_trusted(&rules[1]));
+        // Only rule 0: the other keeps its access.
+        assert_eq!(rules[1].access, 4);
+    }
+
+    #[test]
+    fn rejects_non_boolean_trusted() {
+        for (bad, found) in [
+            ("1", "a number"),
+            ("0", "a number"),
+            ("\"true\"", "a string"),
+            ("null", "null"),
+            ("[]", "an array"),
+            ("{}", "an object"),
+        ] {
+            let e = err(&with_field("trusted", bad));
+            assert_eq!(
+                (e.rule, e.field),
+                (Some(0), Some("trusted")),
+                "{}: {}",
+                bad,
+                e
+            );
+            assert_eq!(
+                e.to_string(),
+                format!("rule 0: trusted: expected true or false, found {}", found)
+            );
+        }
+        // Still one field among known ones: a misspelling is an unknown field.
+        let e = err(&with_field("trust", "true"));
+        assert_eq!((e.rule, e.field), (Some(0), None));
+        assert!(e.to_string().contains("unknown field \"trust\""), "{}", e);
+        assert!(e.to_string().contains("trusted"), "{}", e);
+    }
+
+    #[test]
+    fn export_writes_trusted_only_when_set() {
+        let plain = rule(1, 0x2000, 1, 0x1000, 0x2000);
+        let trusted = rule(1, 0x2000, 3 | RULE_TRUSTED, 0x5000, 0x6000);
+        // A profile without trusted rules is written exactly as before `trusted` existed.
+        assert_eq!(
+            export(&[plain]).unwrap(),
+            r#"{
+  "format": "kvm-isolate-profile",
+  "version": 1,
+  "rules": [
+    {
+      "domain": 1,
+      "region_gpa": "0x2000",
+      "access": "r",
+      "accessor_start": "0x1000",
+      "accessor_end": "0x2000"
+    }
+  ]
+}
+"#
+        );
+        let text = export(&[trusted, plain]).unwrap();
+        assert_eq!(text.matches("\"trusted\"").count(), 1, "{}", text);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["rules"][0].get("trusted"), None);
+        assert_eq!(v["rules"][1]["trusted"], true);
+        // The bit is not one of the access letters.
+        assert_eq!(v["rules"][1]["access"], "rw");
+        // And back.
+        assert_eq!(parse(&text).unwrap(), vec![plain, trusted]);
+        assert_eq!(export(&parse(&text).unwrap()).unwrap(), text);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use clap::error::ErrorKind;
 use clap::Parser;
 use kvm_isolate_core::ctl::{
     CtlDomain, CtlRecord, CtlRule, CtlVm, DENY_EXIT, DENY_GP, DENY_KEEP, DENY_PF, GVA_UNKNOWN,
-    LOG_ALLOWED, LOG_DENIED, MODE_ENFORCE, MODE_INHERIT, MODE_LEARN, MODE_OFF,
+    LOG_ALLOWED, LOG_DENIED, MODE_ENFORCE, MODE_INHERIT, MODE_LEARN, MODE_OFF, RULE_TRUSTED,
 };
 use serde_json::Value;
 
@@ -477,6 +477,8 @@ fn profile_export_import_round_trip() {
     assert_eq!(v["rules"][0]["accessor_start"], "0xffffffffc0000000");
     assert_eq!(v["rules"][0]["access"], "r");
     assert_eq!(v["rules"][1]["access"], "rw");
+    // No rule is trusted on its own: the file has no `trusted` at all.
+    assert!(!exported.contains("trusted"), "{}", exported);
 
     let path = temp_path("roundtrip.json");
     std::fs::write(&path, &exported).unwrap();
@@ -500,7 +502,7 @@ fn profile_export_import_round_trip() {
 fn profile_import_rejects_bad_files_without_ioctl() {
     let good = r#"{"format":"kvm-isolate-profile","version":1,"rules":[
         {"domain":1,"region_gpa":"0x200000","access":"rw","accessor_start":"0x1000","accessor_end":"0x2000"}]}"#;
-    let cases: [(&str, String, &str); 8] = [
+    let cases: [(&str, String, &str); 10] = [
         (
             "format",
             good.replace("kvm-isolate-profile", "kvm-isolate"),
@@ -536,6 +538,16 @@ fn profile_import_rejects_bad_files_without_ioctl() {
             good.replace("\"domain\":1,", "\"domain\":1,\"view\":2,"),
             "rule 0: unknown field \"view\"",
         ),
+        (
+            "trusted",
+            good.replace("\"rw\",", "\"rw\",\"trusted\":\"yes\","),
+            "rule 0: trusted: expected true or false, found a string",
+        ),
+        (
+            "trusted-number",
+            good.replace("\"rw\",", "\"rw\",\"trusted\":1,"),
+            "rule 0: trusted: expected true or false, found a number",
+        ),
         ("syntax", good.replace("]}", "]"), "not a valid profile"),
     ];
     let f = fake();
@@ -569,6 +581,52 @@ fn profile_import_rejects_bad_files_without_ioctl() {
     std::fs::write(&path, good).unwrap();
     ok(&f, &["profile", "import", "1", path.to_str().unwrap()]);
     assert_eq!(f.calls.borrow().as_slice(), ["profile_set 1 1"]);
+    let _ = std::fs::remove_file(path);
+}
+
+/// `"trusted": true` in a file is `KVM_ISOLATE_RULE_TRUSTED` in the rule the kernel gets, and
+/// back: import, export and import again change nothing.
+#[test]
+fn profile_trusted_rules_round_trip() {
+    let f = fake();
+    let text = r#"{"format":"kvm-isolate-profile","version":1,"rules":[
+        {"domain":1,"region_gpa":"0x40005000","access":"r","accessor_start":"0xffffffff81000000",
+         "accessor_end":"0xffffffff81001000","trusted":true},
+        {"domain":1,"region_gpa":"0x40005000","access":"rw","accessor_start":"0xffffffff81001000",
+         "accessor_end":"0xffffffff81002000","trusted":false},
+        {"domain":1,"region_gpa":"0x40005000","access":"w","accessor_start":"0xffffffff81002000",
+         "accessor_end":"0xffffffff81003000"}]}"#;
+    let path = temp_path("trusted.json");
+    std::fs::write(&path, text).unwrap();
+    let p = path.to_str().unwrap();
+    let out = ok(&f, &["profile", "import", "7", p]);
+    assert_eq!(
+        out,
+        "VM 7: profile replaced, 3 rules (1 trusted on its own)\n"
+    );
+    let rules = f.vms.borrow()[0].rules.clone();
+    assert_eq!(
+        rules.iter().map(|r| r.access).collect::<Vec<_>>(),
+        [1 | RULE_TRUSTED, 3, 2]
+    );
+    let exported = ok(&f, &["profile", "export", "7"]);
+    let v: Value = serde_json::from_str(&exported).unwrap();
+    assert_eq!(v["rules"][0]["trusted"], true);
+    assert_eq!(v["rules"][0]["access"], "r");
+    assert_eq!(v["rules"][1].get("trusted"), None);
+    assert_eq!(v["rules"][2].get("trusted"), None);
+    assert_eq!(exported.matches("\"trusted\": true").count(), 1);
+    std::fs::write(&path, &exported).unwrap();
+    ok(&f, &["profile", "import", "7", p]);
+    assert_eq!(f.vms.borrow()[0].rules, rules);
+    assert_eq!(ok(&f, &["profile", "export", "7"]), exported);
+    // Two trusted rules: plural.
+    let both = text.replace("\"trusted\":false", "\"trusted\":true");
+    std::fs::write(&path, both).unwrap();
+    assert_eq!(
+        ok(&f, &["profile", "import", "7", p]),
+        "VM 7: profile replaced, 3 rules (2 trusted on their own)\n"
+    );
     let _ = std::fs::remove_file(path);
 }
 
@@ -690,6 +748,13 @@ fn open_errors_are_clear() {
         OpenError::Open(io::Error::from_raw_os_error(libc::EACCES)),
     );
     assert!(e.to_string().contains("needs root"));
+    // A kernel of control-plane version 2 (before rules trusted on their own) is refused: this
+    // tool speaks 3.
+    assert_eq!(kvm_isolate_core::ctl::CTL_VERSION_NR, 3);
+    assert_eq!(
+        cmd::open_error("/dev/x", OpenError::Mismatch(2)),
+        Error::Runtime("/dev/x: control plane version 2, this tool speaks 3".into())
+    );
     // The real device on a path that does not exist.
     let cli = Cli::try_parse_from([
         "kvm-isolatectl",

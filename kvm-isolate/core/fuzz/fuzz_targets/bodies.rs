@@ -4,8 +4,9 @@
 //! calls and panics if an invariant breaks.
 
 use kvm_isolate_core::abi::{self, Call, Error};
+use kvm_isolate_core::ctl::{self, CtlRule};
 use kvm_isolate_core::policy::{
-    Code, Decision, Engine, Fault, GateOp, Mode, Region, Stack, MAX_RETURNS,
+    Code, Decision, Engine, Fault, GateOp, Mode, Region, Rule, Stack, MAX_RETURNS,
 };
 
 fn words(data: &[u8]) -> impl Iterator<Item = u64> + '_ {
@@ -138,9 +139,15 @@ fn code_loc(e: &Engine, x: u64) -> Option<(u64, u64)> {
     Some((c.start + off, c.gfn * 4096 + off))
 }
 
-/// Builds an engine from the first bytes (domains, code, regions, entry points, mode), then
-/// handles faults made from the rest, fetches often at code locations with stacks that often
-/// point into code; checks the decisions' basic laws and the engine's invariants after each.
+/// The rules trusted on their own.
+fn trusted(e: &Engine) -> Vec<Rule> {
+    e.rules().iter().copied().filter(|x| x.trusted).collect()
+}
+
+/// Builds an engine from the first bytes (domains, code, regions, entry points, an imported
+/// profile with rules trusted on their own or not, mode), then handles faults made from the rest,
+/// fetches often at code locations with stacks that often point into code; checks the decisions'
+/// basic laws and the engine's invariants after each.
 pub fn decide(data: &[u8]) {
     let mut e = Box::new(Engine::new());
     let mut w = words(data);
@@ -182,6 +189,32 @@ pub fn decide(data: &[u8]) {
             }
         }
     }
+    // A profile as the administrator imports it: rules of the regions at the addresses faults
+    // use (code range starts), some trusted on their own; all of it or nothing, as the kernel.
+    let mut profile = Vec::new();
+    for _ in 0..w.next().unwrap_or(0) % 6 {
+        let (Some(a), false) = (w.next(), e.regions().is_empty()) else {
+            break;
+        };
+        let r = e.regions()[(a % 256) as usize % e.regions().len()];
+        let start = ((a >> 8) % 64) << 20;
+        profile.push(CtlRule {
+            domain: u32::from(r.domain),
+            access: (((a >> 16) % 7 + 1) as u32 & u32::from(r.rights))
+                | if a & 1 << 20 != 0 {
+                    ctl::RULE_TRUSTED
+                } else {
+                    0
+                },
+            region_gpa: r.gfn * 4096,
+            accessor_start: start,
+            accessor_end: start + 4096 * (1 + (a >> 24) % 4),
+        });
+    }
+    if e.check_profile(&mut profile).is_ok() {
+        e.set_profile(&profile);
+        assert_eq!(e.profile().collect::<Vec<_>>(), profile);
+    }
     e.set_mode(0, Mode::from_u32((w.next().unwrap_or(0) % 3) as u32));
     while let (Some(a), Some(b)) = (w.next(), w.next()) {
         let s = w.next().unwrap_or(0);
@@ -201,6 +234,11 @@ pub fn decide(data: &[u8]) {
             if let Some((gva, gpa)) = code_loc(&e, b) {
                 (f.rip, f.gpa, f.access) = (gva, gpa, 4);
             }
+        } else if a & 1 << 10 != 0 && !e.rules().is_empty() {
+            // An access to a rule's region from its accessor range, or just past its end.
+            let x = e.rules()[(b % 4096) as usize % e.rules().len()];
+            f.gpa = x.region * 4096 + (b >> 12) % 4096;
+            f.rip = x.start + (b >> 24) % (x.end - x.start + 4096);
         }
         let top = code_loc(&e, s >> 8).map_or(s, |x| x.0);
         f.stack = match s % 4 {
@@ -214,6 +252,18 @@ pub fn decide(data: &[u8]) {
             }),
         };
         let o = e.decide(&f);
+        // Enforcing, only a rule trusted on its own lets a data access in from outside the
+        // owner's view; learning never trusts a rule.
+        if let (Some(r), Decision::Switch(_)) = (e.region_at(f.gpa / 4096), o.decision) {
+            if e.effective_mode(r.domain) == Mode::Enforce {
+                let x = e.rule_at(r.gfn, f.rip);
+                assert!(
+                    x.is_some_and(|x| x.trusted && x.rights & f.access != 0),
+                    "{f:?} {x:?}"
+                );
+            }
+        }
+        assert!(!o.learn.is_some_and(|r| r.trusted), "{o:?}");
         match o.decision {
             Decision::Switch(d) => assert!(e.is_domain(d) && d != f.view),
             Decision::GrantExec => {
@@ -252,7 +302,10 @@ pub fn decide(data: &[u8]) {
             _ => 0,
         };
         let (before, dropped) = (pending(&e), e.returns_dropped);
+        let trust = trusted(&e);
         let h = e.handle(&f);
+        // Trust never spreads: handling changes no rule trusted on its own.
+        assert_eq!(trusted(&e), trust, "{f:?}");
         if h != o {
             // Only what could not be stored turns into a denial.
             assert!(o.learn.is_some() || matches!(o.gate, Some(GateOp::Learn(_))));
