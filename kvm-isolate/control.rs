@@ -32,6 +32,7 @@ use crate::{
         self,
         CtlArray,
         CtlDomain,
+        CtlEntry,
         CtlLock,
         CtlMode,
         CtlRecord,
@@ -41,6 +42,7 @@ use crate::{
     domain_views,
     host_reports_gva,
     policy::{
+        self,
         Deny,
         Mode, //
     },
@@ -63,6 +65,10 @@ unsafe impl AsBytes for CtlDomain {}
 unsafe impl FromBytes for CtlRule {}
 // SAFETY: as above.
 unsafe impl AsBytes for CtlRule {}
+// SAFETY: as above.
+unsafe impl FromBytes for CtlEntry {}
+// SAFETY: as above.
+unsafe impl AsBytes for CtlEntry {}
 // SAFETY: as above.
 unsafe impl AsBytes for CtlRecord {}
 // SAFETY: as above.
@@ -258,6 +264,37 @@ impl Control {
         })
     }
 
+    fn entries_get(a: CtlArray) -> Result<CtlArray> {
+        let out = with_vm(a.vm, |_, g| {
+            let mut out = KVVec::with_capacity(g.engine.entries().len(), GFP_KERNEL)?;
+            for x in g.engine.entry_list() {
+                out.push(x, GFP_KERNEL)?;
+            }
+            Ok(out)
+        })?;
+        put_array(a, &out)
+    }
+
+    fn entries_set(a: CtlArray) -> Result {
+        if a.count as usize > policy::MAX_ENTRIES {
+            return Err(E2BIG);
+        }
+        let n = a.count as usize;
+        let mut entries = KVVec::with_capacity(n, GFP_KERNEL)?;
+        // CAST: user addresses fit in `usize` on x86-64, the only target of this module.
+        let mut r =
+            UserSlice::new(UserPtr::from_addr(a.ptr as usize), n * size_of::<CtlEntry>()).reader();
+        for _ in 0..n {
+            entries.push(r.read::<CtlEntry>()?, GFP_KERNEL)?;
+        }
+        // Entry points only say where code outside may come in: no view changes.
+        with_vm(a.vm, |_, g| {
+            g.engine.check_entries(&mut entries).map_err(err)?;
+            g.engine.set_entries(&entries);
+            Ok(())
+        })
+    }
+
     fn log_read(mut a: CtlArray) -> Result<CtlArray> {
         let max = (a.count as usize).min(ctl::LOG_RECORDS);
         // CAST: user addresses fit in `usize` on x86-64, the only target of this module.
@@ -309,6 +346,7 @@ impl MiscDevice for Control {
             ctl::CTL_LIST => array(Self::list),
             ctl::CTL_DOMAINS => array(Self::domains),
             ctl::CTL_PROFILE_GET => array(Self::profile_get),
+            ctl::CTL_ENTRIES_GET => array(Self::entries_get),
             ctl::CTL_LOG_READ => array(Self::log_read),
             ctl::CTL_SET_MODE => {
                 Self::set_mode(user(size_of::<CtlMode>()).reader().read::<CtlMode>()?)?;
@@ -320,6 +358,10 @@ impl MiscDevice for Control {
             }
             ctl::CTL_PROFILE_SET => {
                 Self::profile_set(user(size_of::<CtlArray>()).reader().read::<CtlArray>()?)?;
+                Ok(0)
+            }
+            ctl::CTL_ENTRIES_SET => {
+                Self::entries_set(user(size_of::<CtlArray>()).reader().read::<CtlArray>()?)?;
                 Ok(0)
             }
             _ => Err(ENOTTY),

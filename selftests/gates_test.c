@@ -362,9 +362,10 @@ static u64 code_gpa_of(struct _test_data_gates *self, u64 gva)
 
 /*
  * The guest VM with domain 1 (code: the module page; region: the secret,
- * RW) in enforce mode with deny=gp.  No entry point yet.
+ * RW) in enforce mode with deny=gp.  No entry point yet.  The fixture's VM,
+ * and a second one of the same layout where a test needs it.
  */
-FIXTURE_SETUP(gates)
+static void vm_setup(struct _test_data_gates *self)
 {
 	self->fd = -1;
 	self->vm = vm_create_with_one_vcpu(&self->vcpu, guest_code);
@@ -391,11 +392,21 @@ FIXTURE_SETUP(gates)
 	drain_log(self);
 }
 
-FIXTURE_TEARDOWN(gates)
+static void vm_teardown(struct _test_data_gates *self)
 {
 	if (self->fd >= 0)
 		close(self->fd);
 	kvm_vm_free(self->vm);
+}
+
+FIXTURE_SETUP(gates)
+{
+	vm_setup(self);
+}
+
+FIXTURE_TEARDOWN(gates)
+{
+	vm_teardown(self);
 }
 
 /*
@@ -632,6 +643,153 @@ TEST_F_TIMEOUT(gates, learn_then_enforce, 120)
 		      "learned ki_g_callout(ki_h_plain) in enforce mode");
 	expect_fetch_denied(self, call(self, A(ki_g_gadget), self->secret_gva, 0),
 			    A(ki_g_gadget), 1, "calling ki_g_gadget (never learned)");
+}
+
+#define ENTRIES_MAX	64
+
+/* The VM's entry points (KVM_ISOLATE_CTL_ENTRIES_GET), sorted by gpa; returns how many. */
+static u32 get_entries(struct _test_data_gates *self, struct kvm_isolate_ctl_entry *e)
+{
+	struct kvm_isolate_ctl_array a = { .vm = self->id };
+	u32 n, i;
+
+	/* The count protocol: how many there are (nothing copied), then the array. */
+	TEST_ASSERT(!ioctl(self->fd, KVM_ISOLATE_CTL_ENTRIES_GET, &a), "ENTRIES_GET: %s",
+		    strerror(errno));
+	n = a.count;
+	TEST_ASSERT(n <= ENTRIES_MAX, "%u entry points, room for %d", n, ENTRIES_MAX);
+	a = (struct kvm_isolate_ctl_array){ .vm = self->id, .count = ENTRIES_MAX, .ptr = (u64)e };
+	TEST_ASSERT(!ioctl(self->fd, KVM_ISOLATE_CTL_ENTRIES_GET, &a), "ENTRIES_GET: %s",
+		    strerror(errno));
+	TEST_ASSERT_EQ(a.count, n);
+	for (i = 0; i < n; i++)
+		TEST_ASSERT(e[i].pad == 0 && (!i || e[i - 1].gpa < e[i].gpa),
+			    "entry point %u: pad %u, gpa 0x%lx after 0x%lx: want pad 0, by gpa", i,
+			    e[i].pad, (u64)e[i].gpa, i ? (u64)e[i - 1].gpa : 0);
+	return n;
+}
+
+/* KVM_ISOLATE_CTL_ENTRIES_SET of @n entry points: 0, or the errno. */
+static int set_entries(struct _test_data_gates *self, struct kvm_isolate_ctl_entry *e, u32 n)
+{
+	struct kvm_isolate_ctl_array a = { .vm = self->id, .count = n, .ptr = (u64)e };
+
+	return ioctl(self->fd, KVM_ISOLATE_CTL_ENTRIES_SET, &a) ? errno : 0;
+}
+
+/* The entry point at @gva among @e[0..@n), or NULL. */
+static const struct kvm_isolate_ctl_entry *find_entry(const struct kvm_isolate_ctl_entry *e,
+						      u32 n, u64 gva)
+{
+	u32 i;
+
+	for (i = 0; i < n; i++)
+		if (e[i].gva == gva)
+			return &e[i];
+	return NULL;
+}
+
+/* ENTRIES_GET still gives @want[0..@n) after @what. */
+static void expect_entries(struct _test_data_gates *self,
+			   const struct kvm_isolate_ctl_entry *want, u32 n, const char *what)
+{
+	struct kvm_isolate_ctl_entry got[ENTRIES_MAX];
+	u32 m = get_entries(self, got);
+
+	TEST_ASSERT(m == n && !memcmp(got, want, n * sizeof(*got)),
+		    "%s: ENTRIES_GET gives %u entry points, want the %u set before", what, m, n);
+}
+
+/* A refused ENTRIES_SET: @err, and the VM's entry points are still @e[0..@n). */
+static void expect_set_refused(struct _test_data_gates *self, struct kvm_isolate_ctl_entry *bad,
+			       u32 nbad, int err, const struct kvm_isolate_ctl_entry *e, u32 n,
+			       const char *what)
+{
+	int ret = set_entries(self, bad, nbad);
+
+	TEST_ASSERT(ret == err, "ENTRIES_SET of %s: %s, want %s", what,
+		    ret ? strerror(ret) : "accepted", strerror(err));
+	expect_entries(self, e, n, what);
+}
+
+/*
+ * f2) The entry points learned in one VM carry over to a fresh VM of the
+ * same layout (same binary, same memory layout), whose guest registered
+ * none: the control plane reads them from the first and sets them in the
+ * second, which then takes the learned calls in enforce mode and still
+ * denies the gadget.  ENTRIES_SET checks all it is given first: anything
+ * wrong changes nothing.
+ */
+TEST_F_TIMEOUT(gates, learned_entry_points_carry_over, 120)
+{
+	static struct kvm_isolate_ctl_entry many[KVM_ISOLATE_MAX_ENTRIES + 1];
+	struct kvm_isolate_ctl_entry e[ENTRIES_MAX + 1], bad[ENTRIES_MAX + 1];
+	const struct kvm_isolate_ctl_entry *x;
+	struct _test_data_gates fresh = {};
+	u64 fn[] = { A(ki_g_read), A(ki_g_callout) };
+	u32 n, i;
+
+	set_mode(self, KVM_ISOLATE_MODE_LEARN);
+	expect_secret(self, call(self, A(ki_g_read), self->secret_gva, 0), 0,
+		      "ki_g_read in learn mode");
+	expect_secret(self, call(self, A(ki_g_callout), self->secret_gva, A(ki_h_plain)), 0,
+		      "ki_g_callout(ki_h_plain) in learn mode");
+	n = get_entries(self, e);
+	for (i = 0; i < ARRAY_SIZE(fn); i++) {
+		x = find_entry(e, n, fn[i]);
+		TEST_ASSERT(x && x->domain == DOMAIN && x->gpa == code_gpa_of(self, fn[i]),
+			    "entry at 0x%lx: %s domain %u gpa 0x%lx; want domain %d gpa 0x%lx",
+			    fn[i], x ? "learned," : "not learned:", x ? x->domain : 0,
+			    x ? (u64)x->gpa : 0, DOMAIN, code_gpa_of(self, fn[i]));
+	}
+	TEST_ASSERT(!find_entry(e, n, A(ki_g_gadget)), "ki_g_gadget learned, never called");
+
+	/* A second VM, built the same way; its guest registers no entry point. */
+	vm_setup(&fresh);
+	TEST_ASSERT(fresh.id != self->id && fresh.code_gpa == self->code_gpa &&
+		    fresh.secret_gva == self->secret_gva,
+		    "second VM %u (module at gpa 0x%lx) is not VM %u's layout (0x%lx)", fresh.id,
+		    fresh.code_gpa, self->id, self->code_gpa);
+	TEST_ASSERT_EQ(get_entries(&fresh, bad), 0);
+	expect_fetch_denied(&fresh, call(&fresh, A(ki_g_read), fresh.secret_gva, 0), A(ki_g_read),
+			    1, "ki_g_read in a VM without entry points");
+
+	TEST_ASSERT_EQ(set_entries(&fresh, e, n), 0);
+	expect_entries(&fresh, e, n, "ENTRIES_SET of the learned entry points");
+	expect_secret(&fresh, call(&fresh, A(ki_g_read), fresh.secret_gva, 0), 1,
+		      "ki_g_read at an imported entry point");
+	expect_secret(&fresh, call(&fresh, A(ki_g_callout), fresh.secret_gva, A(ki_h_plain)), 1,
+		      "ki_g_callout(ki_h_plain) at an imported entry point");
+	expect_fetch_denied(&fresh, call(&fresh, A(ki_g_gadget), fresh.secret_gva, 0),
+			    A(ki_g_gadget), 2, "calling ki_g_gadget (not imported)");
+
+	/* Refused as a whole, whichever entry point is wrong. */
+	memcpy(bad, e, n * sizeof(*e));
+	bad[n - 1].pad = 1;
+	expect_set_refused(&fresh, bad, n, EINVAL, e, n, "an entry point with pad != 0");
+	memcpy(bad, e, n * sizeof(*e));
+	bad[n - 1].domain = DOMAIN + 1;
+	expect_set_refused(&fresh, bad, n, EINVAL, e, n, "an entry point of no domain");
+	memcpy(bad, e, n * sizeof(*e));
+	bad[0].gpa += PAGE_SIZE;
+	expect_set_refused(&fresh, bad, n, ENOENT, e, n,
+			   "an entry point whose gpa is not its code's (another layout)");
+	memcpy(bad, e, n * sizeof(*e));
+	bad[0].gva = A(ki_h_plain);
+	bad[0].gpa = addr_gva2gpa(fresh.vm, A(ki_h_plain));
+	expect_set_refused(&fresh, bad, n, ENOENT, e, n, "an entry point outside the module");
+	memcpy(bad, e, n * sizeof(*e));
+	bad[n] = e[0];
+	expect_set_refused(&fresh, bad, n + 1, EEXIST, e, n, "an entry point twice");
+	for (i = 0; i < KVM_ISOLATE_MAX_ENTRIES + 1; i++)
+		many[i] = e[0];
+	expect_set_refused(&fresh, many, KVM_ISOLATE_MAX_ENTRIES + 1, E2BIG, e, n, "1025 entry points");
+	/* None of these changed what the VM lets in. */
+	expect_secret(&fresh, call(&fresh, A(ki_g_read), fresh.secret_gva, 0), 2,
+		      "ki_g_read after refused ENTRIES_SETs");
+	expect_fetch_denied(&fresh, call(&fresh, A(ki_g_gadget), fresh.secret_gva, 0),
+			    A(ki_g_gadget), 3, "calling ki_g_gadget after refused ENTRIES_SETs");
+	vm_teardown(&fresh);
 }
 
 /* g) ADD_ENTRY refuses what it must, and a refused call changes nothing. */

@@ -149,12 +149,14 @@
 #define KVM_ISOLATE_CTL_TYPE		0xB7
 /*
  * 2: kvm_isolate_ctl_record.last_ns and .count, kvm_isolate_ctl_vm.compressed.
- * 3: entry gates; a rule lets its accessor in from outside the owner's view only
- *    with KVM_ISOLATE_RULE_TRUSTED.
+ * 3: entry gates (ENTRIES_GET/SET); a rule lets its accessor in from outside
+ *    the owner's view only with KVM_ISOLATE_RULE_TRUSTED.
  */
 #define KVM_ISOLATE_CTL_VERSION_NR	3
 /* Max entries of one PROFILE_SET. */
 #define KVM_ISOLATE_MAX_RULES		4096
+/* Entry points of one VM, all domains together. */
+#define KVM_ISOLATE_MAX_ENTRIES		1024
 /* Log records a VM keeps before dropping. */
 #define KVM_ISOLATE_LOG_RECORDS		1024
 
@@ -209,6 +211,17 @@ struct kvm_isolate_ctl_rule {
 	__u64 region_gpa;	/* the first byte of one of the domain's regions */
 	__u64 accessor_start;	/* guest virtual, page aligned */
 	__u64 accessor_end;
+};
+
+/*
+ * An entry point of a domain (registered by KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY
+ * or learned): the instruction at gva, which the domain's code maps to gpa.
+ */
+struct kvm_isolate_ctl_entry {
+	__u32 domain;
+	__u32 pad;		/* 0 */
+	__u64 gva;
+	__u64 gpa;
 };
 
 /* kvm_isolate_ctl_record.verdict */
@@ -266,5 +279,9 @@ struct kvm_isolate_ctl_lock {
 #define KVM_ISOLATE_CTL_PROFILE_SET	_IOW(KVM_ISOLATE_CTL_TYPE, 6, struct kvm_isolate_ctl_array)
 /* Takes up to count kvm_isolate_ctl_record from vm's log. */
 #define KVM_ISOLATE_CTL_LOG_READ	_IOWR(KVM_ISOLATE_CTL_TYPE, 7, struct kvm_isolate_ctl_array)
+/* kvm_isolate_ctl_entry[] of vm, sorted by gpa */
+#define KVM_ISOLATE_CTL_ENTRIES_GET	_IOWR(KVM_ISOLATE_CTL_TYPE, 8, struct kvm_isolate_ctl_array)
+/* Replaces vm's entry points with kvm_isolate_ctl_entry[]; all checked first. */
+#define KVM_ISOLATE_CTL_ENTRIES_SET	_IOW(KVM_ISOLATE_CTL_TYPE, 9, struct kvm_isolate_ctl_array)
 
 #endif /* _UAPI_LINUX_KVM_ISOLATE_H */

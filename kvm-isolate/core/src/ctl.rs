@@ -12,13 +12,15 @@ pub const CTL_TYPE: u32 = 0xB7;
 /// `KVM_ISOLATE_CTL_VERSION_NR`: what `KVM_ISOLATE_CTL_VERSION` returns.
 ///
 /// 2: log records carry `last_ns` and `count` (repeats compressed), VMs `compressed`.
-/// 3: entry gates; a rule lets its accessor in from outside the owner's view only with
-/// [`RULE_TRUSTED`].
+/// 3: entry gates (`ENTRIES_GET`/`SET`); a rule lets its accessor in from outside the owner's
+/// view only with [`RULE_TRUSTED`].
 pub const CTL_VERSION_NR: u32 = 3;
 /// `KVM_ISOLATE_RULE_TRUSTED`: a rule's accessor is trusted on its own (in `CtlRule::access`).
 pub const RULE_TRUSTED: u32 = 0x100;
 /// `KVM_ISOLATE_MAX_RULES`: entries of one profile.
 pub const MAX_RULES: u32 = 4096;
+/// `KVM_ISOLATE_MAX_ENTRIES`: entry points of one VM.
+pub const MAX_ENTRIES: u32 = 1024;
 /// `KVM_ISOLATE_LOG_RECORDS`: records a VM's log keeps.
 pub const LOG_RECORDS: usize = 1024;
 /// `KVM_ISOLATE_GVA_UNKNOWN`.
@@ -141,6 +143,20 @@ pub struct CtlRule {
     pub accessor_end: u64,
 }
 
+/// `struct kvm_isolate_ctl_entry`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtlEntry {
+    /// The domain (its view).
+    pub domain: u32,
+    /// Zero.
+    pub pad: u32,
+    /// The entry point (guest virtual).
+    pub gva: u64,
+    /// What the domain's code maps `gva` to.
+    pub gpa: u64,
+}
+
 /// `struct kvm_isolate_ctl_record`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -221,3 +237,7 @@ pub const CTL_PROFILE_GET: u32 = ioc(IOC_READ | IOC_WRITE, 5, core::mem::size_of
 pub const CTL_PROFILE_SET: u32 = ioc(IOC_WRITE, 6, core::mem::size_of::<CtlArray>());
 /// `KVM_ISOLATE_CTL_LOG_READ`.
 pub const CTL_LOG_READ: u32 = ioc(IOC_READ | IOC_WRITE, 7, core::mem::size_of::<CtlArray>());
+/// `KVM_ISOLATE_CTL_ENTRIES_GET`.
+pub const CTL_ENTRIES_GET: u32 = ioc(IOC_READ | IOC_WRITE, 8, core::mem::size_of::<CtlArray>());
+/// `KVM_ISOLATE_CTL_ENTRIES_SET`.
+pub const CTL_ENTRIES_SET: u32 = ioc(IOC_WRITE, 9, core::mem::size_of::<CtlArray>());

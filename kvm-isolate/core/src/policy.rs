@@ -17,7 +17,7 @@
 //! virtual address: the fetch violation names the physical page the code came from.
 
 use crate::abi::{self, Error};
-use crate::ctl::{self, CtlRecord, CtlRule};
+use crate::ctl::{self, CtlEntry, CtlRecord, CtlRule};
 
 /// Domains per VM (views 1 ..= 15).
 pub const MAX_DOMAINS: usize = abi::MAX_VIEWS as usize - 1;
@@ -28,7 +28,7 @@ pub const MAX_REGIONS: usize = 256;
 /// Profile rules per VM.
 pub const MAX_RULES: usize = ctl::MAX_RULES as usize;
 /// Entry points per VM, all domains together.
-pub const MAX_ENTRIES: usize = 1024;
+pub const MAX_ENTRIES: usize = ctl::MAX_ENTRIES as usize;
 /// Return sites pending per VM, all domains together: calls out of a domain (and events taken
 /// in it) not yet returned from. When full, the least recently recorded site is forgotten: a
 /// guest that never returns costs no more than this.
@@ -776,6 +776,56 @@ impl Engine {
             Ok(_) => Err(Error::Exist),
             Err(at) => self.entries.insert(at, g),
         }
+    }
+
+    /// Checks `entries` as a whole set for this VM (sorting them by location): each names an
+    /// existing domain, an address in its code, and the guest-physical address that code maps
+    /// it to (a profile made for another layout does not fit: `NoEnt`); none twice.
+    pub fn check_entries(&self, entries: &mut [CtlEntry]) -> Result<(), Error> {
+        if entries.len() > MAX_ENTRIES {
+            return Err(Error::NoSpc);
+        }
+        for x in entries.iter() {
+            let d = u8::try_from(x.domain).map_err(|_| Error::Inval)?;
+            if !self.is_domain(d) || x.pad != 0 {
+                return Err(Error::Inval);
+            }
+            if self.gate_at(d, x.gva).map(|g| g.gpa) != Some(x.gpa) {
+                return Err(Error::NoEnt);
+            }
+        }
+        entries.sort_unstable_by_key(|x| (x.gpa, x.gva));
+        if entries
+            .windows(2)
+            .any(|w| (w[0].gpa, w[0].gva) == (w[1].gpa, w[1].gva))
+        {
+            return Err(Error::Exist);
+        }
+        Ok(())
+    }
+
+    /// Replaces the entry points with `entries`, which [`Engine::check_entries`] accepted.
+    pub fn set_entries(&mut self, entries: &[CtlEntry]) {
+        self.entries.len = 0;
+        for x in entries.iter().take(MAX_ENTRIES) {
+            self.entries.items[self.entries.len] = Gate {
+                gpa: x.gpa,
+                gva: x.gva,
+                // CAST: checked to be a domain.
+                domain: x.domain as u8,
+            };
+            self.entries.len += 1;
+        }
+    }
+
+    /// The entry points as control-plane entries, sorted by location.
+    pub fn entry_list(&self) -> impl Iterator<Item = CtlEntry> + '_ {
+        self.entries.as_slice().iter().map(|g| CtlEntry {
+            domain: u32::from(g.domain),
+            pad: 0,
+            gva: g.gva,
+            gpa: g.gpa,
+        })
     }
 
     /// Checks that the guest may make `gva` an entry point of `d`, and returns it.

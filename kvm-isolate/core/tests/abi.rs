@@ -95,6 +95,7 @@ fn rust_mirror_matches_c_header() {
         ("KVM_ISOLATE_CTL_VERSION_NR", u64::from(ctl::CTL_VERSION_NR)),
         ("KVM_ISOLATE_RULE_TRUSTED", u64::from(ctl::RULE_TRUSTED)),
         ("KVM_ISOLATE_MAX_RULES", u64::from(ctl::MAX_RULES)),
+        ("KVM_ISOLATE_MAX_ENTRIES", u64::from(ctl::MAX_ENTRIES)),
         ("KVM_ISOLATE_LOG_RECORDS", ctl::LOG_RECORDS as u64),
         ("KVM_ISOLATE_QUERY_VIEW", abi::QUERY_VIEW),
         ("KVM_ISOLATE_QUERY_ACCESS", abi::QUERY_ACCESS),
@@ -452,6 +453,8 @@ fn ctl_matches_c() {
         "KVM_ISOLATE_CTL_PROFILE_GET",
         "KVM_ISOLATE_CTL_PROFILE_SET",
         "KVM_ISOLATE_CTL_LOG_READ",
+        "KVM_ISOLATE_CTL_ENTRIES_GET",
+        "KVM_ISOLATE_CTL_ENTRIES_SET",
         "KVM_ISOLATE_GVA_UNKNOWN",
         "KVM_ISOLATE_CTL_VERSION_NR",
         "KVM_ISOLATE_RULE_TRUSTED",
@@ -462,6 +465,7 @@ fn ctl_matches_c() {
         "sizeof(struct kvm_isolate_ctl_record)",
         "sizeof(struct kvm_isolate_ctl_mode)",
         "sizeof(struct kvm_isolate_ctl_lock)",
+        "sizeof(struct kvm_isolate_ctl_entry)",
         "offsetof(struct kvm_isolate_ctl_array, dropped)",
         "offsetof(struct kvm_isolate_ctl_vm, violations)",
         "offsetof(struct kvm_isolate_ctl_vm, dropped)",
@@ -477,6 +481,9 @@ fn ctl_matches_c() {
         "offsetof(struct kvm_isolate_ctl_record, count)",
         "offsetof(struct kvm_isolate_ctl_mode, deny)",
         "offsetof(struct kvm_isolate_ctl_lock, lock)",
+        "offsetof(struct kvm_isolate_ctl_entry, pad)",
+        "offsetof(struct kvm_isolate_ctl_entry, gva)",
+        "offsetof(struct kvm_isolate_ctl_entry, gpa)",
     ];
     for e in exprs {
         c += &format!("P({e})\n");
@@ -503,7 +510,7 @@ fn ctl_matches_c() {
         .map(|(k, v)| (k, v.parse().unwrap()))
         .collect();
     use ctl::*;
-    let want: [(&str, u64); 33] = [
+    let want: [(&str, u64); 39] = [
         ("KVM_ISOLATE_CTL_VERSION", CTL_VERSION.into()),
         ("KVM_ISOLATE_CTL_LIST", CTL_LIST.into()),
         ("KVM_ISOLATE_CTL_DOMAINS", CTL_DOMAINS.into()),
@@ -512,6 +519,8 @@ fn ctl_matches_c() {
         ("KVM_ISOLATE_CTL_PROFILE_GET", CTL_PROFILE_GET.into()),
         ("KVM_ISOLATE_CTL_PROFILE_SET", CTL_PROFILE_SET.into()),
         ("KVM_ISOLATE_CTL_LOG_READ", CTL_LOG_READ.into()),
+        ("KVM_ISOLATE_CTL_ENTRIES_GET", CTL_ENTRIES_GET.into()),
+        ("KVM_ISOLATE_CTL_ENTRIES_SET", CTL_ENTRIES_SET.into()),
         ("KVM_ISOLATE_GVA_UNKNOWN", GVA_UNKNOWN),
         ("KVM_ISOLATE_CTL_VERSION_NR", CTL_VERSION_NR.into()),
         ("KVM_ISOLATE_RULE_TRUSTED", RULE_TRUSTED.into()),
@@ -542,6 +551,10 @@ fn ctl_matches_c() {
         (
             "sizeof(struct kvm_isolate_ctl_lock)",
             size_of::<CtlLock>() as u64,
+        ),
+        (
+            "sizeof(struct kvm_isolate_ctl_entry)",
+            size_of::<CtlEntry>() as u64,
         ),
         (
             "offsetof(struct kvm_isolate_ctl_array, dropped)",
@@ -603,9 +616,24 @@ fn ctl_matches_c() {
             "offsetof(struct kvm_isolate_ctl_lock, lock)",
             offset_of!(CtlLock, lock) as u64,
         ),
+        (
+            "offsetof(struct kvm_isolate_ctl_entry, pad)",
+            offset_of!(CtlEntry, pad) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_entry, gva)",
+            offset_of!(CtlEntry, gva) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_entry, gpa)",
+            offset_of!(CtlEntry, gpa) as u64,
+        ),
     ];
     for (k, v) in want {
         assert_eq!(got.get(k).copied(), Some(v), "{k}");
     }
+    // Every expression printed is compared: none is left out of `want`.
+    assert_eq!(got.len(), exprs.len(), "{text}");
+    assert_eq!(want.len(), exprs.len());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,7 +4,7 @@
 //! modes and the lock, the log; property tests against a naive model and of the return table.
 
 use kvm_isolate_core::abi::Error;
-use kvm_isolate_core::ctl::{self, CtlRecord, CtlRule};
+use kvm_isolate_core::ctl::{self, CtlEntry, CtlRecord, CtlRule};
 use kvm_isolate_core::policy::*;
 use proptest::prelude::*;
 
@@ -1501,6 +1501,261 @@ fn destroying_a_domain_drops_its_entry_points_and_return_sites() {
     let call = fetch(0, ENTRY, gpa1(ENTRY), called_from(CALLER));
     assert_eq!(e.decide(&call), denied(&e, 1));
     assert_eq!(e.decide(&fetch(0, SITE, gpa1(SITE), None)), denied(&e, 1));
+}
+
+// ---- entry points in profiles ----
+
+fn ctl_entry(domain: u32, gva: u64, gpa: u64) -> CtlEntry {
+    CtlEntry {
+        domain,
+        pad: 0,
+        gva,
+        gpa,
+    }
+}
+
+/// What `KVM_ISOLATE_CTL_ENTRIES_SET` does with the entries (kvm-isolate/control.rs).
+fn import_entries(e: &mut Engine, entries: &[CtlEntry]) -> Result<(), Error> {
+    let mut v = entries.to_vec();
+    e.check_entries(&mut v)?;
+    e.set_entries(&v);
+    Ok(())
+}
+
+#[test]
+fn check_entries_refuses_each_bad_class_and_a_refused_set_changes_nothing() {
+    let mut e = gated();
+    let g2 = e.check_entry(2, 0x2000_0040, true).unwrap();
+    e.add_entry(g2).unwrap();
+    let before = e.entries().to_vec();
+    let good = ctl_entry(1, SITE, gpa1(SITE));
+    let good2 = ctl_entry(2, 0x2000_0800, 0x300 * P + 0x800);
+    // Accepted, and sorted by location like the engine's table (domain 1's code is below 2's).
+    let mut ok = [good2, good];
+    assert_eq!(e.check_entries(&mut ok), Ok(()));
+    assert_eq!(ok, [good, good2]);
+    // Domain 2's code maps its gva at gfn 0x300: the same gva at another page is another layout.
+    let mut other = wide_engine();
+    other.create_domain(2).unwrap();
+    let c = Code {
+        start: 0x2000_0000,
+        end: 0x2000_2000,
+        gfn: 0x500,
+        npages: 2,
+        domain: 2,
+    };
+    other.check_code(2, &c, false).unwrap();
+    other.add_code(c).unwrap();
+    let g = other.check_entry(2, 0x2000_0800, false).unwrap();
+    other.add_entry(g).unwrap();
+    let foreign: Vec<CtlEntry> = other.entry_list().collect();
+    assert_eq!(foreign, [ctl_entry(2, 0x2000_0800, 0x500 * P + 0x800)]);
+    let bad: &[(CtlEntry, Error)] = &[
+        // Not a domain: none, 0, beyond 15, and numbers that only a `u8` cast would take for 1.
+        (CtlEntry { domain: 3, ..good }, Error::Inval),
+        (CtlEntry { domain: 0, ..good }, Error::Inval),
+        (CtlEntry { domain: 16, ..good }, Error::Inval),
+        (
+            CtlEntry {
+                domain: 257,
+                ..good
+            },
+            Error::Inval,
+        ),
+        (
+            CtlEntry {
+                domain: u32::MAX,
+                ..good
+            },
+            Error::Inval,
+        ),
+        (CtlEntry { pad: 1, ..good }, Error::Inval),
+        (
+            CtlEntry {
+                pad: 0x8000_0000,
+                ..good
+            },
+            Error::Inval,
+        ),
+        // Not in the domain's code: past its end, before it, in the other domain's code.
+        (ctl_entry(1, 0x1000_2000, gpa1(0x1000_2000)), Error::NoEnt),
+        (ctl_entry(1, 0x0fff_fff0, 0x100 * P - 0x10), Error::NoEnt),
+        (ctl_entry(1, 0x2000_0800, 0x300 * P + 0x800), Error::NoEnt),
+        (ctl_entry(2, SITE, gpa1(SITE)), Error::NoEnt),
+        // In the code, but not where the code maps it: another page, another byte, no gpa.
+        (
+            CtlEntry {
+                gpa: gpa1(SITE) + P,
+                ..good
+            },
+            Error::NoEnt,
+        ),
+        (
+            CtlEntry {
+                gpa: gpa1(SITE) - P,
+                ..good
+            },
+            Error::NoEnt,
+        ),
+        (
+            CtlEntry {
+                gpa: gpa1(SITE) + 1,
+                ..good
+            },
+            Error::NoEnt,
+        ),
+        (CtlEntry { gpa: 0, ..good }, Error::NoEnt),
+        (foreign[0], Error::NoEnt),
+    ];
+    for (x, want) in bad {
+        // Alone, and next to good ones (before and after it): the whole set is refused.
+        for mut set in [vec![*x], vec![good, *x], vec![*x, good2]] {
+            assert_eq!(e.check_entries(&mut set), Err(*want), "{x:?}");
+            assert_eq!(import_entries(&mut e, &set), Err(*want), "{x:?}");
+            assert_eq!(e.entries(), before.as_slice(), "{x:?}");
+        }
+    }
+    // Twice the same, wherever in the set; one gva at two gpas is not a duplicate but a bad gpa.
+    let mut dup = [good, good2, good];
+    assert_eq!(e.check_entries(&mut dup), Err(Error::Exist));
+    assert_eq!(import_entries(&mut e, &dup), Err(Error::Exist));
+    let mut two_gpas = [
+        good,
+        CtlEntry {
+            gpa: good.gpa + P,
+            ..good
+        },
+    ];
+    assert_eq!(e.check_entries(&mut two_gpas), Err(Error::NoEnt));
+    // More than MAX_ENTRIES: refused before anything else (these would be duplicates).
+    let mut too_many = vec![good; MAX_ENTRIES + 1];
+    assert_eq!(e.check_entries(&mut too_many), Err(Error::NoSpc));
+    assert_eq!(import_entries(&mut e, &too_many), Err(Error::NoSpc));
+    assert_eq!(e.entries(), before.as_slice());
+    // Nothing refused touched the gates: the registered entry point still switches, SITE does not.
+    let call = fetch(0, ENTRY, gpa1(ENTRY), called_from(CALLER));
+    assert_eq!(e.decide(&call), switch(1, None));
+    let site = fetch(0, SITE, gpa1(SITE), called_from(CALLER));
+    assert_eq!(e.decide(&site), denied(&e, 1));
+    // Exactly MAX_ENTRIES is a whole table: domain 1's two pages hold 2048 gvas 4 bytes apart.
+    let full: Vec<CtlEntry> = (0..MAX_ENTRIES as u64)
+        .map(|i| 0x1000_0000 + i * 4)
+        .map(|gva| ctl_entry(1, gva, gpa1(gva)))
+        .collect();
+    assert_eq!(import_entries(&mut e, &full), Ok(()));
+    assert_eq!(e.entries().len(), MAX_ENTRIES);
+    assert_eq!(e.entry_list().collect::<Vec<_>>(), full);
+}
+
+/// Registered and learned entry points come out of `entry_list` alike, and go into another VM of
+/// the same layout as they were: `check_entries` sorts them as the engine does.
+#[test]
+fn entry_list_round_trips_registered_and_learned_entry_points() {
+    let mut e = engine();
+    // Registered by the guest (domains 1 and 2), then learned (domains 1 and 2).
+    for (d, gva) in [(1, ENTRY), (2, 0x2000_0040)] {
+        let g = e.check_entry(d, gva, true).unwrap();
+        e.add_entry(g).unwrap();
+    }
+    e.set_mode(0, Some(Mode::Learn));
+    for f in [
+        fetch(0, MIDDLE, gpa1(MIDDLE), called_from(CALLER)),
+        fetch(0, 0x2000_1ffc, 0x301 * P + 0xffc, called_from(CALLER)),
+    ] {
+        assert!(matches!(e.handle(&f).gate, Some(GateOp::Learn(_))));
+    }
+    assert_eq!(e.counters(1).learned + e.counters(2).learned, 2);
+    let list: Vec<CtlEntry> = e.entry_list().collect();
+    assert_eq!(
+        list,
+        [
+            ctl_entry(1, ENTRY, gpa1(ENTRY)),
+            ctl_entry(1, MIDDLE, gpa1(MIDDLE)),
+            ctl_entry(2, 0x2000_0040, 0x300 * P + 0x40),
+            ctl_entry(2, 0x2000_1ffc, 0x301 * P + 0xffc),
+        ]
+    );
+    // The table's own order (by gpa), one entry per gate.
+    assert_eq!(
+        list.iter()
+            .map(|x| Gate {
+                gpa: x.gpa,
+                gva: x.gva,
+                domain: x.domain as u8,
+            })
+            .collect::<Vec<_>>(),
+        e.entries()
+    );
+    // Into a VM of the same layout, in any order; it had an entry point of its own, which goes.
+    let mut f = gated();
+    let g = f.check_entry(1, SITE, true).unwrap();
+    f.add_entry(g).unwrap();
+    let mut shuffled = list.clone();
+    shuffled.reverse();
+    shuffled.swap(0, 2);
+    f.check_entries(&mut shuffled).unwrap();
+    assert_eq!(shuffled, list);
+    f.set_entries(&shuffled);
+    assert_eq!(f.entries(), e.entries());
+    assert_eq!(f.entry_list().collect::<Vec<_>>(), list);
+    assert!(!f.is_entry(&gate1(SITE)));
+    // And back out, unchanged; an empty set clears the table.
+    let mut again: Vec<CtlEntry> = f.entry_list().collect();
+    assert_eq!(import_entries(&mut e, &again), Ok(()));
+    assert_eq!(e.entry_list().collect::<Vec<_>>(), list);
+    again.clear();
+    assert_eq!(import_entries(&mut f, &again), Ok(()));
+    assert!(f.entries().is_empty() && f.entry_list().next().is_none());
+}
+
+/// Enforcing, entry points set from another VM's list are the only ones: calls there switch into
+/// the domain, calls at the old ones are denied; calls out still pending may return.
+#[test]
+fn imported_entry_points_switch_and_the_old_ones_are_gone() {
+    // Learned in one VM...
+    let mut learner = engine();
+    learner.set_mode(0, Some(Mode::Learn));
+    let at_middle = fetch(0, MIDDLE, gpa1(MIDDLE), called_from(CALLER));
+    learner.handle(&at_middle);
+    let at_d2 = fetch(0, 0x2000_0040, 0x300 * P + 0x40, called_from(CALLER));
+    learner.handle(&at_d2);
+    let list: Vec<CtlEntry> = learner.entry_list().collect();
+    assert_eq!(list.len(), 2);
+    // ... imported into an enforcing one whose guest registered ENTRY, with a call out pending.
+    let mut e = gated();
+    e.set_deny(Deny::Gp);
+    assert_eq!(e.handle(&call_out(SITE)).decision, Decision::Leave);
+    let at_entry = fetch(0, ENTRY, gpa1(ENTRY), called_from(CALLER));
+    assert_eq!(e.decide(&at_entry), switch(1, None));
+    assert_eq!(e.decide(&at_middle), denied(&e, 1));
+    assert_eq!(e.decide(&at_d2), denied(&e, 2));
+    import_entries(&mut e, &list).unwrap();
+    assert_eq!(e.handle(&at_middle), switch(1, None));
+    assert_eq!(e.handle(&at_d2), switch(2, None));
+    let o = e.handle(&at_entry);
+    assert_eq!(o, denied(&e, 1));
+    assert_eq!(o.decision, Decision::Deny(Deny::Gp));
+    assert_eq!(
+        (
+            e.counters(1).allowed,
+            e.counters(1).denied,
+            e.counters(2).allowed
+        ),
+        (1, 1, 1)
+    );
+    // Entry points only: the return site of the pending call is no entry point, and is kept.
+    assert_eq!(e.pending(&gate1(SITE)), 1);
+    let back = fetch(0, SITE, gpa1(SITE), None);
+    assert_eq!(
+        e.handle(&back),
+        switch(1, Some(GateOp::Returned(gate1(SITE))))
+    );
+    assert_eq!(e.handle(&back), denied(&e, 1));
+    // Learning again: the imported entry points are known, nothing is learned twice.
+    e.set_mode(0, Some(Mode::Learn));
+    assert_eq!(e.handle(&at_middle), switch(1, None));
+    assert_eq!(e.counters(1).learned, 0);
+    assert_eq!(e.entry_list().collect::<Vec<_>>(), list);
 }
 
 #[test]

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kvm_isolate_core::ctl::{
-    CtlLock, CtlMode, CtlVm, DENY_EXIT, DENY_GP, DENY_KEEP, DENY_PF, MODE_ENFORCE, MODE_INHERIT,
-    MODE_LEARN, MODE_OFF,
+    CtlEntry, CtlLock, CtlMode, CtlRule, CtlVm, DENY_EXIT, DENY_GP, DENY_KEEP, DENY_PF,
+    MODE_ENFORCE, MODE_INHERIT, MODE_LEARN, MODE_OFF,
 };
 use serde::Serialize;
 
@@ -88,7 +88,7 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum ProfileCmd {
-    /// Write a VM's profile as a JSON profile file.
+    /// Write a VM's profile (rules and entry points) as a JSON profile file.
     Export {
         /// VM id.
         vm: u32,
@@ -96,7 +96,8 @@ pub enum ProfileCmd {
         #[arg(short, long, value_name = "FILE")]
         output: Option<String>,
     },
-    /// Replace a VM's profile with the rules of a profile file (validated first).
+    /// Replace a VM's profile with the rules (and the entry points, if it has them) of a profile
+    /// file (validated first; all or nothing).
     Import {
         /// VM id.
         vm: u32,
@@ -166,8 +167,8 @@ enum Subject {
     Domain(u32, u32),
 }
 
-/// Maps an ioctl's errno to a message.  `guarded`: SET_MODE, LOCK and PROFILE_SET, whose EPERM
-/// means the kernel refused (e.g. a locked VM), not missing privileges.
+/// Maps an ioctl's errno to a message.  `guarded`: SET_MODE, LOCK, PROFILE_SET and ENTRIES_SET,
+/// whose EPERM means the kernel refused (e.g. a locked VM), not missing privileges.
 fn ioctl_error(ctl: &dyn Ctl, e: io::Error, subject: Subject, guarded: bool) -> Error {
     let msg = match (e.raw_os_error(), subject) {
         (Some(libc::ENOENT), Subject::Vm(vm)) => format!("no VM {}", vm),
@@ -357,13 +358,13 @@ pub fn run<'a>(
         Command::Profile(ProfileCmd::Import { vm, file }) => {
             let text = std::fs::read_to_string(file)
                 .map_err(|e| Error::Runtime(format!("{}: {}", file, strerror(&e))))?;
-            let rules =
+            let p =
                 profile::parse(&text).map_err(|e| Error::Runtime(format!("{}: {}", file, e)))?;
             let ctl = open(&cli.device)?;
-            profile_set(&*ctl, *vm, &rules)?;
+            profile_import(&*ctl, *vm, &p)?;
             if !json {
                 // Trust is what the administrator adds by hand: say how much of it went in.
-                let trusted = rules.iter().filter(|r| profile::is_trusted(r)).count();
+                let trusted = p.rules.iter().filter(|r| profile::is_trusted(r)).count();
                 let trusted = match trusted {
                     0 => String::new(),
                     n => format!(
@@ -372,12 +373,22 @@ pub fn run<'a>(
                         if n == 1 { "its" } else { "their" }
                     ),
                 };
+                // Only a file with entry points replaced the VM's.
+                let entries = match &p.entries {
+                    None => String::new(),
+                    Some(e) => format!(
+                        ", {} entry point{}",
+                        e.len(),
+                        if e.len() == 1 { "" } else { "s" }
+                    ),
+                };
                 writeln!(
                     out,
-                    "VM {}: profile replaced, {} rules{}",
+                    "VM {}: profile replaced, {} rules{}{}",
                     vm,
-                    rules.len(),
-                    trusted
+                    p.rules.len(),
+                    trusted,
+                    entries
                 )?;
             }
             Ok(())
@@ -554,22 +565,102 @@ pub fn stats(ctl: &dyn Ctl, json: bool, out: &mut dyn Write) -> Result<(), Error
     Ok(())
 }
 
-/// `profile export VM`: the file's text.
+/// `profile export VM`: the file's text, with the rules and the entry points.
 pub fn profile_export(ctl: &dyn Ctl, vm: u32) -> Result<String, Error> {
     let rules = ctl
         .profile_get(vm)
         .map_err(|e| ioctl_error(ctl, e, Subject::Vm(vm), false))?;
-    profile::export(&rules).map_err(|e| Error::Runtime(format!("JSON: {}", e)))
+    let entries = ctl
+        .entries_get(vm)
+        .map_err(|e| ioctl_error(ctl, e, Subject::Vm(vm), false))?;
+    profile::export(&rules, &entries).map_err(|e| Error::Runtime(format!("JSON: {}", e)))
 }
 
-/// `profile import VM` once the file is parsed.
-pub fn profile_set(
-    ctl: &dyn Ctl,
-    vm: u32,
-    rules: &[kvm_isolate_core::ctl::CtlRule],
-) -> Result<(), Error> {
-    ctl.profile_set(vm, rules)
-        .map_err(|e| ioctl_error(ctl, e, Subject::Vm(vm), true))
+/// Whether VM `vm` exists (if the list cannot be read, assume it does).
+fn vm_exists(ctl: &dyn Ctl, vm: u32) -> bool {
+    ctl.list()
+        .map_or(true, |vms| vms.iter().any(|v| v.id == vm))
+}
+
+/// PROFILE_SET: replace the rules of `vm`.
+pub fn profile_set(ctl: &dyn Ctl, vm: u32, rules: &[CtlRule]) -> Result<(), Error> {
+    let e = match ctl.profile_set(vm, rules) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    // ENOENT is also a rule naming a region the VM does not have: that one, if the VM exists.
+    if e.raw_os_error() == Some(libc::ENOENT) && vm_exists(ctl, vm) {
+        return Err(Error::Runtime(format!(
+            "VM {}: rules name regions the VM does not have (a profile made for another layout?)",
+            vm
+        )));
+    }
+    Err(ioctl_error(ctl, e, Subject::Vm(vm), true))
+}
+
+/// ENTRIES_SET: replace the entry points of `vm`. The file was checked: what the kernel refuses
+/// is what only it knows, the VM's domains and code.
+fn entries_set(ctl: &dyn Ctl, vm: u32, entries: &[CtlEntry]) -> Result<(), Error> {
+    let e = match ctl.entries_set(vm, entries) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    let why = match e.raw_os_error() {
+        Some(libc::EINVAL) => {
+            let missing = ctl.domains(vm).ok().and_then(|ds| {
+                entries
+                    .iter()
+                    .map(|x| x.domain)
+                    .find(|&d| !ds.iter().any(|x| x.id == d))
+            });
+            match missing {
+                Some(d) => format!("entry points of domain {}, which the VM does not have", d),
+                None => "entry points of a domain the VM does not have".to_string(),
+            }
+        }
+        Some(libc::ENOENT) if vm_exists(ctl, vm) => {
+            "entry points that are not in their domain's code at those addresses (a profile made \
+             for another layout?)"
+                .to_string()
+        }
+        Some(libc::EEXIST) => "an entry point twice".to_string(),
+        Some(libc::E2BIG) => "too many entry points".to_string(),
+        _ => return Err(ioctl_error(ctl, e, Subject::Vm(vm), true)),
+    };
+    Err(Error::Runtime(format!("VM {}: {}", vm, why)))
+}
+
+/// `profile import VM` once the file is parsed: all or nothing, as far as the user can tell.
+///
+/// A file with entry points replaces them before the rules, each kernel call checking all it gets
+/// before changing anything: the VM's entry points are read, the file's set, then the rules; if
+/// the rules are refused, the old entry points are put back. A file without entry points (from
+/// before they were exported) leaves the VM's as they are.
+pub fn profile_import(ctl: &dyn Ctl, vm: u32, p: &profile::Profile) -> Result<(), Error> {
+    let Some(entries) = &p.entries else {
+        return profile_set(ctl, vm, &p.rules);
+    };
+    let old = ctl
+        .entries_get(vm)
+        .map_err(|e| ioctl_error(ctl, e, Subject::Vm(vm), false))?;
+    entries_set(ctl, vm, entries)?;
+    let refused = match profile_set(ctl, vm, &p.rules) {
+        Ok(()) => return Ok(()),
+        Err(Error::Runtime(m)) => m,
+        Err(e) => return Err(e),
+    };
+    Err(Error::Runtime(match ctl.entries_set(vm, &old) {
+        Ok(()) => format!(
+            "{} (nothing changed: the old entry points are back)",
+            refused
+        ),
+        Err(e) => format!(
+            "{}; putting the old entry points back failed too ({}): the VM has the file's entry \
+             points and its old rules",
+            refused,
+            strerror(&e)
+        ),
+    }))
 }
 
 /// `log VM`: drains the log in batches; with `follow`, polls until the VM goes away.

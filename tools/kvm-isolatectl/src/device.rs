@@ -7,9 +7,9 @@ use std::io;
 use std::os::unix::io::AsRawFd;
 
 use kvm_isolate_core::ctl::{
-    CtlArray, CtlDomain, CtlLock, CtlMode, CtlRecord, CtlRule, CtlVm, CTL_DOMAINS, CTL_LIST,
-    CTL_LOCK, CTL_LOG_READ, CTL_PROFILE_GET, CTL_PROFILE_SET, CTL_SET_MODE, CTL_VERSION,
-    CTL_VERSION_NR,
+    CtlArray, CtlDomain, CtlEntry, CtlLock, CtlMode, CtlRecord, CtlRule, CtlVm, CTL_DOMAINS,
+    CTL_ENTRIES_GET, CTL_ENTRIES_SET, CTL_LIST, CTL_LOCK, CTL_LOG_READ, CTL_PROFILE_GET,
+    CTL_PROFILE_SET, CTL_SET_MODE, CTL_VERSION, CTL_VERSION_NR,
 };
 
 /// The control plane, one method per ioctl.  Errors carry the kernel's errno.
@@ -28,6 +28,10 @@ pub trait Ctl {
     fn profile_set(&self, vm: u32, rules: &[CtlRule]) -> io::Result<()>;
     /// `KVM_ISOLATE_CTL_LOG_READ`: take up to `max` records; also returns the dropped count.
     fn log_read(&self, vm: u32, max: u32) -> io::Result<(Vec<CtlRecord>, u64)>;
+    /// `KVM_ISOLATE_CTL_ENTRIES_GET`: the entry points of `vm`, sorted by gpa.
+    fn entries_get(&self, vm: u32) -> io::Result<Vec<CtlEntry>>;
+    /// `KVM_ISOLATE_CTL_ENTRIES_SET`: replace the entry points of `vm` (all checked first).
+    fn entries_set(&self, vm: u32, entries: &[CtlEntry]) -> io::Result<()>;
 }
 
 /// How often the count protocol retries when the array keeps growing between calls.
@@ -73,7 +77,8 @@ impl Device {
     fn array_ioctl(&self, nr: u32, arr: &mut CtlArray) -> io::Result<()> {
         // SAFETY: `arr` is a valid, exclusively borrowed `struct kvm_isolate_ctl_array` for the
         // duration of the call, and every caller makes `arr.ptr` point to at least `arr.count`
-        // writable (or, for PROFILE_SET, readable) elements of the type that `nr` transfers.
+        // writable (or, for PROFILE_SET and ENTRIES_SET, readable) elements of the type that `nr`
+        // transfers.
         let r = unsafe { libc::ioctl(self.file.as_raw_fd(), nr as _, arr as *mut CtlArray) };
         if r < 0 {
             Err(io::Error::last_os_error())
@@ -82,9 +87,9 @@ impl Device {
         }
     }
 
-    /// The count protocol of LIST, DOMAINS and PROFILE_GET: ask with `count = 0` to learn the
-    /// number, allocate, ask again; the kernel copies nothing if it does not fit, so retry if it
-    /// grew in between.
+    /// The count protocol of LIST, DOMAINS, PROFILE_GET and ENTRIES_GET: ask with `count = 0` to
+    /// learn the number, allocate, ask again; the kernel copies nothing if it does not fit, so
+    /// retry if it grew in between.
     fn get_array<T: Copy + Default>(&self, nr: u32, vm: u32) -> io::Result<Vec<T>> {
         let mut room = 0usize;
         for _ in 0..COUNT_RETRIES {
@@ -177,6 +182,22 @@ impl Ctl for Device {
         buf.truncate((arr.count as usize).min(max as usize));
         Ok((buf, arr.dropped))
     }
+
+    fn entries_get(&self, vm: u32) -> io::Result<Vec<CtlEntry>> {
+        self.get_array(CTL_ENTRIES_GET, vm)
+    }
+
+    fn entries_set(&self, vm: u32, entries: &[CtlEntry]) -> io::Result<()> {
+        let mut arr = CtlArray {
+            vm,
+            count: u32::try_from(entries.len())
+                .map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?,
+            ptr: entries.as_ptr() as u64,
+            dropped: 0,
+        };
+        // `array_ioctl` holds: `ptr` points to `count` entries, which ENTRIES_SET only reads.
+        self.array_ioctl(CTL_ENTRIES_SET, &mut arr)
+    }
 }
 
 impl<T: Ctl + ?Sized> Ctl for &T {
@@ -201,6 +222,12 @@ impl<T: Ctl + ?Sized> Ctl for &T {
     fn log_read(&self, vm: u32, max: u32) -> io::Result<(Vec<CtlRecord>, u64)> {
         (**self).log_read(vm, max)
     }
+    fn entries_get(&self, vm: u32) -> io::Result<Vec<CtlEntry>> {
+        (**self).entries_get(vm)
+    }
+    fn entries_set(&self, vm: u32, entries: &[CtlEntry]) -> io::Result<()> {
+        (**self).entries_set(vm, entries)
+    }
 }
 
 /// A fake device for the tests: a VM table and a record of the calls that change state.
@@ -210,6 +237,15 @@ pub mod fake {
     use std::cell::RefCell;
     use std::collections::VecDeque;
 
+    /// A code range of a domain of a fake VM: gvas `start .. end` at gpas from `gpa` on.
+    #[derive(Default, Clone, Copy)]
+    pub struct FakeCode {
+        pub domain: u32,
+        pub start: u64,
+        pub end: u64,
+        pub gpa: u64,
+    }
+
     /// One VM of the fake.
     #[derive(Default, Clone)]
     pub struct FakeVm {
@@ -218,16 +254,24 @@ pub mod fake {
         pub rules: Vec<CtlRule>,
         pub log: VecDeque<CtlRecord>,
         pub dropped: u64,
+        /// Its entry points, sorted by gpa as the kernel keeps them.
+        pub entries: Vec<CtlEntry>,
+        /// Its domains' code, which ENTRIES_SET checks entry points against.
+        pub code: Vec<FakeCode>,
     }
 
     /// The fake device.
     #[derive(Default)]
     pub struct Fake {
         pub vms: RefCell<Vec<FakeVm>>,
-        /// Every SET_MODE / LOCK / PROFILE_SET, by name.
+        /// Every SET_MODE / LOCK / PROFILE_SET / ENTRIES_GET / ENTRIES_SET, by name, in order.
         pub calls: RefCell<Vec<String>>,
         /// Sizes asked of LOG_READ.
         pub log_reads: RefCell<Vec<u32>>,
+        /// Errors to inject: the next PROFILE_SET, ENTRIES_GET or ENTRIES_SET (by name, as in
+        /// `calls`) fails with the errno, before it changes anything; each is used once, in
+        /// order, and errno 0 lets its call through (to fail a later one).
+        pub fail: RefCell<Vec<(&'static str, i32)>>,
     }
 
     fn enoent() -> io::Error {
@@ -243,6 +287,20 @@ pub mod fake {
             Fake {
                 vms: RefCell::new(vms),
                 ..Default::default()
+            }
+        }
+
+        /// Records a call to `name` (`calls`) and takes an error injected for it (`fail`).
+        fn call(&self, name: &'static str, args: String) -> io::Result<()> {
+            self.calls.borrow_mut().push(format!("{} {}", name, args));
+            let mut fail = self.fail.borrow_mut();
+            match fail
+                .iter()
+                .position(|(n, _)| *n == name)
+                .map(|i| fail.remove(i).1)
+            {
+                Some(errno) if errno != 0 => Err(io::Error::from_raw_os_error(errno)),
+                _ => Ok(()),
             }
         }
 
@@ -317,9 +375,7 @@ pub mod fake {
         }
 
         fn profile_set(&self, vm: u32, rules: &[CtlRule]) -> io::Result<()> {
-            self.calls
-                .borrow_mut()
-                .push(format!("profile_set {} {}", vm, rules.len()));
+            self.call("profile_set", format!("{} {}", vm, rules.len()))?;
             self.with_vm(vm, |v| {
                 v.rules = rules.to_vec();
                 v.vm.rules = rules.len() as u32;
@@ -332,6 +388,47 @@ pub mod fake {
             self.with_vm(vm, |v| {
                 let n = v.log.len().min(max as usize);
                 Ok((v.log.drain(..n).collect(), v.dropped))
+            })
+        }
+
+        fn entries_get(&self, vm: u32) -> io::Result<Vec<CtlEntry>> {
+            self.call("entries_get", vm.to_string())?;
+            self.with_vm(vm, |v| Ok(v.entries.clone()))
+        }
+
+        /// As `Control::entries_set` and `Engine::check_entries`: at most `MAX_ENTRIES` (E2BIG),
+        /// the VM (ENOENT), each entry's domain and pad (EINVAL) and location in the domain's
+        /// code (ENOENT), then duplicates (EEXIST); all checked before any is set.
+        fn entries_set(&self, vm: u32, entries: &[CtlEntry]) -> io::Result<()> {
+            use kvm_isolate_core::policy::MAX_ENTRIES;
+            self.call("entries_set", format!("{} {}", vm, entries.len()))?;
+            if entries.len() > MAX_ENTRIES {
+                return Err(io::Error::from_raw_os_error(libc::E2BIG));
+            }
+            self.with_vm(vm, |v| {
+                for x in entries {
+                    if x.pad != 0 || !v.domains.iter().any(|d| d.id == x.domain) {
+                        return Err(einval());
+                    }
+                    let fits = v.code.iter().any(|c| {
+                        c.domain == x.domain
+                            && (c.start..c.end).contains(&x.gva)
+                            && c.gpa + (x.gva - c.start) == x.gpa
+                    });
+                    if !fits {
+                        return Err(enoent());
+                    }
+                }
+                let mut sorted = entries.to_vec();
+                sorted.sort_by_key(|x| (x.gpa, x.gva));
+                if sorted
+                    .windows(2)
+                    .any(|w| (w[0].gpa, w[0].gva) == (w[1].gpa, w[1].gva))
+                {
+                    return Err(io::Error::from_raw_os_error(libc::EEXIST));
+                }
+                v.entries = sorted;
+                Ok(())
             })
         }
     }

@@ -11,7 +11,7 @@
 //! kvm-isolatectl mode VM off|learn|enforce [--deny exit|gp|pf]
 //! kvm-isolatectl mode VM off|learn|enforce|inherit --domain D
 //! kvm-isolatectl lock VM [--unlock]
-//! kvm-isolatectl profile export VM [-o FILE]          JSON profile file
+//! kvm-isolatectl profile export VM [-o FILE]          JSON profile file (rules, entry points)
 //! kvm-isolatectl profile import VM FILE               validated, then replaces the profile
 //! kvm-isolatectl log VM [--follow] [--max N]          reads (and consumes) the violation log
 //! kvm-isolatectl stats                                 totals over all VMs

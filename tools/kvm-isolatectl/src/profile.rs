@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The profile file: a JSON rendering of a VM's `kvm_isolate_ctl_rule` array.
+//! The profile file: a JSON rendering of a VM's `kvm_isolate_ctl_rule` array and of its
+//! `kvm_isolate_ctl_entry` array (the domains' entry points).
 //!
 //! ```json
 //! {
@@ -12,6 +13,9 @@
 //!     { "domain": 1, "region_gpa": "0x200000", "access": "r",
 //!       "accessor_start": "0xffffffff81400000", "accessor_end": "0xffffffff81401000",
 //!       "trusted": true }
+//!   ],
+//!   "entries": [
+//!     { "domain": 1, "gva": "0xffffffffc0001040", "gpa": "0x4321040" }
 //!   ]
 //! }
 //! ```
@@ -21,13 +25,20 @@
 //! other view. `trusted` is optional (default `false`), and export writes it only when it is
 //! true, so files without trusted rules read and write as before.
 //!
-//! Parsing checks everything the tool can check, so that a bad file is reported by rule index
-//! and field and never reaches the kernel.
+//! `entries` are the domains' entry points (registered by the guest or learned): the instruction
+//! at `gva`, which the domain's code maps to `gpa`. It is optional, and export writes it only when
+//! the VM has entry points, so files of VMs without any read and write as before. A file without
+//! `entries` leaves a VM's entry points as they are on import; a file with `entries` (even empty)
+//! replaces them.
+//!
+//! Parsing checks everything the tool can check, so that a bad file is reported by rule or entry
+//! index and field and never reaches the kernel.
 
 use std::fmt;
 
-use kvm_isolate_core::ctl::{CtlRule, MAX_RULES, RULE_TRUSTED};
-use serde::{Deserialize, Serialize};
+use kvm_isolate_core::ctl::{CtlEntry, CtlRule, MAX_RULES, RULE_TRUSTED};
+use kvm_isolate_core::policy::MAX_ENTRIES;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::output::{access_from_str, access_str};
@@ -43,18 +54,28 @@ pub const GPA_LIMIT: u64 = 1 << 52;
 /// Domains are views 1..=15.
 pub const MAX_DOMAIN: u32 = 15;
 
-/// A profile-file error; `rule` is the index into `rules`, if it concerns one.
+/// A profile-file error; `rule` is the index into `rules`, `entry` the index into `entries`, if
+/// it concerns one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileError {
     pub rule: Option<usize>,
+    pub entry: Option<usize>,
     pub field: Option<&'static str>,
     pub msg: String,
+}
+
+/// What in the file an error is about: a rule or an entry point, by index.
+#[derive(Debug, Clone, Copy)]
+enum Item {
+    Rule(usize),
+    Entry(usize),
 }
 
 impl ProfileError {
     fn file(msg: impl Into<String>) -> Self {
         ProfileError {
             rule: None,
+            entry: None,
             field: None,
             msg: msg.into(),
         }
@@ -62,39 +83,65 @@ impl ProfileError {
 
     fn field(field: &'static str, msg: impl Into<String>) -> Self {
         ProfileError {
-            rule: None,
             field: Some(field),
+            ..Self::file(msg)
+        }
+    }
+
+    /// About `item`, and its `field` if any.
+    fn at(item: Item, field: Option<&'static str>, msg: impl Into<String>) -> Self {
+        let (rule, entry) = match item {
+            Item::Rule(i) => (Some(i), None),
+            Item::Entry(i) => (None, Some(i)),
+        };
+        ProfileError {
+            rule,
+            entry,
+            field,
             msg: msg.into(),
         }
     }
 
     fn rule(rule: usize, field: &'static str, msg: impl Into<String>) -> Self {
-        ProfileError {
-            rule: Some(rule),
-            field: Some(field),
-            msg: msg.into(),
-        }
+        Self::at(Item::Rule(rule), Some(field), msg)
+    }
+
+    fn entry(entry: usize, field: &'static str, msg: impl Into<String>) -> Self {
+        Self::at(Item::Entry(entry), Some(field), msg)
     }
 }
 
 impl fmt::Display for ProfileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.rule, self.field) {
-            (Some(i), Some(field)) => write!(f, "rule {}: {}: {}", i, field, self.msg),
-            (Some(i), None) => write!(f, "rule {}: {}", i, self.msg),
+        let item = match (self.rule, self.entry) {
+            (Some(i), _) => Some(("rule", i)),
+            (None, Some(i)) => Some(("entry", i)),
+            (None, None) => None,
+        };
+        match (item, self.field) {
+            (Some((what, i)), Some(field)) => write!(f, "{} {}: {}: {}", what, i, field, self.msg),
+            (Some((what, i)), None) => write!(f, "{} {}: {}", what, i, self.msg),
             (None, Some(field)) => write!(f, "{}: {}", field, self.msg),
             (None, None) => write!(f, "{}", self.msg),
         }
     }
 }
 
-/// The top level of the file; rules are checked field by field in [`parse`].
+/// The top level of the file; rules and entries are checked field by field in [`parse`].
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawProfile {
     format: Value,
     version: Value,
     rules: Value,
+    /// `None` when absent; `"entries": null` is `Some(Value::Null)`, which is refused.
+    #[serde(default, deserialize_with = "present")]
+    entries: Option<Value>,
+}
+
+/// Deserializes a field that is there, whatever its value (`null` included).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// One rule as written to a file; `trusted` only when true.
@@ -113,12 +160,31 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// A profile as written to a file.
+/// One entry point as written to a file.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    pub domain: u32,
+    pub gva: String,
+    pub gpa: String,
+}
+
+/// A profile as written to a file; `entries` only when there are some.
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct FileProfile {
     pub format: &'static str,
     pub version: u64,
     pub rules: Vec<FileRule>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub entries: Vec<FileEntry>,
+}
+
+/// A parsed profile file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// The rules, in the file's order.
+    pub rules: Vec<CtlRule>,
+    /// The entry points, in the file's order; `None` when the file has no `entries`.
+    pub entries: Option<Vec<CtlEntry>>,
 }
 
 /// The fields of a rule; all but `trusted` are required.
@@ -130,6 +196,9 @@ const RULE_FIELDS: [&str; 6] = [
     "accessor_end",
     "trusted",
 ];
+
+/// The fields of an entry point, all required.
+const ENTRY_FIELDS: [&str; 3] = ["domain", "gva", "gpa"];
 
 /// `0x...` in lower case, the form the file uses for addresses.
 pub fn hex(v: u64) -> String {
@@ -154,6 +223,15 @@ pub fn to_file_rule(r: &CtlRule) -> FileRule {
     }
 }
 
+/// Converts a kernel entry point to its file form.
+pub fn to_file_entry(e: &CtlEntry) -> FileEntry {
+    FileEntry {
+        domain: e.domain,
+        gva: hex(e.gva),
+        gpa: hex(e.gpa),
+    }
+}
+
 /// Sorts rules the way files list them: by domain, region, accessor start.
 pub fn sort_rules(rules: &mut [CtlRule]) {
     rules.sort_by_key(|r| {
@@ -167,14 +245,24 @@ pub fn sort_rules(rules: &mut [CtlRule]) {
     });
 }
 
-/// Renders `rules` as a profile file (sorted, pretty-printed, ending in a newline).
-pub fn export(rules: &[CtlRule]) -> Result<String, serde_json::Error> {
+/// Sorts entry points the way files list them: by domain, then address (the kernel lists them by
+/// guest-physical address).
+pub fn sort_entries(entries: &mut [CtlEntry]) {
+    entries.sort_by_key(|e| (e.domain, e.gva, e.gpa));
+}
+
+/// Renders `rules` and `entries` as a profile file (sorted, pretty-printed, ending in a newline).
+/// Without entry points the file has no `entries`, as before they were exported.
+pub fn export(rules: &[CtlRule], entries: &[CtlEntry]) -> Result<String, serde_json::Error> {
     let mut sorted = rules.to_vec();
     sort_rules(&mut sorted);
+    let mut sorted_entries = entries.to_vec();
+    sort_entries(&mut sorted_entries);
     let p = FileProfile {
         format: FORMAT,
         version: VERSION,
         rules: sorted.iter().map(to_file_rule).collect(),
+        entries: sorted_entries.iter().map(to_file_entry).collect(),
     };
     let mut s = serde_json::to_string_pretty(&p)?;
     s.push('\n');
@@ -182,34 +270,27 @@ pub fn export(rules: &[CtlRule]) -> Result<String, serde_json::Error> {
 }
 
 /// An address: a `0x` hex string or a JSON integer.
-fn parse_addr(i: usize, field: &'static str, v: &Value) -> Result<u64, ProfileError> {
+fn parse_addr(at: Item, field: &'static str, v: &Value) -> Result<u64, ProfileError> {
+    let err = |msg: String| ProfileError::at(at, Some(field), msg);
     match v {
         Value::String(s) => {
             let digits = s
                 .strip_prefix("0x")
                 .or_else(|| s.strip_prefix("0X"))
-                .ok_or_else(|| {
-                    ProfileError::rule(i, field, format!("{:?} is not a hex string (0x...)", s))
-                })?;
+                .ok_or_else(|| err(format!("{:?} is not a hex string (0x...)", s)))?;
             if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(ProfileError::rule(
-                    i,
-                    field,
-                    format!("{:?} is not a hex number", s),
-                ));
+                return Err(err(format!("{:?} is not a hex number", s)));
             }
-            u64::from_str_radix(digits, 16).map_err(|_| {
-                ProfileError::rule(i, field, format!("{:?} does not fit in 64 bits", s))
-            })
+            u64::from_str_radix(digits, 16)
+                .map_err(|_| err(format!("{:?} does not fit in 64 bits", s)))
         }
-        Value::Number(n) => n.as_u64().ok_or_else(|| {
-            ProfileError::rule(i, field, format!("{} is not an unsigned 64-bit integer", n))
-        }),
-        other => Err(ProfileError::rule(
-            i,
-            field,
-            format!("expected a hex string or an integer, found {}", kind(other)),
-        )),
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| err(format!("{} is not an unsigned 64-bit integer", n))),
+        other => Err(err(format!(
+            "expected a hex string or an integer, found {}",
+            kind(other)
+        ))),
     }
 }
 
@@ -235,57 +316,72 @@ fn page_aligned(i: usize, field: &'static str, v: u64) -> Result<u64, ProfileErr
     Ok(v)
 }
 
-fn parse_rule(i: usize, v: &Value) -> Result<CtlRule, ProfileError> {
+/// The object of a rule or an entry point, with only the `known` fields.
+fn object<'a>(
+    at: Item,
+    v: &'a Value,
+    known: &[&str],
+) -> Result<&'a serde_json::Map<String, Value>, ProfileError> {
     let obj = match v {
         Value::Object(o) => o,
         other => {
-            return Err(ProfileError {
-                rule: Some(i),
-                field: None,
-                msg: format!("expected an object, found {}", kind(other)),
-            })
-        }
-    };
-    if let Some(k) = obj.keys().find(|k| !RULE_FIELDS.contains(&k.as_str())) {
-        return Err(ProfileError {
-            rule: Some(i),
-            field: None,
-            msg: format!(
-                "unknown field {:?} (expected {})",
-                k,
-                RULE_FIELDS.join(", ")
-            ),
-        });
-    }
-    let get = |field: &'static str| {
-        obj.get(field)
-            .ok_or_else(|| ProfileError::rule(i, field, "missing"))
-    };
-
-    let domain = match get("domain")? {
-        Value::Number(n) => match n.as_u64() {
-            Some(d) if (1..=u64::from(MAX_DOMAIN)).contains(&d) => d as u32,
-            _ => {
-                return Err(ProfileError::rule(
-                    i,
-                    "domain",
-                    format!("{} is out of range (1..={})", n, MAX_DOMAIN),
-                ))
-            }
-        },
-        other => {
-            return Err(ProfileError::rule(
-                i,
-                "domain",
-                format!("expected an integer, found {}", kind(other)),
+            return Err(ProfileError::at(
+                at,
+                None,
+                format!("expected an object, found {}", kind(other)),
             ))
         }
     };
+    if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(ProfileError::at(
+            at,
+            None,
+            format!("unknown field {:?} (expected {})", k, known.join(", ")),
+        ));
+    }
+    Ok(obj)
+}
+
+/// A required field of `obj`.
+fn required<'a>(
+    at: Item,
+    obj: &'a serde_json::Map<String, Value>,
+    field: &'static str,
+) -> Result<&'a Value, ProfileError> {
+    obj.get(field)
+        .ok_or_else(|| ProfileError::at(at, Some(field), "missing"))
+}
+
+/// `domain`: an integer 1..=15.
+fn parse_domain(at: Item, v: &Value) -> Result<u32, ProfileError> {
+    match v {
+        Value::Number(n) => match n.as_u64() {
+            Some(d) if (1..=u64::from(MAX_DOMAIN)).contains(&d) => Ok(d as u32),
+            _ => Err(ProfileError::at(
+                at,
+                Some("domain"),
+                format!("{} is out of range (1..={})", n, MAX_DOMAIN),
+            )),
+        },
+        other => Err(ProfileError::at(
+            at,
+            Some("domain"),
+            format!("expected an integer, found {}", kind(other)),
+        )),
+    }
+}
+
+fn parse_rule(i: usize, v: &Value) -> Result<CtlRule, ProfileError> {
+    let at = Item::Rule(i);
+    let obj = object(at, v, &RULE_FIELDS)?;
+    let get = |field: &'static str| required(at, obj, field);
+
+    let domain = parse_domain(at, get("domain")?)?;
 
     let region_gpa = page_aligned(
         i,
         "region_gpa",
-        parse_addr(i, "region_gpa", get("region_gpa")?)?,
+        parse_addr(at, "region_gpa", get("region_gpa")?)?,
     )?;
     if region_gpa >= GPA_LIMIT {
         return Err(ProfileError::rule(
@@ -309,12 +405,12 @@ fn parse_rule(i: usize, v: &Value) -> Result<CtlRule, ProfileError> {
     let accessor_start = page_aligned(
         i,
         "accessor_start",
-        parse_addr(i, "accessor_start", get("accessor_start")?)?,
+        parse_addr(at, "accessor_start", get("accessor_start")?)?,
     )?;
     let accessor_end = page_aligned(
         i,
         "accessor_end",
-        parse_addr(i, "accessor_end", get("accessor_end")?)?,
+        parse_addr(at, "accessor_end", get("accessor_end")?)?,
     )?;
     if accessor_start >= accessor_end {
         return Err(ProfileError::rule(
@@ -349,8 +445,86 @@ fn parse_rule(i: usize, v: &Value) -> Result<CtlRule, ProfileError> {
     })
 }
 
-/// Parses and validates a profile file.  The rules keep the file's order.
-pub fn parse(text: &str) -> Result<Vec<CtlRule>, ProfileError> {
+/// An entry point: a domain, and an instruction's gva and the gpa the domain's code maps it to.
+/// A code range starts on a page, so both lie at the same offset in their pages.
+fn parse_entry(i: usize, v: &Value) -> Result<CtlEntry, ProfileError> {
+    let at = Item::Entry(i);
+    let obj = object(at, v, &ENTRY_FIELDS)?;
+    let get = |field: &'static str| required(at, obj, field);
+    let domain = parse_domain(at, get("domain")?)?;
+    let gva = parse_addr(at, "gva", get("gva")?)?;
+    let gpa = parse_addr(at, "gpa", get("gpa")?)?;
+    if gpa >= GPA_LIMIT {
+        return Err(ProfileError::entry(
+            i,
+            "gpa",
+            format!("{} is not below 2^52", hex(gpa)),
+        ));
+    }
+    if gpa % PAGE_SIZE != gva % PAGE_SIZE {
+        return Err(ProfileError::entry(
+            i,
+            "gpa",
+            format!(
+                "{} is not at the offset in its page of gva {} ({:#x})",
+                hex(gpa),
+                hex(gva),
+                gva % PAGE_SIZE
+            ),
+        ));
+    }
+    Ok(CtlEntry {
+        domain,
+        pad: 0,
+        gva,
+        gpa,
+    })
+}
+
+/// `entries`: an array of at most `MAX_ENTRIES` entry points, no two alike.
+fn parse_entries(v: &Value) -> Result<Vec<CtlEntry>, ProfileError> {
+    let list = match v {
+        Value::Array(a) => a,
+        other => {
+            return Err(ProfileError::field(
+                "entries",
+                format!("expected an array, found {}", kind(other)),
+            ))
+        }
+    };
+    if list.len() > MAX_ENTRIES {
+        return Err(ProfileError::field(
+            "entries",
+            format!(
+                "{} entry points, at most {} allowed",
+                list.len(),
+                MAX_ENTRIES
+            ),
+        ));
+    }
+    let entries = list
+        .iter()
+        .enumerate()
+        .map(|(i, v)| parse_entry(i, v))
+        .collect::<Result<Vec<_>, _>>()?;
+    // The same entry point twice (the kernel refuses it with EEXIST).
+    let mut idx: Vec<usize> = (0..entries.len()).collect();
+    idx.sort_by_key(|&i| (entries[i].gva, entries[i].gpa, entries[i].domain, i));
+    for w in idx.windows(2) {
+        let (a, b) = (&entries[w[0]], &entries[w[1]]);
+        if a == b {
+            return Err(ProfileError::entry(
+                w[1],
+                "gva",
+                format!("the same entry point as entry {} ({})", w[0], hex(a.gva)),
+            ));
+        }
+    }
+    Ok(entries)
+}
+
+/// Parses and validates a profile file.  Rules and entry points keep the file's order.
+pub fn parse(text: &str) -> Result<Profile, ProfileError> {
     let raw: RawProfile = serde_json::from_str(text)
         .map_err(|e| ProfileError::file(format!("not a valid profile: {}", e)))?;
 
@@ -407,6 +581,7 @@ pub fn parse(text: &str) -> Result<Vec<CtlRule>, ProfileError> {
             let (first, second) = (w[0].min(w[1]), w[0].max(w[1]));
             return Err(ProfileError {
                 rule: Some(second),
+                entry: None,
                 field: Some("accessor_start"),
                 msg: format!(
                     "accessor range overlaps rule {} (domain {}, region_gpa {})",
@@ -417,7 +592,8 @@ pub fn parse(text: &str) -> Result<Vec<CtlRule>, ProfileError> {
             });
         }
     }
-    Ok(rules)
+    let entries = raw.entries.as_ref().map(parse_entries).transpose()?;
+    Ok(Profile { rules, entries })
 }
 
 #[cfg(test)]
@@ -454,7 +630,7 @@ mod tests {
 
     #[test]
     fn parses_valid_file() {
-        let rules = parse(VALID).unwrap();
+        let rules = parse(VALID).unwrap().rules;
         assert_eq!(
             rules,
             vec![
@@ -467,7 +643,13 @@ mod tests {
     #[test]
     fn empty_rules_is_valid() {
         let text = r#"{"format":"kvm-isolate-profile","version":1,"rules":[]}"#;
-        assert_eq!(parse(text).unwrap(), vec![]);
+        assert_eq!(
+            parse(text).unwrap(),
+            Profile {
+                rules: vec![],
+                entries: None
+            }
+        );
     }
 
     fn err(text: &str) -> ProfileError {
@@ -554,7 +736,7 @@ mod tests {
             .contains("empty"));
         // Any order is accepted.
         assert_eq!(
-            parse(&with_field("access", "\"xwr\"")).unwrap()[0].access,
+            parse(&with_field("access", "\"xwr\"")).unwrap().rules[0].access,
             7
         );
     }
@@ -574,12 +756,15 @@ mod tests {
         let rules: Vec<CtlRule> = (0..=u64::from(MAX_RULES))
             .map(|i| rule(1, i * PAGE_SIZE, 1, 0x1000, 0x2000))
             .collect();
-        let e = err(&export(&rules).unwrap());
+        let e = err(&export(&rules, &[]).unwrap());
         assert_eq!(e.field, Some("rules"));
         assert!(e.to_string().contains("at most 4096"), "{}", e);
         // Exactly MAX_RULES is fine.
         assert_eq!(
-            parse(&export(&rules[1..]).unwrap()).unwrap().len(),
+            parse(&export(&rules[1..], &[]).unwrap())
+                .unwrap()
+                .rules
+                .len(),
             MAX_RULES as usize
         );
     }
@@ -592,10 +777,10 @@ mod tests {
             rule(2, 0x200000, 1, 0x4000, 0x5000), // other domain: fine
             rule(1, 0x200000, 2, 0x5000, 0x6000), // adjacent: fine
         ];
-        parse(&export(&rules).unwrap()).unwrap();
+        parse(&export(&rules, &[]).unwrap()).unwrap();
         let mut bad = rules.to_vec();
         bad.push(rule(1, 0x200000, 4, 0x4000, 0x8000));
-        let e = err(&export(&bad).unwrap());
+        let e = err(&export(&bad, &[]).unwrap());
         assert!(e.to_string().contains("overlaps rule"), "{}", e);
     }
 
@@ -634,17 +819,21 @@ mod tests {
             format: FORMAT,
             version: 1,
             rules: vec![f, ft],
+            entries: vec![],
         })
         .unwrap();
-        assert_eq!(parse(&text).unwrap(), vec![r, t]);
+        assert_eq!(parse(&text).unwrap().rules, vec![r, t]);
     }
 
     #[test]
     fn trusted_is_optional_and_sets_rule_trusted() {
         // Absent (the valid file), false, true.
-        assert_eq!(parse(VALID).unwrap()[0].access, 3);
-        assert_eq!(parse(&with_field("trusted", "false")).unwrap()[0].access, 3);
-        let rules = parse(&with_field("trusted", "true")).unwrap();
+        assert_eq!(parse(VALID).unwrap().rules[0].access, 3);
+        assert_eq!(
+            parse(&with_field("trusted", "false")).unwrap().rules[0].access,
+            3
+        );
+        let rules = parse(&with_field("trusted", "true")).unwrap().rules;
         assert_eq!(rules[0].access, 3 | RULE_TRUSTED);
         assert!(is_trusted(&rules[0]) && !is_trusted(&rules[1]));
         // Only rule 0: the other keeps its access.
@@ -687,7 +876,7 @@ mod tests {
         let trusted = rule(1, 0x2000, 3 | RULE_TRUSTED, 0x5000, 0x6000);
         // A profile without trusted rules is written exactly as before `trusted` existed.
         assert_eq!(
-            export(&[plain]).unwrap(),
+            export(&[plain], &[]).unwrap(),
             r#"{
   "format": "kvm-isolate-profile",
   "version": 1,
@@ -703,7 +892,7 @@ mod tests {
 }
 "#
         );
-        let text = export(&[trusted, plain]).unwrap();
+        let text = export(&[trusted, plain], &[]).unwrap();
         assert_eq!(text.matches("\"trusted\"").count(), 1, "{}", text);
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["rules"][0].get("trusted"), None);
@@ -711,8 +900,8 @@ mod tests {
         // The bit is not one of the access letters.
         assert_eq!(v["rules"][1]["access"], "rw");
         // And back.
-        assert_eq!(parse(&text).unwrap(), vec![plain, trusted]);
-        assert_eq!(export(&parse(&text).unwrap()).unwrap(), text);
+        assert_eq!(parse(&text).unwrap().rules, vec![plain, trusted]);
+        assert_eq!(export(&parse(&text).unwrap().rules, &[]).unwrap(), text);
     }
 
     #[test]
@@ -723,8 +912,8 @@ mod tests {
             rule(1, 0x2000, 7, 0x5000, 0x6000),
             rule(1, 0x2000, 1, 0x1000, 0x2000),
         ];
-        let text = export(&rules).unwrap();
-        let back = parse(&text).unwrap();
+        let text = export(&rules, &[]).unwrap();
+        let back = parse(&text).unwrap().rules;
         let order: Vec<(u32, u64, u64)> = back
             .iter()
             .map(|r| (r.domain, r.region_gpa, r.accessor_start))
@@ -738,8 +927,286 @@ mod tests {
                 (2, 0x1000, 0x1000)
             ]
         );
-        assert_eq!(export(&back).unwrap(), text);
+        assert_eq!(export(&back, &[]).unwrap(), text);
         assert!(text.ends_with("}\n"));
         assert!(text.contains("\"region_gpa\": \"0x2000\""));
+    }
+
+    fn entry(domain: u32, gva: u64, gpa: u64) -> CtlEntry {
+        CtlEntry {
+            domain,
+            pad: 0,
+            gva,
+            gpa,
+        }
+    }
+
+    /// The valid file with `entries` set to `value` (raw JSON).
+    fn with_entries(value: &str) -> String {
+        let mut v: Value = serde_json::from_str(VALID).unwrap();
+        v["entries"] = serde_json::from_str(value).unwrap();
+        v.to_string()
+    }
+
+    /// An entry point that parses: domain 1, gva and gpa at the same offset in their pages.
+    const GOOD_ENTRY: &str = r#"{"domain": 1, "gva": "0xffffffffc0001040", "gpa": "0x4321040"}"#;
+
+    #[test]
+    fn entries_are_optional_and_parsed_in_file_order() {
+        // Absent: none (the VM's entry points stay); empty: an empty set (they go).
+        assert_eq!(parse(VALID).unwrap().entries, None);
+        assert_eq!(parse(&with_entries("[]")).unwrap().entries, Some(vec![]));
+        // Hex strings (either case of 0x) or integers, as for the rules' addresses.
+        let p = parse(&with_entries(&format!(
+            r#"[{}, {{"domain": 15, "gva": 4160, "gpa": "0X7040"}}]"#,
+            GOOD_ENTRY
+        )))
+        .unwrap();
+        assert_eq!(
+            p.entries,
+            Some(vec![
+                entry(1, 0xffffffffc0001040, 0x4321040),
+                entry(15, 0x1040, 0x7040),
+            ])
+        );
+        // The rules are unaffected.
+        assert_eq!(p.rules, parse(VALID).unwrap().rules);
+        // Any key order.
+        let p = parse(&with_entries(
+            r#"[{"gpa": "0x2000", "gva": "0x5000", "domain": 2}]"#,
+        ))
+        .unwrap();
+        assert_eq!(p.entries, Some(vec![entry(2, 0x5000, 0x2000)]));
+    }
+
+    #[test]
+    fn rejects_bad_entries_naming_index_and_field() {
+        let cases: &[(String, Option<usize>, Option<&str>, &str)] = &[
+            (
+                "null".into(),
+                None,
+                Some("entries"),
+                "entries: expected an array, found null",
+            ),
+            (
+                "{}".into(),
+                None,
+                Some("entries"),
+                "expected an array, found an object",
+            ),
+            (
+                "[1]".into(),
+                Some(0),
+                None,
+                "entry 0: expected an object, found a number",
+            ),
+            (
+                r#"[{"domain": 1, "gva": "0x1000", "gpa": "0x2000", "view": 1}]"#.into(),
+                Some(0),
+                None,
+                "entry 0: unknown field \"view\" (expected domain, gva, gpa)",
+            ),
+            (
+                r#"[{"domain": 1, "gva": "0x1000"}]"#.into(),
+                Some(0),
+                Some("gpa"),
+                "entry 0: gpa: missing",
+            ),
+            (
+                r#"[{"gva": "0x1000", "gpa": "0x2000"}]"#.into(),
+                Some(0),
+                Some("domain"),
+                "entry 0: domain: missing",
+            ),
+            (
+                r#"[{"domain": 0, "gva": "0x1000", "gpa": "0x2000"}]"#.into(),
+                Some(0),
+                Some("domain"),
+                "entry 0: domain: 0 is out of range (1..=15)",
+            ),
+            (
+                r#"[{"domain": "1", "gva": "0x1000", "gpa": "0x2000"}]"#.into(),
+                Some(0),
+                Some("domain"),
+                "entry 0: domain: expected an integer, found a string",
+            ),
+            (
+                r#"[{"domain": 16, "gva": "0x1000", "gpa": "0x2000"}]"#.into(),
+                Some(0),
+                Some("domain"),
+                "out of range",
+            ),
+            (
+                format!(
+                    r#"[{}, {{"domain": 1, "gva": "1000", "gpa": "0x2000"}}]"#,
+                    GOOD_ENTRY
+                ),
+                Some(1),
+                Some("gva"),
+                "entry 1: gva: \"1000\" is not a hex string (0x...)",
+            ),
+            (
+                r#"[{"domain": 1, "gva": "0x", "gpa": "0x2000"}]"#.into(),
+                Some(0),
+                Some("gva"),
+                "is not a hex number",
+            ),
+            (
+                r#"[{"domain": 1, "gva": "0x10000000000000000", "gpa": "0x2000"}]"#.into(),
+                Some(0),
+                Some("gva"),
+                "does not fit in 64 bits",
+            ),
+            (
+                r#"[{"domain": 1, "gva": -4096, "gpa": "0x2000"}]"#.into(),
+                Some(0),
+                Some("gva"),
+                "entry 0: gva: -4096 is not an unsigned 64-bit integer",
+            ),
+            (
+                r#"[{"domain": 1, "gva": "0x1000", "gpa": true}]"#.into(),
+                Some(0),
+                Some("gpa"),
+                "entry 0: gpa: expected a hex string or an integer, found a boolean",
+            ),
+            (
+                r#"[{"domain": 1, "gva": "0x1000", "gpa": "0x10000000000000"}]"#.into(),
+                Some(0),
+                Some("gpa"),
+                "entry 0: gpa: 0x10000000000000 is not below 2^52",
+            ),
+            // A code range starts on a page: an entry point's gva and gpa share the page offset.
+            (
+                r#"[{"domain": 1, "gva": "0x1040", "gpa": "0x2080"}]"#.into(),
+                Some(0),
+                Some("gpa"),
+                "entry 0: gpa: 0x2080 is not at the offset in its page of gva 0x1040 (0x40)",
+            ),
+            (
+                format!(
+                    r#"[{g}, {{"domain": 2, "gva": "0x1000", "gpa": "0x2000"}}, {g}]"#,
+                    g = GOOD_ENTRY
+                ),
+                Some(2),
+                Some("gva"),
+                "entry 2: gva: the same entry point as entry 0 (0xffffffffc0001040)",
+            ),
+        ];
+        for (value, entry, field, want) in cases {
+            let e = err(&with_entries(value));
+            assert_eq!(
+                (e.rule, e.entry, e.field),
+                (None, *entry, *field),
+                "{}: {}",
+                value,
+                e
+            );
+            assert!(
+                e.to_string().contains(want),
+                "{}: {:?} lacks {:?}",
+                value,
+                e.to_string(),
+                want
+            );
+        }
+        // The same instruction under two gpas is no duplicate here (the kernel refuses the one
+        // the code does not map it to, ENOENT); nor is one gpa at two gvas.
+        let two = r#"[{"domain": 1, "gva": "0x1000", "gpa": "0x2000"},
+                      {"domain": 1, "gva": "0x1000", "gpa": "0x3000"},
+                      {"domain": 1, "gva": "0x5000", "gpa": "0x3000"}]"#;
+        assert_eq!(parse(&with_entries(two)).unwrap().entries.unwrap().len(), 3);
+        // A bad rule is reported before the entries.
+        let mut v: Value = serde_json::from_str(&with_entries("[1]")).unwrap();
+        v["rules"][1]["domain"] = Value::from(0);
+        assert_eq!(err(&v.to_string()).rule, Some(1));
+    }
+
+    #[test]
+    fn rejects_too_many_entries() {
+        let entries: Vec<CtlEntry> = (0..=MAX_ENTRIES as u64)
+            .map(|i| entry(1, 0x1000 + i * 4, 0x2000 + i * 4))
+            .collect();
+        let e = err(&export(&[], &entries).unwrap());
+        assert_eq!((e.entry, e.field), (None, Some("entries")));
+        assert_eq!(
+            e.to_string(),
+            "entries: 1025 entry points, at most 1024 allowed"
+        );
+        // Exactly MAX_ENTRIES is fine.
+        let p = parse(&export(&[], &entries[1..]).unwrap()).unwrap();
+        assert_eq!(p.entries.unwrap().len(), MAX_ENTRIES);
+    }
+
+    #[test]
+    fn export_writes_entries_only_when_there_are_some() {
+        let plain = rule(1, 0x2000, 1, 0x1000, 0x2000);
+        let without = export(&[plain], &[]).unwrap();
+        assert!(!without.contains("entries"), "{}", without);
+        assert_eq!(parse(&without).unwrap().entries, None);
+        // Sorted by domain, then address (the kernel gives them by gpa).
+        let entries = [
+            entry(2, 0xffffffffc0100010, 0x1010),
+            entry(1, 0xffffffffc0001040, 0x4321040),
+            entry(1, 0xffffffffc0000000, 0x5000000),
+        ];
+        let text = export(&[plain], &entries).unwrap();
+        assert_eq!(
+            text,
+            r#"{
+  "format": "kvm-isolate-profile",
+  "version": 1,
+  "rules": [
+    {
+      "domain": 1,
+      "region_gpa": "0x2000",
+      "access": "r",
+      "accessor_start": "0x1000",
+      "accessor_end": "0x2000"
+    }
+  ],
+  "entries": [
+    {
+      "domain": 1,
+      "gva": "0xffffffffc0000000",
+      "gpa": "0x5000000"
+    },
+    {
+      "domain": 1,
+      "gva": "0xffffffffc0001040",
+      "gpa": "0x4321040"
+    },
+    {
+      "domain": 2,
+      "gva": "0xffffffffc0100010",
+      "gpa": "0x1010"
+    }
+  ]
+}
+"#
+        );
+        // Everything before "entries" is the file without them.
+        assert!(text.starts_with(without.trim_end().trim_end_matches('}').trim_end()));
+        // And back: the file's order, which export keeps.
+        let p = parse(&text).unwrap();
+        assert_eq!(p.rules, vec![plain]);
+        assert_eq!(p.entries, Some(vec![entries[2], entries[1], entries[0]]));
+        assert_eq!(export(&p.rules, &p.entries.unwrap()).unwrap(), text);
+        // A profile of entry points only.
+        let only = export(&[], &entries[..1]).unwrap();
+        assert!(only.contains("\"rules\": []"), "{}", only);
+        assert_eq!(parse(&only).unwrap().entries, Some(vec![entries[0]]));
+    }
+
+    #[test]
+    fn entry_conversion() {
+        let e = entry(3, 0xffffffffc0000123, 0x40005123);
+        assert_eq!(
+            to_file_entry(&e),
+            FileEntry {
+                domain: 3,
+                gva: "0xffffffffc0000123".into(),
+                gpa: "0x40005123".into(),
+            }
+        );
     }
 }

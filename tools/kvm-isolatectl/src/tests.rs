@@ -7,14 +7,52 @@ use std::collections::VecDeque;
 use clap::error::ErrorKind;
 use clap::Parser;
 use kvm_isolate_core::ctl::{
-    CtlDomain, CtlRecord, CtlRule, CtlVm, DENY_EXIT, DENY_GP, DENY_KEEP, DENY_PF, GVA_UNKNOWN,
-    LOG_ALLOWED, LOG_DENIED, MODE_ENFORCE, MODE_INHERIT, MODE_LEARN, MODE_OFF, RULE_TRUSTED,
+    CtlDomain, CtlEntry, CtlRecord, CtlRule, CtlVm, DENY_EXIT, DENY_GP, DENY_KEEP, DENY_PF,
+    GVA_UNKNOWN, LOG_ALLOWED, LOG_DENIED, MODE_ENFORCE, MODE_INHERIT, MODE_LEARN, MODE_OFF,
+    RULE_TRUSTED,
 };
 use serde_json::Value;
 
 use crate::cmd::{self, Cli, DenyArg, Error, ModeArg};
-use crate::device::fake::{Fake, FakeVm};
+use crate::device::fake::{Fake, FakeCode, FakeVm};
 use crate::device::Ctl;
+
+/// The code of domains 1 and 2 in VMs 1 and 7 (two boots of one guest build): domain 1 at gva
+/// 0xffffffffc0000000 (3 pages, gpa 0x40000000), domain 2 at 0xffffffffc0100000 (1 page, gpa
+/// 0x40010000).
+fn layout() -> Vec<FakeCode> {
+    vec![
+        FakeCode {
+            domain: 1,
+            start: 0xffffffffc0000000,
+            end: 0xffffffffc0003000,
+            gpa: 0x40000000,
+        },
+        FakeCode {
+            domain: 2,
+            start: 0xffffffffc0100000,
+            end: 0xffffffffc0101000,
+            gpa: 0x40010000,
+        },
+    ]
+}
+
+fn entry(domain: u32, gva: u64, gpa: u64) -> CtlEntry {
+    CtlEntry {
+        domain,
+        pad: 0,
+        gva,
+        gpa,
+    }
+}
+
+/// VM 1's entry points (one registered, one learned, say), sorted by gpa as the kernel lists them.
+fn vm1_entries() -> Vec<CtlEntry> {
+    vec![
+        entry(1, 0xffffffffc0002010, 0x40002010),
+        entry(2, 0xffffffffc0100040, 0x40010040),
+    ]
+}
 
 fn fake() -> Fake {
     let vm1 = FakeVm {
@@ -97,6 +135,8 @@ fn fake() -> Fake {
             })
             .collect::<VecDeque<_>>(),
         dropped: 17,
+        entries: vm1_entries(),
+        code: layout(),
     };
     let vm2 = FakeVm {
         vm: CtlVm {
@@ -107,8 +147,20 @@ fn fake() -> Fake {
             denied: 5,
             logged: 2,
             dropped: 3,
+            domains: 2,
             ..Default::default()
         },
+        domains: vec![
+            CtlDomain {
+                id: 1,
+                ..Default::default()
+            },
+            CtlDomain {
+                id: 2,
+                ..Default::default()
+            },
+        ],
+        code: layout(),
         ..Default::default()
     };
     Fake::new(vec![vm2, vm1])
@@ -502,7 +554,9 @@ fn profile_export_import_round_trip() {
 fn profile_import_rejects_bad_files_without_ioctl() {
     let good = r#"{"format":"kvm-isolate-profile","version":1,"rules":[
         {"domain":1,"region_gpa":"0x200000","access":"rw","accessor_start":"0x1000","accessor_end":"0x2000"}]}"#;
-    let cases: [(&str, String, &str); 10] = [
+    let with_entries = |entries: &str| good.replace("]}", &format!("],\"entries\":{}}}", entries));
+    let entry = r#"{"domain":1,"gva":"0xffffffffc0002010","gpa":"0x40002010"}"#;
+    let cases: [(&str, String, &str); 14] = [
         (
             "format",
             good.replace("kvm-isolate-profile", "kvm-isolate"),
@@ -549,6 +603,30 @@ fn profile_import_rejects_bad_files_without_ioctl() {
             "rule 0: trusted: expected true or false, found a number",
         ),
         ("syntax", good.replace("]}", "]"), "not a valid profile"),
+        (
+            "entries",
+            with_entries("{}"),
+            "entries: expected an array, found an object",
+        ),
+        (
+            "entry-field",
+            with_entries(&format!(
+                "[{},{}]",
+                entry,
+                entry.replace("\"gva\"", "\"rip\"")
+            )),
+            "entry 1: unknown field \"rip\"",
+        ),
+        (
+            "entry-offset",
+            with_entries(&format!("[{}]", entry.replace("0x40002010", "0x40002000"))),
+            "entry 0: gpa: 0x40002000 is not at the offset in its page of gva 0xffffffffc0002010",
+        ),
+        (
+            "entry-twice",
+            with_entries(&format!("[{},{}]", entry, entry)),
+            "entry 1: gva: the same entry point as entry 0",
+        ),
     ];
     let f = fake();
     for (name, text, want) in cases {
@@ -572,10 +650,11 @@ fn profile_import_rejects_bad_files_without_ioctl() {
     }
     assert!(
         f.calls.borrow().is_empty(),
-        "no PROFILE_SET: {:?}",
+        "no PROFILE_SET, no ENTRIES_GET/SET: {:?}",
         f.calls.borrow()
     );
     assert_eq!(f.vms.borrow()[1].rules.len(), 2);
+    assert_eq!(f.vms.borrow()[1].entries, vm1_entries());
     // And a good file does reach the device.
     let path = temp_path("good.json");
     std::fs::write(&path, good).unwrap();
@@ -628,6 +707,335 @@ fn profile_trusted_rules_round_trip() {
         "VM 7: profile replaced, 3 rules (2 trusted on their own)\n"
     );
     let _ = std::fs::remove_file(path);
+}
+
+/// VM 1 with its rules and without entry points: the file written before entry points were
+/// exported.
+const VM1_RULES_ONLY: &str = r#"{
+  "format": "kvm-isolate-profile",
+  "version": 1,
+  "rules": [
+    {
+      "domain": 1,
+      "region_gpa": "0x40005000",
+      "access": "r",
+      "accessor_start": "0xffffffffc0000000",
+      "accessor_end": "0xffffffffc0001000"
+    },
+    {
+      "domain": 1,
+      "region_gpa": "0x40005000",
+      "access": "rw",
+      "accessor_start": "0xffffffffc0002000",
+      "accessor_end": "0xffffffffc0003000"
+    }
+  ]
+}
+"#;
+
+#[test]
+fn profile_export_writes_entry_points_only_when_the_vm_has_some() {
+    let f = fake();
+    // No entry points: byte for byte the file of a tool that did not know them.
+    f.vms.borrow_mut()[1].entries.clear();
+    assert_eq!(ok(&f, &["profile", "export", "1"]), VM1_RULES_ONLY);
+    // With entry points: the same, then "entries", by domain and address.
+    f.vms.borrow_mut()[1].entries = vm1_entries();
+    let exported = ok(&f, &["profile", "export", "1"]);
+    assert_eq!(
+        exported,
+        VM1_RULES_ONLY.replace(
+            "  ]\n}\n",
+            r#"  ],
+  "entries": [
+    {
+      "domain": 1,
+      "gva": "0xffffffffc0002010",
+      "gpa": "0x40002010"
+    },
+    {
+      "domain": 2,
+      "gva": "0xffffffffc0100040",
+      "gpa": "0x40010040"
+    }
+  ]
+}
+"#
+        )
+    );
+    // Reading only.
+    assert_eq!(
+        f.calls.borrow().as_slice(),
+        ["entries_get 1", "entries_get 1"]
+    );
+    assert_eq!(runtime_err(&f, &["profile", "export", "3"]), "no VM 3");
+}
+
+/// Writes `text` to a temporary file for `profile import`; removed on drop.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(name: &str, text: &str) -> Self {
+        let path = temp_path(name);
+        std::fs::write(&path, text).unwrap();
+        TempFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// VM 1's profile with `entries` (JSON) in place of its entry points.
+fn vm1_profile_with(entries: &str) -> String {
+    let mut v: Value = serde_json::from_str(VM1_RULES_ONLY).unwrap();
+    v["entries"] = serde_json::from_str(entries).unwrap();
+    v.to_string()
+}
+
+fn vm(f: &Fake, id: u32) -> FakeVm {
+    f.vms
+        .borrow()
+        .iter()
+        .find(|v| v.vm.id == id)
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn profile_import_sets_entry_points_then_rules() {
+    let f = fake();
+    let file = TempFile::new("entries.json", &ok(&f, &["profile", "export", "1"]));
+    f.calls.borrow_mut().clear();
+    // The next boot of the same build: the entry points, then the rules.
+    assert_eq!(
+        ok(&f, &["profile", "import", "7", file.path()]),
+        "VM 7: profile replaced, 2 rules, 2 entry points\n"
+    );
+    assert_eq!(
+        f.calls.borrow().as_slice(),
+        ["entries_get 7", "entries_set 7 2", "profile_set 7 2"]
+    );
+    let vm7 = vm(&f, 7);
+    assert_eq!(vm7.entries, vm1_entries());
+    assert_eq!(vm7.rules.len(), 2);
+    assert_eq!(
+        ok(&f, &["profile", "export", "7"]),
+        ok(&f, &["profile", "export", "1"])
+    );
+    // One entry point, its gpa a number, next to a trusted rule.
+    let one =
+        vm1_profile_with(r#"[{"domain": 2, "gva": "0xffffffffc0100ffc", "gpa": 1073811452}]"#)
+            .replace("\"access\":\"r\",", "\"access\":\"r\",\"trusted\":true,");
+    std::fs::write(&file.0, one).unwrap();
+    assert_eq!(
+        ok(&f, &["profile", "import", "7", file.path()]),
+        "VM 7: profile replaced, 2 rules (1 trusted on its own), 1 entry point\n"
+    );
+    assert_eq!(
+        vm(&f, 7).entries,
+        [entry(2, 0xffffffffc0100ffc, 0x40010ffc)]
+    );
+    // A file without entries (written before they were exported) leaves them as they are.
+    f.calls.borrow_mut().clear();
+    std::fs::write(&file.0, VM1_RULES_ONLY).unwrap();
+    assert_eq!(
+        ok(&f, &["profile", "import", "7", file.path()]),
+        "VM 7: profile replaced, 2 rules\n"
+    );
+    assert_eq!(f.calls.borrow().as_slice(), ["profile_set 7 2"]);
+    assert_eq!(
+        vm(&f, 7).entries,
+        [entry(2, 0xffffffffc0100ffc, 0x40010ffc)]
+    );
+    // An empty list removes them.
+    std::fs::write(&file.0, vm1_profile_with("[]")).unwrap();
+    assert_eq!(
+        ok(&f, &["profile", "import", "7", file.path()]),
+        "VM 7: profile replaced, 2 rules, 0 entry points\n"
+    );
+    assert!(vm(&f, 7).entries.is_empty());
+    // --json prints nothing.
+    std::fs::write(
+        &file.0,
+        vm1_profile_with(r#"[{"domain": 1, "gva": "0xffffffffc0000000", "gpa": "0x40000000"}]"#),
+    )
+    .unwrap();
+    assert_eq!(
+        ok(&f, &["--json", "profile", "import", "7", file.path()]),
+        ""
+    );
+    assert_eq!(vm(&f, 7).entries.len(), 1);
+}
+
+/// The rules are refused after the entry points were set: the old ones are put back, and the
+/// user is told that nothing changed.
+#[test]
+fn profile_import_puts_the_entry_points_back_when_the_rules_are_refused() {
+    let f = fake();
+    let old = vec![entry(1, 0xffffffffc0000000, 0x40000000)];
+    f.vms.borrow_mut()[0].entries = old.clone();
+    let file = TempFile::new("rollback.json", &ok(&f, &["profile", "export", "1"]));
+    for (errno, why) in [
+        (
+            libc::ENOENT,
+            "rules name regions the VM does not have (a profile made for another layout?)",
+        ),
+        (libc::EINVAL, "invalid argument"),
+        (libc::EPERM, "not allowed"),
+    ] {
+        f.calls.borrow_mut().clear();
+        f.fail.borrow_mut().push(("profile_set", errno));
+        assert_eq!(
+            runtime_err(&f, &["profile", "import", "7", file.path()]),
+            format!(
+                "VM 7: {} (nothing changed: the old entry points are back)",
+                why
+            )
+        );
+        assert_eq!(
+            f.calls.borrow().as_slice(),
+            [
+                "entries_get 7",
+                "entries_set 7 2",
+                "profile_set 7 2",
+                "entries_set 7 1"
+            ]
+        );
+        let vm7 = vm(&f, 7);
+        assert_eq!(vm7.entries, old);
+        assert!(vm7.rules.is_empty());
+    }
+    // Putting them back fails too: say what the VM is left with.
+    f.fail.borrow_mut().extend([
+        ("entries_set", 0),
+        ("profile_set", libc::ENOSPC),
+        ("entries_set", libc::ENOMEM),
+    ]);
+    assert_eq!(
+        runtime_err(&f, &["profile", "import", "7", file.path()]),
+        "VM 7: No space left on device; putting the old entry points back failed too (Cannot \
+         allocate memory): the VM has the file's entry points and its old rules"
+    );
+    let vm7 = vm(&f, 7);
+    assert_eq!(vm7.entries, vm1_entries());
+    assert!(vm7.rules.is_empty());
+    assert!(f.fail.borrow().is_empty());
+}
+
+/// The entry points are refused: nothing was set, the rules are not tried.
+#[test]
+fn profile_import_stops_when_the_entry_points_are_refused() {
+    let f = fake();
+    let old = vec![entry(2, 0xffffffffc0100000, 0x40010000)];
+    f.vms.borrow_mut()[0].entries = old.clone();
+    let layout_entry = |domain: u32, gva: &str, gpa: &str| {
+        vm1_profile_with(&format!(
+            r#"[{{"domain": {}, "gva": "{}", "gpa": "{}"}}]"#,
+            domain, gva, gpa
+        ))
+    };
+    let cases = [
+        // Another layout: the module loaded a page further (the tool cannot tell).
+        (
+            layout_entry(1, "0xffffffffc0002010", "0x40003010"),
+            "VM 7: entry points that are not in their domain's code at those addresses (a profile \
+             made for another layout?)",
+        ),
+        (
+            layout_entry(1, "0xffffffffc0003010", "0x40003010"),
+            "VM 7: entry points that are not in their domain's code at those addresses (a profile \
+             made for another layout?)",
+        ),
+        (
+            layout_entry(3, "0xffffffffc0002010", "0x40002010"),
+            "VM 7: entry points of domain 3, which the VM does not have",
+        ),
+    ];
+    let file = TempFile::new("refused.json", VM1_RULES_ONLY);
+    for (text, want) in &cases {
+        std::fs::write(&file.0, text).unwrap();
+        f.calls.borrow_mut().clear();
+        assert_eq!(
+            runtime_err(&f, &["profile", "import", "7", file.path()]),
+            *want
+        );
+        assert_eq!(
+            f.calls.borrow().as_slice(),
+            ["entries_get 7", "entries_set 7 1"]
+        );
+        let vm7 = vm(&f, 7);
+        assert_eq!(vm7.entries, old);
+        assert!(vm7.rules.is_empty());
+    }
+    // No such VM: the first call says so.
+    f.calls.borrow_mut().clear();
+    assert_eq!(
+        runtime_err(&f, &["profile", "import", "9", file.path()]),
+        "no VM 9"
+    );
+    assert_eq!(f.calls.borrow().as_slice(), ["entries_get 9"]);
+    // A file without entry points: the rules alone, as before.
+    std::fs::write(&file.0, VM1_RULES_ONLY).unwrap();
+    assert_eq!(
+        runtime_err(&f, &["profile", "import", "9", file.path()]),
+        "no VM 9"
+    );
+    f.fail.borrow_mut().push(("profile_set", libc::ENOENT));
+    assert_eq!(
+        runtime_err(&f, &["profile", "import", "7", file.path()]),
+        "VM 7: rules name regions the VM does not have (a profile made for another layout?)"
+    );
+    assert_eq!(f.calls.borrow().last().unwrap(), "profile_set 7 2");
+    std::fs::write(&file.0, &cases[0].0).unwrap();
+    // A kernel without ENTRIES_GET (ENOTTY): nothing is set.
+    f.fail.borrow_mut().push(("entries_get", libc::ENOTTY));
+    let msg = runtime_err(&f, &["profile", "import", "7", file.path()]);
+    assert!(msg.starts_with("VM 7: "), "{}", msg);
+    assert_eq!(f.calls.borrow().last().unwrap(), "entries_get 7");
+    assert_eq!(vm(&f, 7).entries, old);
+}
+
+/// The fake refuses what `KVM_ISOLATE_CTL_ENTRIES_SET` refuses, in the kernel's order.
+#[test]
+fn fake_checks_entry_points_like_the_kernel() {
+    let f = fake();
+    let errno = |r: std::io::Result<()>| r.unwrap_err().raw_os_error();
+    let good = vm1_entries();
+    let too_many = vec![good[0]; kvm_isolate_core::policy::MAX_ENTRIES + 1];
+    assert_eq!(errno(f.entries_set(9, &too_many)), Some(libc::E2BIG));
+    assert_eq!(errno(f.entries_set(9, &good)), Some(libc::ENOENT));
+    let pad = CtlEntry { pad: 1, ..good[0] };
+    assert_eq!(errno(f.entries_set(7, &[good[1], pad])), Some(libc::EINVAL));
+    let d3 = CtlEntry {
+        domain: 3,
+        ..good[0]
+    };
+    assert_eq!(errno(f.entries_set(7, &[d3])), Some(libc::EINVAL));
+    let moved = CtlEntry {
+        gpa: good[0].gpa + 0x1000,
+        ..good[0]
+    };
+    assert_eq!(errno(f.entries_set(7, &[moved])), Some(libc::ENOENT));
+    let other_domain = CtlEntry {
+        domain: 2,
+        ..good[0]
+    };
+    assert_eq!(errno(f.entries_set(7, &[other_domain])), Some(libc::ENOENT));
+    assert_eq!(
+        errno(f.entries_set(7, &[good[0], good[1], good[0]])),
+        Some(libc::EEXIST)
+    );
+    assert!(vm(&f, 7).entries.is_empty());
+    // Accepted in any order, kept by gpa.
+    f.entries_set(7, &[good[1], good[0]]).unwrap();
+    assert_eq!(f.entries_get(7).unwrap(), good);
 }
 
 #[test]
