@@ -42,7 +42,6 @@ use crate::{
     domain_views,
     host_reports_gva,
     policy::{
-        self,
         Deny,
         Mode, //
     },
@@ -154,6 +153,21 @@ fn put_array<T: AsBytes>(mut a: CtlArray, items: &[T]) -> Result<CtlArray> {
     Ok(a)
 }
 
+/// Reads the `a.count` entries of an array from user memory; more than `max` is `E2BIG`.
+fn get_array<T: FromBytes>(a: &CtlArray, max: usize) -> Result<KVVec<T>> {
+    let n = a.count as usize;
+    if n > max {
+        return Err(E2BIG);
+    }
+    let mut items = KVVec::with_capacity(n, GFP_KERNEL)?;
+    // CAST: user addresses fit in `usize` on x86-64, the only target of this module.
+    let mut r = UserSlice::new(UserPtr::from_addr(a.ptr as usize), n * size_of::<T>()).reader();
+    for _ in 0..n {
+        items.push(r.read::<T>()?, GFP_KERNEL)?;
+    }
+    Ok(items)
+}
+
 impl Control {
     fn list(a: CtlArray) -> Result<CtlArray> {
         let mut out = KVVec::new();
@@ -243,16 +257,7 @@ impl Control {
     }
 
     fn profile_set(a: CtlArray) -> Result {
-        if a.count > ctl::MAX_RULES {
-            return Err(E2BIG);
-        }
-        let n = a.count as usize;
-        let mut rules = KVVec::with_capacity(n, GFP_KERNEL)?;
-        let mut r =
-            UserSlice::new(UserPtr::from_addr(a.ptr as usize), n * size_of::<CtlRule>()).reader();
-        for _ in 0..n {
-            rules.push(r.read::<CtlRule>()?, GFP_KERNEL)?;
-        }
+        let mut rules = get_array::<CtlRule>(&a, ctl::MAX_RULES as usize)?;
         with_vm(a.vm, |vm, g| {
             g.engine.check_profile(&mut rules).map_err(err)?;
             g.engine.set_profile(&rules);
@@ -276,17 +281,7 @@ impl Control {
     }
 
     fn entries_set(a: CtlArray) -> Result {
-        if a.count as usize > policy::MAX_ENTRIES {
-            return Err(E2BIG);
-        }
-        let n = a.count as usize;
-        let mut entries = KVVec::with_capacity(n, GFP_KERNEL)?;
-        // CAST: user addresses fit in `usize` on x86-64, the only target of this module.
-        let mut r =
-            UserSlice::new(UserPtr::from_addr(a.ptr as usize), n * size_of::<CtlEntry>()).reader();
-        for _ in 0..n {
-            entries.push(r.read::<CtlEntry>()?, GFP_KERNEL)?;
-        }
+        let mut entries = get_array::<CtlEntry>(&a, ctl::MAX_ENTRIES as usize)?;
         // Entry points only say where code outside may come in: no view changes.
         with_vm(a.vm, |_, g| {
             g.engine.check_entries(&mut entries).map_err(err)?;
