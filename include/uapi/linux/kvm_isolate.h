@@ -194,7 +194,7 @@ struct kvm_isolate_ctl_domain {
 	__u32 pad;
 	__u64 allowed;		/* switched into the domain's view */
 	__u64 denied;
-	__u64 learned;		/* rules added by learning */
+	__u64 learned;		/* rules and entry points learned */
 	__u64 left;		/* switched back out of the view */
 };
 

@@ -121,7 +121,7 @@ pub struct CtlDomain {
     pub allowed: u64,
     /// Accesses denied.
     pub denied: u64,
-    /// Rules learned.
+    /// Rules and entry points learned.
     pub learned: u64,
     /// Switches back out of the view.
     pub left: u64,

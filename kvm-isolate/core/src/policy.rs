@@ -237,7 +237,7 @@ pub struct Counters {
     pub allowed: u64,
     /// Accesses denied.
     pub denied: u64,
-    /// Rules learned.
+    /// Rules and entry points learned.
     pub learned: u64,
     /// Switches back out of the view.
     pub left: u64,
