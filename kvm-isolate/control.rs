@@ -112,6 +112,7 @@ fn with_vm<R>(id: u32, f: impl FnOnce(&Vm, &mut VmViews) -> Result<R>) -> Result
 
 fn vm_info(entry: &VmEntry, g: &VmViews) -> CtlVm {
     let e = &g.engine;
+    let l = e.limits();
     let mut c = CtlVm {
         id: entry.state.id,
         pid: entry.state.pid,
@@ -121,8 +122,17 @@ fn vm_info(entry: &VmEntry, g: &VmViews) -> CtlVm {
         domains: e.domain_bits().count_ones(),
         // CAST: at most 16 views.
         views: g.views.bits() as u32,
-        // CAST: at most `MAX_RULES`.
+        // CAST: the tables hold at most their caps, which are `u32` module parameters.
         rules: e.rules().len() as u32,
+        code_ranges: e.code().len() as u32,
+        regions: e.regions().len() as u32,
+        entries: e.entries().len() as u32,
+        return_sites: e.return_sites() as u32,
+        max_code_ranges: l.code as u32,
+        max_regions: l.regions as u32,
+        max_rules: l.rules as u32,
+        max_entries: l.entries as u32,
+        max_return_sites: l.returns as u32,
         violations: e.violations,
         logged: e.log.written,
         dropped: e.log.dropped,
@@ -188,7 +198,7 @@ impl Control {
                     CtlDomain {
                         id: u32::from(d),
                         mode: e.own_mode(d).map_or(ctl::MODE_INHERIT, |m| m as u32),
-                        // CAST: bounded by the engine's small fixed capacities.
+                        // CAST: the tables hold at most their caps, `u32` module parameters.
                         code_ranges: e.code().iter().filter(|c| c.domain == d).count() as u32,
                         regions: e.regions().iter().filter(|r| r.domain == d).count() as u32,
                         rules: e.rule_count(d) as u32,
@@ -257,10 +267,11 @@ impl Control {
     }
 
     fn profile_set(a: CtlArray) -> Result {
-        let mut rules = get_array::<CtlRule>(&a, ctl::MAX_RULES as usize)?;
+        let max = with_vm(a.vm, |_, g| Ok(g.engine.limits().rules))?;
+        let mut rules = get_array::<CtlRule>(&a, max)?;
         with_vm(a.vm, |vm, g| {
             g.engine.check_profile(&mut rules).map_err(err)?;
-            g.engine.set_profile(&rules);
+            g.engine.set_profile(&rules).map_err(err)?;
             // Code the old profile allowed must not keep running in the domains' views.
             for d in domain_views(&g.engine) {
                 build_domain_view(vm, &g.engine, d).map_err(err)?;
@@ -281,12 +292,12 @@ impl Control {
     }
 
     fn entries_set(a: CtlArray) -> Result {
-        let mut entries = get_array::<CtlEntry>(&a, ctl::MAX_ENTRIES as usize)?;
+        let max = with_vm(a.vm, |_, g| Ok(g.engine.limits().entries))?;
+        let mut entries = get_array::<CtlEntry>(&a, max)?;
         // Entry points only say where code outside may come in: no view changes.
         with_vm(a.vm, |_, g| {
             g.engine.check_entries(&mut entries).map_err(err)?;
-            g.engine.set_entries(&entries);
-            Ok(())
+            g.engine.set_entries(&entries).map_err(err)
         })
     }
 

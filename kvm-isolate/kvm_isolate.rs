@@ -18,7 +18,6 @@ use core::sync::atomic::{
     Ordering, //
 };
 use kernel::{
-    alloc::flags::__GFP_ZERO,
     debugfs,
     kvm_isolate::{
         hw::{
@@ -77,6 +76,7 @@ mod ctl;
 mod policy;
 
 mod control;
+mod list;
 
 use abi::{
     Call,
@@ -96,6 +96,7 @@ use policy::{
     Deny,
     Engine,
     Fault,
+    Limits,
     Mode,
     Region,
     Stack, //
@@ -107,6 +108,55 @@ module! {
     authors: ["kvm-isolate developers"],
     description: "Memory views for KVM guests (EPT/NPT)",
     license: "GPL",
+    params: {
+        max_code_ranges: u32 {
+            default: 16384,
+            description: "Code ranges per VM, all domains together (at most 1048576)",
+        },
+        max_regions: u32 {
+            default: 16384,
+            description: "Regions per VM, all domains together (at most 1048576)",
+        },
+        max_rules: u32 {
+            default: 65536,
+            description: "Profile rules per VM (at most 1048576)",
+        },
+        max_entry_points: u32 {
+            default: 65536,
+            description: "Entry points per VM, all domains together (at most 1048576)",
+        },
+        max_return_sites: u32 {
+            default: 4096,
+            description: "Pending return sites per VM; the oldest is forgotten beyond (at most 1048576)",
+        },
+    },
+}
+
+/// The caps the module parameters set, for VMs created from now on.
+fn limits() -> Limits {
+    use module_parameters::*;
+    // CAST: `u32` fits in `usize` on x86-64, the only target of this module.
+    Limits {
+        code: max_code_ranges.value() as usize,
+        regions: max_regions.value() as usize,
+        rules: max_rules.value() as usize,
+        entries: max_entry_points.value() as usize,
+        returns: max_return_sites.value() as usize,
+    }
+}
+
+/// Logs, once per VM and table, the tables of `e` that have reached their cap since `warned`.
+fn warn_full(id: u32, e: &Engine, warned: &mut u8) {
+    let new = e.full() & !*warned;
+    if new == 0 {
+        return;
+    }
+    *warned |= new;
+    for (bit, name) in policy::full::NAMES {
+        if new & bit != 0 {
+            pr_warn!("VM {id}: {name} reached, more is refused (ENOSPC)\n");
+        }
+    }
 }
 
 /// Reads the raw `CPUID` leaves and VMX capability MSRs that [`HwCaps::decode`] needs.
@@ -161,7 +211,9 @@ fn write_caps(hw: &HwCaps, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::R
 struct VmViews {
     views: Views,
     on_violation: OnViolation,
-    engine: KVBox<Engine>,
+    engine: KBox<Engine>,
+    /// The engine's tables whose full cap was logged ([`policy::full`] bits).
+    warned: u8,
 }
 
 /// Per-VM state, created on the VM's first kvm-isolate hypercall.
@@ -600,11 +652,8 @@ impl Policy for Isolate {
     type VmData = VmState;
 
     fn vm_init(vm: &Vm) -> Result<Arc<VmState>> {
-        // Charged to the VMM, like KVM's own per-VM memory.
-        let engine = KVBox::<Engine>::new_uninit(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?;
-        // SAFETY: all-zero is a valid, empty `Engine`: every field is an integer, a bool, an
-        // array of those, or an enum whose zero is a variant (policy.rs, tested by cargo).
-        let mut engine = unsafe { engine.assume_init() };
+        // Charged to the VMM, like KVM's own per-VM memory; its tables grow on first use.
+        let mut engine = KBox::new(Engine::with_limits(limits()), GFP_KERNEL_ACCOUNT)?;
         // A VM protects its domains from the start; learning is the administrator's choice.
         engine.set_mode(0, Some(Mode::Enforce));
         let mut vms = VMS.lock();
@@ -621,6 +670,7 @@ impl Policy for Isolate {
                     views: Views::default(),
                     on_violation: OnViolation::Exit,
                     engine,
+                    warned: 0,
                 }),
             }),
             GFP_KERNEL_ACCOUNT,
@@ -640,9 +690,13 @@ impl Policy for Isolate {
     }
 
     fn hypercall(vcpu: &Vcpu, data: &VmState, call: Hypercall) -> u64 {
-        abi::decode(call.nr, call.args)
-            .and_then(|call| Self::handle(vcpu, data, call))
-            .unwrap_or_else(abi::Error::to_ret)
+        let r = abi::decode(call.nr, call.args).and_then(|call| Self::handle(vcpu, data, call));
+        if r == Err(abi::Error::NoSpc) {
+            let mut g = data.inner.lock();
+            let g = &mut *g;
+            warn_full(data.id, &g.engine, &mut g.warned);
+        }
+        r.unwrap_or_else(abi::Error::to_ret)
     }
 
     fn violation(vcpu: &Vcpu, data: &VmState, v: &Violation) -> Verdict {
@@ -680,6 +734,7 @@ impl Policy for Isolate {
             };
             e.log.push(rec, rec.time_ns);
         }
+        warn_full(data.id, e, &mut g.warned);
         match o.decision {
             Decision::NotOurs => Self::on_violation(g, v),
             Decision::Switch(d) => View::new(u64::from(d)).map_or(Verdict::Exit, Verdict::Switch),
@@ -715,6 +770,17 @@ struct KvmIsolate {
     #[pin]
     _caps: debugfs::File<HwCaps>,
     _debugfs: debugfs::Dir,
+    _limits: Limits,
+}
+
+/// The module parameters' caps, if none is above [`Limits::CEILING`].
+fn checked_limits() -> Result<Limits> {
+    let l = limits();
+    if !l.valid() {
+        pr_err!("a max_* parameter is above {}\n", Limits::CEILING);
+        return Err(EINVAL);
+    }
+    Ok(l)
 }
 
 impl kernel::InPlaceModule for KvmIsolate {
@@ -743,6 +809,8 @@ impl kernel::InPlaceModule for KvmIsolate {
         // SAFETY: called once, before the policy that uses `VMS` is registered.
         unsafe { VMS.init() };
         try_pin_init!(Self {
+            // First: a module that cannot serve VMs with these caps does not load.
+            _limits: checked_limits()?,
             _control <- MiscDeviceRegistration::register(MiscDeviceOptions {
                 name: c"kvm-isolate",
             }),

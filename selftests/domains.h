@@ -299,7 +299,6 @@ static int dev_fd(void)
 	return fd;
 }
 
-/* The control plane's view of VM @id. */
 /* The newest VM this process created. */
 static u32 my_vm(int fd)
 {

@@ -129,6 +129,15 @@ TEST(learn_enforce_and_profile_in_a_fresh_vm)
 	info = vm_info(fd, id);
 	TEST_ASSERT_EQ(info.mode, KVM_ISOLATE_MODE_ENFORCE);
 	TEST_ASSERT_EQ(info.domains, 1);
+	/* What guest_setup() registered, and room for it. */
+	TEST_ASSERT(info.code_ranges == 1 && info.regions == 1 && info.entries == 3,
+		    "VM info: %u code ranges, %u regions, %u entry points; want 1, 1, 3",
+		    info.code_ranges, info.regions, info.entries);
+	TEST_ASSERT(info.max_code_ranges >= 1 && info.max_regions >= 1 && info.max_rules >= 1 &&
+		    info.max_entries >= 3 && info.max_return_sites >= 1,
+		    "VM capacities: %u code ranges, %u regions, %u rules, %u entry points, %u return sites",
+		    info.max_code_ranges, info.max_regions, info.max_rules, info.max_entries,
+		    info.max_return_sites);
 
 	/* Learn: the workload runs, its one foreign accessor is recorded. */
 	TEST_ASSERT_EQ(ctl(out, sizeof(out), "mode %u learn", id), 0);
@@ -220,7 +229,7 @@ TEST(learn_enforce_and_profile_in_a_fresh_vm)
 /* Malformed profile files (tool) and ioctls (direct) change nothing. */
 TEST(malformed_profiles_and_ioctls_change_nothing)
 {
-	struct kvm_isolate_ctl_rule before[8], after[8], r;
+	struct kvm_isolate_ctl_rule before[8], after[8], r, *many;
 	struct kvm_isolate_ctl_vm i0, i1;
 	struct kvm_isolate_ctl_array a;
 	struct kvm_isolate_ctl_mode m;
@@ -252,6 +261,8 @@ TEST(malformed_profiles_and_ioctls_change_nothing)
 	n = profile(fd, id, before, 8);
 	TEST_ASSERT_EQ(n, 1);
 	i0 = vm_info(fd, id);
+	TEST_ASSERT_EQ(i0.rules, n);
+	TEST_ASSERT(i0.max_rules >= n, "the VM holds %u rules, has %u", i0.max_rules, n);
 
 	tmp = mkstemp(file);
 	TEST_ASSERT(tmp >= 0, "mkstemp");
@@ -286,8 +297,16 @@ TEST(malformed_profiles_and_ioctls_change_nothing)
 	r = before[0];
 	r.accessor_end = r.accessor_start;
 	TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_PROFILE_SET, &a) == -1 && errno == EINVAL, "range");
-	a.count = KVM_ISOLATE_MAX_RULES + 1;
-	TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_PROFILE_SET, &a) == -1 && errno == E2BIG, "count");
+	/* One more rule than the VM holds (max_rules when it was created). */
+	many = calloc(i0.max_rules + 1, sizeof(*many));
+	TEST_ASSERT(many, "calloc of %u rules", i0.max_rules + 1);
+	for (i = 0; i < i0.max_rules + 1; i++)
+		many[i] = before[0];
+	a.count = i0.max_rules + 1;
+	a.ptr = (u64)many;
+	TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_PROFILE_SET, &a) == -1 && errno == E2BIG,
+		    "%u rules (max_rules %u): errno %d", a.count, i0.max_rules, errno);
+	free(many);
 	a.count = 1;
 	a.ptr = 8;
 	TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_PROFILE_SET, &a) == -1 && errno == EFAULT, "ptr");
@@ -319,6 +338,7 @@ TEST(malformed_profiles_and_ioctls_change_nothing)
 	TEST_ASSERT_EQ(i1.deny, i0.deny);
 	TEST_ASSERT_EQ(i1.locked, i0.locked);
 	TEST_ASSERT_EQ(i1.rules, i0.rules);
+	TEST_ASSERT_EQ(i1.max_rules, i0.max_rules);
 	/* A profile too small for the answer gets the size and nothing else. */
 	a = (struct kvm_isolate_ctl_array){ .vm = id, .count = 0, .ptr = 0 };
 	TEST_ASSERT_EQ(ioctl(fd, KVM_ISOLATE_CTL_PROFILE_GET, &a), 0);

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -298,6 +299,22 @@ static u32 my_vm(int fd)
 			id = vms[i].id;
 	TEST_ASSERT(id, "no VM of pid %d listed", getpid());
 	return id;
+}
+
+/* The VM's entry in the control plane's list: its counters, usage and capacities. */
+static struct kvm_isolate_ctl_vm vm_info(struct _test_data_gates *self)
+{
+	struct kvm_isolate_ctl_vm vms[16];
+	struct kvm_isolate_ctl_array a = { .count = 16, .ptr = (u64)vms };
+	u32 i;
+
+	TEST_ASSERT_EQ(ioctl(self->fd, KVM_ISOLATE_CTL_LIST, &a), 0);
+	TEST_ASSERT(a.count <= 16, "%u VMs listed, room for 16", a.count);
+	for (i = 0; i < a.count; i++)
+		if (vms[i].id == self->id)
+			return vms[i];
+	TEST_FAIL("VM %u not listed", self->id);
+	return vms[0];
 }
 
 static void set_mode(struct _test_data_gates *self, u32 mode)
@@ -700,6 +717,31 @@ static void expect_entries(struct _test_data_gates *self,
 		    "%s: ENTRIES_GET gives %u entry points, want the %u set before", what, m, n);
 }
 
+/*
+ * The VM's info counts what vm_setup() registered (one code range, one
+ * region) and @entries entry points, all domains together, within capacities
+ * (the module parameters when the VM was created) that are not zero.
+ */
+static void expect_usage(struct _test_data_gates *self, u32 entries, const char *what)
+{
+	struct kvm_isolate_ctl_vm v = vm_info(self);
+
+	TEST_ASSERT(v.code_ranges == 1 && v.regions == 1 && v.entries == entries,
+		    "%s: the VM info counts %u code ranges, %u regions, %u entry points; want 1, 1, %u",
+		    what, v.code_ranges, v.regions, v.entries, entries);
+	TEST_ASSERT(v.max_code_ranges && v.max_regions && v.max_rules && v.max_entries &&
+		    v.max_return_sites,
+		    "%s: capacities %u code ranges, %u regions, %u rules, %u entry points, %u return sites: want none zero",
+		    what, v.max_code_ranges, v.max_regions, v.max_rules, v.max_entries,
+		    v.max_return_sites);
+	TEST_ASSERT(v.code_ranges <= v.max_code_ranges && v.regions <= v.max_regions &&
+		    v.rules <= v.max_rules && v.entries <= v.max_entries &&
+		    v.return_sites <= v.max_return_sites,
+		    "%s: usage above capacity: %u/%u code ranges, %u/%u regions, %u/%u rules, %u/%u entry points, %u/%u return sites",
+		    what, v.code_ranges, v.max_code_ranges, v.regions, v.max_regions, v.rules,
+		    v.max_rules, v.entries, v.max_entries, v.return_sites, v.max_return_sites);
+}
+
 /* A refused ENTRIES_SET: @err, and the VM's entry points are still @e[0..@n). */
 static void expect_set_refused(struct _test_data_gates *self, struct kvm_isolate_ctl_entry *bad,
 			       u32 nbad, int err, const struct kvm_isolate_ctl_entry *e, u32 n,
@@ -718,16 +760,17 @@ static void expect_set_refused(struct _test_data_gates *self, struct kvm_isolate
  * none: the control plane reads them from the first and sets them in the
  * second, which then takes the learned calls in enforce mode and still
  * denies the gadget.  ENTRIES_SET checks all it is given first: anything
- * wrong changes nothing.
+ * wrong, or more than the VM holds, changes nothing.  The VM info counts
+ * them.
  */
 TEST_F_TIMEOUT(gates, learned_entry_points_carry_over, 120)
 {
-	static struct kvm_isolate_ctl_entry many[KVM_ISOLATE_MAX_ENTRIES + 1];
-	struct kvm_isolate_ctl_entry e[ENTRIES_MAX + 1], bad[ENTRIES_MAX + 1];
+	struct kvm_isolate_ctl_entry e[ENTRIES_MAX + 1], bad[ENTRIES_MAX + 1], *many;
 	const struct kvm_isolate_ctl_entry *x;
 	struct _test_data_gates fresh = {};
 	u64 fn[] = { A(ki_g_read), A(ki_g_callout) };
-	u32 n, i;
+	u32 n, i, cap;
+	char what[80];
 
 	set_mode(self, KVM_ISOLATE_MODE_LEARN);
 	expect_secret(self, call(self, A(ki_g_read), self->secret_gva, 0), 0,
@@ -743,6 +786,7 @@ TEST_F_TIMEOUT(gates, learned_entry_points_carry_over, 120)
 			    x ? (u64)x->gpa : 0, DOMAIN, code_gpa_of(self, fn[i]));
 	}
 	TEST_ASSERT(!find_entry(e, n, A(ki_g_gadget)), "ki_g_gadget learned, never called");
+	expect_usage(self, n, "after learning");
 
 	/* A second VM, built the same way; its guest registers no entry point. */
 	vm_setup(&fresh);
@@ -751,11 +795,13 @@ TEST_F_TIMEOUT(gates, learned_entry_points_carry_over, 120)
 		    "second VM %u (module at gpa 0x%lx) is not VM %u's layout (0x%lx)", fresh.id,
 		    fresh.code_gpa, self->id, self->code_gpa);
 	TEST_ASSERT_EQ(get_entries(&fresh, bad), 0);
+	expect_usage(&fresh, 0, "a VM without entry points");
 	expect_fetch_denied(&fresh, call(&fresh, A(ki_g_read), fresh.secret_gva, 0), A(ki_g_read),
 			    1, "ki_g_read in a VM without entry points");
 
 	TEST_ASSERT_EQ(set_entries(&fresh, e, n), 0);
 	expect_entries(&fresh, e, n, "ENTRIES_SET of the learned entry points");
+	expect_usage(&fresh, n, "ENTRIES_SET of the learned entry points");
 	expect_secret(&fresh, call(&fresh, A(ki_g_read), fresh.secret_gva, 0), 1,
 		      "ki_g_read at an imported entry point");
 	expect_secret(&fresh, call(&fresh, A(ki_g_callout), fresh.secret_gva, A(ki_h_plain)), 1,
@@ -781,9 +827,16 @@ TEST_F_TIMEOUT(gates, learned_entry_points_carry_over, 120)
 	memcpy(bad, e, n * sizeof(*e));
 	bad[n] = e[0];
 	expect_set_refused(&fresh, bad, n + 1, EEXIST, e, n, "an entry point twice");
-	for (i = 0; i < KVM_ISOLATE_MAX_ENTRIES + 1; i++)
+	/* One more than the VM holds (max_entry_points when it was created). */
+	cap = vm_info(&fresh).max_entries;
+	many = calloc(cap + 1, sizeof(*many));
+	TEST_ASSERT(many, "calloc of %u entry points", cap + 1);
+	for (i = 0; i < cap + 1; i++)
 		many[i] = e[0];
-	expect_set_refused(&fresh, many, KVM_ISOLATE_MAX_ENTRIES + 1, E2BIG, e, n, "1025 entry points");
+	snprintf(what, sizeof(what), "%u entry points (max_entries %u)", cap + 1, cap);
+	expect_set_refused(&fresh, many, cap + 1, E2BIG, e, n, what);
+	free(many);
+	expect_usage(&fresh, n, "refused ENTRIES_SETs");
 	/* None of these changed what the VM lets in. */
 	expect_secret(&fresh, call(&fresh, A(ki_g_read), fresh.secret_gva, 0), 2,
 		      "ki_g_read after refused ENTRIES_SETs");

@@ -151,12 +151,11 @@
  * 2: kvm_isolate_ctl_record.last_ns and .count, kvm_isolate_ctl_vm.compressed.
  * 3: entry gates (ENTRIES_GET/SET); a rule lets its accessor in from outside
  *    the owner's view only with KVM_ISOLATE_RULE_TRUSTED.
+ * 4: a VM's capacities are kvm_isolate's module parameters when it was
+ *    created, reported with its usage in kvm_isolate_ctl_vm (code_ranges ..
+ *    max_return_sites); KVM_ISOLATE_MAX_RULES and _MAX_ENTRIES are gone.
  */
-#define KVM_ISOLATE_CTL_VERSION_NR	3
-/* Max entries of one PROFILE_SET. */
-#define KVM_ISOLATE_MAX_RULES		4096
-/* Entry points of one VM, all domains together. */
-#define KVM_ISOLATE_MAX_ENTRIES		1024
+#define KVM_ISOLATE_CTL_VERSION_NR	4
 /* Log records a VM keeps before dropping. */
 #define KVM_ISOLATE_LOG_RECORDS		1024
 
@@ -183,6 +182,16 @@ struct kvm_isolate_ctl_vm {
 	__u64 logged;		/* log records written */
 	__u64 dropped;		/* log records dropped (rate limit, full ring) */
 	__u64 compressed;	/* repeats compressed into a log record */
+	__u32 code_ranges;	/* all domains together */
+	__u32 regions;
+	__u32 entries;		/* entry points */
+	__u32 return_sites;	/* pending */
+	__u32 max_code_ranges;	/* capacities: the module parameters */
+	__u32 max_regions;	/* when the VM was created */
+	__u32 max_rules;
+	__u32 max_entries;
+	__u32 max_return_sites;
+	__u32 pad;
 };
 
 struct kvm_isolate_ctl_domain {
@@ -275,13 +284,19 @@ struct kvm_isolate_ctl_lock {
 #define KVM_ISOLATE_CTL_LOCK	_IOW(KVM_ISOLATE_CTL_TYPE, 4, struct kvm_isolate_ctl_lock)
 /* kvm_isolate_ctl_rule[] of vm */
 #define KVM_ISOLATE_CTL_PROFILE_GET	_IOWR(KVM_ISOLATE_CTL_TYPE, 5, struct kvm_isolate_ctl_array)
-/* Replaces vm's profile with kvm_isolate_ctl_rule[]; all checked first. */
+/*
+ * Replaces vm's profile with kvm_isolate_ctl_rule[]; all checked first.  More
+ * than the VM's max_rules is E2BIG.
+ */
 #define KVM_ISOLATE_CTL_PROFILE_SET	_IOW(KVM_ISOLATE_CTL_TYPE, 6, struct kvm_isolate_ctl_array)
 /* Takes up to count kvm_isolate_ctl_record from vm's log. */
 #define KVM_ISOLATE_CTL_LOG_READ	_IOWR(KVM_ISOLATE_CTL_TYPE, 7, struct kvm_isolate_ctl_array)
 /* kvm_isolate_ctl_entry[] of vm, sorted by gpa */
 #define KVM_ISOLATE_CTL_ENTRIES_GET	_IOWR(KVM_ISOLATE_CTL_TYPE, 8, struct kvm_isolate_ctl_array)
-/* Replaces vm's entry points with kvm_isolate_ctl_entry[]; all checked first. */
+/*
+ * Replaces vm's entry points with kvm_isolate_ctl_entry[]; all checked first.
+ * More than the VM's max_entries is E2BIG.
+ */
 #define KVM_ISOLATE_CTL_ENTRIES_SET	_IOW(KVM_ISOLATE_CTL_TYPE, 9, struct kvm_isolate_ctl_array)
 
 #endif /* _UAPI_LINUX_KVM_ISOLATE_H */

@@ -14,13 +14,12 @@ pub const CTL_TYPE: u32 = 0xB7;
 /// 2: log records carry `last_ns` and `count` (repeats compressed), VMs `compressed`.
 /// 3: entry gates (`ENTRIES_GET`/`SET`); a rule lets its accessor in from outside the owner's
 /// view only with [`RULE_TRUSTED`].
-pub const CTL_VERSION_NR: u32 = 3;
+/// 4: a VM's capacities are `kvm_isolate`'s module parameters when it was created, reported with
+/// its usage in [`CtlVm`] (`code_ranges` .. `max_return_sites`); `MAX_RULES` and `MAX_ENTRIES`
+/// are gone.
+pub const CTL_VERSION_NR: u32 = 4;
 /// `KVM_ISOLATE_RULE_TRUSTED`: a rule's accessor is trusted on its own (in `CtlRule::access`).
 pub const RULE_TRUSTED: u32 = 0x100;
-/// `KVM_ISOLATE_MAX_RULES`: entries of one profile.
-pub const MAX_RULES: u32 = 4096;
-/// `KVM_ISOLATE_MAX_ENTRIES`: entry points of one VM.
-pub const MAX_ENTRIES: u32 = 1024;
 /// `KVM_ISOLATE_LOG_RECORDS`: records a VM's log keeps.
 pub const LOG_RECORDS: usize = 1024;
 /// `KVM_ISOLATE_GVA_UNKNOWN`.
@@ -99,6 +98,26 @@ pub struct CtlVm {
     pub dropped: u64,
     /// Repeats compressed into a log record (`count - 1` summed over the records written).
     pub compressed: u64,
+    /// Code ranges, all domains together.
+    pub code_ranges: u32,
+    /// Regions, all domains together.
+    pub regions: u32,
+    /// Entry points, all domains together.
+    pub entries: u32,
+    /// Pending return sites.
+    pub return_sites: u32,
+    /// Capacity for code ranges: the module parameter `max_code_ranges` when the VM was created.
+    pub max_code_ranges: u32,
+    /// Capacity for regions (`max_regions`).
+    pub max_regions: u32,
+    /// Capacity for profile rules (`max_rules`): more in one `PROFILE_SET` is `E2BIG`.
+    pub max_rules: u32,
+    /// Capacity for entry points (`max_entry_points`): more in one `ENTRIES_SET` is `E2BIG`.
+    pub max_entries: u32,
+    /// Capacity for pending return sites (`max_return_sites`).
+    pub max_return_sites: u32,
+    /// Zero.
+    pub pad: u32,
 }
 
 /// `struct kvm_isolate_ctl_domain`.

@@ -10,4 +10,5 @@
 pub mod abi;
 pub mod caps;
 pub mod ctl;
+pub mod list;
 pub mod policy;

@@ -4,9 +4,11 @@
 //! the decision about each violation, and the bounded, rate-limited violation log that
 //! compresses repeats.
 //!
-//! Everything here is fixed-capacity and allocation-free: the kernel allocates one [`Engine`]
-//! per VM, zeroed (an all-zero `Engine` is a valid empty one), and [`Engine::decide`] only reads
-//! it. Lookups are binary searches over sorted arrays: O(log n) in code ranges, regions and rules.
+//! The engine's tables (code ranges, regions, rules, entry points, return sites, the log's ring)
+//! are growable sorted arrays ([`List`]), allocated on first use and bounded by per-VM
+//! [`Limits`] (the module's parameters); a full table refuses with [`Error::NoSpc`] and changes
+//! nothing. [`Engine::decide`] only reads. Lookups and overlap checks are binary searches:
+//! O(log n) in code ranges, regions and rules.
 //!
 //! Views are named by domain: domain `d` owns view `d` (1 ..= 15); view 0 belongs to no domain.
 //!
@@ -18,21 +20,85 @@
 
 use crate::abi::{self, Error};
 use crate::ctl::{self, CtlEntry, CtlRecord, CtlRule};
+use crate::list::List;
 
 /// Domains per VM (views 1 ..= 15).
 pub const MAX_DOMAINS: usize = abi::MAX_VIEWS as usize - 1;
-/// Code ranges per VM, all domains together.
-pub const MAX_CODE: usize = 64;
-/// Regions per VM, all domains together.
-pub const MAX_REGIONS: usize = 256;
-/// Profile rules per VM.
-pub const MAX_RULES: usize = ctl::MAX_RULES as usize;
-/// Entry points per VM, all domains together.
-pub const MAX_ENTRIES: usize = ctl::MAX_ENTRIES as usize;
-/// Return sites pending per VM, all domains together: calls out of a domain (and events taken
-/// in it) not yet returned from. When full, the least recently recorded site is forgotten: a
-/// guest that never returns costs no more than this.
-pub const MAX_RETURNS: usize = 512;
+
+/// A VM's capacities, all domains together: memory caps the host's administrator sets (the
+/// `kvm_isolate` module's parameters, read when the VM is created).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Code ranges (`max_code_ranges`).
+    pub code: usize,
+    /// Regions (`max_regions`).
+    pub regions: usize,
+    /// Profile rules (`max_rules`).
+    pub rules: usize,
+    /// Entry points (`max_entry_points`).
+    pub entries: usize,
+    /// Return sites pending (`max_return_sites`): calls out of a domain (and events taken in it)
+    /// not yet returned from. When full, the least recently recorded site is forgotten: a guest
+    /// that never returns costs no more than this.
+    pub returns: usize,
+}
+
+impl Limits {
+    /// The module parameters' defaults: a guest with a few hundred protected modules, each of
+    /// dozens of scattered code runs and several regions, fits; at most about 6 MiB per VM.
+    pub const DEFAULT: Limits = Limits {
+        code: 16384,
+        regions: 16384,
+        rules: 65536,
+        entries: 65536,
+        returns: 4096,
+    };
+
+    /// The largest value a cap may take (a table of this many items stays far below what one
+    /// kernel allocation may be).
+    pub const CEILING: usize = 1 << 20;
+
+    /// Whether every cap is at most [`Limits::CEILING`].
+    pub fn valid(&self) -> bool {
+        [
+            self.code,
+            self.regions,
+            self.rules,
+            self.entries,
+            self.returns,
+        ]
+        .iter()
+        .all(|&n| n <= Self::CEILING)
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Bits of [`Engine::full`]: which table is at its cap.
+pub mod full {
+    /// Code ranges.
+    pub const CODE: u8 = 1;
+    /// Regions.
+    pub const REGIONS: u8 = 2;
+    /// Rules.
+    pub const RULES: u8 = 4;
+    /// Entry points.
+    pub const ENTRIES: u8 = 8;
+    /// Return sites.
+    pub const RETURNS: u8 = 16;
+    /// Each bit with the name of the module parameter that sets its cap.
+    pub const NAMES: [(u8, &str); 5] = [
+        (CODE, "max_code_ranges"),
+        (REGIONS, "max_regions"),
+        (RULES, "max_rules"),
+        (ENTRIES, "max_entry_points"),
+        (RETURNS, "max_return_sites"),
+    ];
+}
 /// Log records kept.
 pub const LOG_RECORDS: usize = ctl::LOG_RECORDS;
 /// Records the rate limiter lets through in a burst.
@@ -261,66 +327,40 @@ struct Pending {
     used: u64,
 }
 
-/// A sorted fixed-capacity array. All-zero is empty.
-#[derive(Clone, Copy)]
-struct Sorted<T: Copy + Default, const N: usize> {
-    len: usize,
-    items: [T; N],
-}
-
-impl<T: Copy + Default, const N: usize> Sorted<T, N> {
-    fn as_slice(&self) -> &[T] {
-        &self.items[..self.len]
-    }
-
-    /// Inserts `item` at `at`, shifting the rest.
-    fn insert(&mut self, at: usize, item: T) -> Result<(), Error> {
-        if self.len == N {
-            return Err(Error::NoSpc);
-        }
-        self.items.copy_within(at..self.len, at + 1);
-        self.items[at] = item;
-        self.len += 1;
-        Ok(())
-    }
-
-    fn remove(&mut self, at: usize) {
-        self.items.copy_within(at + 1..self.len, at);
-        self.len -= 1;
-    }
-
-    fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
-        let mut n = 0;
-        for i in 0..self.len {
-            if keep(&self.items[i]) {
-                self.items[n] = self.items[i];
-                n += 1;
-            }
-        }
-        self.len = n;
-    }
+/// Whether `[lo, lo + n)` overlaps an item of `items`, which are sorted by start and disjoint,
+/// each spanning `span(item) = (start, length)`. Only the neighbours of `lo` can: O(log n).
+fn overlaps<T>(items: &[T], lo: u64, n: u64, span: impl Fn(&T) -> (u64, u64)) -> bool {
+    let i = items.partition_point(|x| span(x).0 < lo);
+    let hit = |x: &T| {
+        let (start, len) = span(x);
+        overlap(start, len, lo, n)
+    };
+    (i > 0 && hit(&items[i - 1])) || items.get(i).is_some_and(hit)
 }
 
 /// The per-VM policy state.
 ///
 /// # Invariants
 ///
-/// `code` is sorted by `start` and its ranges are disjoint (also in their pages); `regions` is
-/// sorted by `gfn` and disjoint, and no region overlaps any code range's pages; `rules` is sorted
-/// by `(region, start)`, and the rules of one region are disjoint; `entries` is sorted and each
-/// lies in its domain's code, as does each of `returns`, sorted by gate, with `count >= 1`;
-/// every code range, region, rule, entry and return site belongs to an active domain, every rule
-/// to a region.
+/// `code` is sorted by `start` and its ranges are disjoint; `code_by_gfn` holds the same ranges
+/// sorted by `gfn`, disjoint in their pages; `regions` is sorted by `gfn` and disjoint, and no
+/// region overlaps any code range's pages; `rules` is sorted by `(region, start)`, and the rules
+/// of one region are disjoint; `entries` is sorted and each lies in its domain's code, as does
+/// each of `returns`, sorted by gate, with `count >= 1`; every code range, region, rule, entry
+/// and return site belongs to an active domain, every rule to a region. No table holds more
+/// than its cap in `limits`.
 pub struct Engine {
     mode: Mode,
     deny: Deny,
     locked: bool,
+    limits: Limits,
     domains: [Domain; MAX_DOMAINS + 1],
-    code: Sorted<Code, MAX_CODE>,
-    regions: Sorted<Region, MAX_REGIONS>,
-    rules: Sorted<Rule, MAX_RULES>,
-    entries: Sorted<Gate, MAX_ENTRIES>,
-    returns: Sorted<Pending, MAX_RETURNS>,
+    code: List<Code>,
+    code_by_gfn: List<Code>,
+    regions: List<Region>,
+    rules: List<Rule>,
+    entries: List<Gate>,
+    returns: List<Pending>,
     /// The clock of `Pending::used`.
     calls: u64,
     /// Return sites forgotten because `returns` was full.
@@ -351,23 +391,23 @@ impl Default for Engine {
     }
 }
 
-const NO_GATE: Gate = Gate {
-    gpa: 0,
-    gva: 0,
-    domain: 0,
-};
-
 fn overlap(a: u64, alen: u64, b: u64, blen: u64) -> bool {
     a < b.saturating_add(blen) && b < a.saturating_add(alen)
 }
 
 impl Engine {
-    /// An empty engine: mode off, deny by exit, unlocked. Equal to the all-zero value.
+    /// An empty engine with the default [`Limits`]: mode off, deny by exit, unlocked.
     pub const fn new() -> Self {
+        Self::with_limits(Limits::DEFAULT)
+    }
+
+    /// An empty engine with these caps; allocates nothing.
+    pub const fn with_limits(limits: Limits) -> Self {
         Engine {
             mode: Mode::Off,
             deny: Deny::Exit,
             locked: false,
+            limits,
             domains: [Domain {
                 active: false,
                 mode: 0,
@@ -378,48 +418,12 @@ impl Engine {
                     left: 0,
                 },
             }; MAX_DOMAINS + 1],
-            code: Sorted {
-                len: 0,
-                items: [Code {
-                    start: 0,
-                    end: 0,
-                    gfn: 0,
-                    npages: 0,
-                    domain: 0,
-                }; MAX_CODE],
-            },
-            regions: Sorted {
-                len: 0,
-                items: [Region {
-                    gfn: 0,
-                    npages: 0,
-                    rights: 0,
-                    domain: 0,
-                }; MAX_REGIONS],
-            },
-            rules: Sorted {
-                len: 0,
-                items: [Rule {
-                    region: 0,
-                    start: 0,
-                    end: 0,
-                    rights: 0,
-                    domain: 0,
-                    trusted: false,
-                }; MAX_RULES],
-            },
-            entries: Sorted {
-                len: 0,
-                items: [NO_GATE; MAX_ENTRIES],
-            },
-            returns: Sorted {
-                len: 0,
-                items: [Pending {
-                    gate: NO_GATE,
-                    count: 0,
-                    used: 0,
-                }; MAX_RETURNS],
-            },
+            code: List::new(),
+            code_by_gfn: List::new(),
+            regions: List::new(),
+            rules: List::new(),
+            entries: List::new(),
+            returns: List::new(),
             calls: 0,
             returns_dropped: 0,
             violations: 0,
@@ -442,6 +446,26 @@ impl Engine {
     /// Whether the guest can only tighten.
     pub fn locked(&self) -> bool {
         self.locked
+    }
+
+    /// The VM's caps.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The tables at their cap, as [`full`] bits.
+    pub fn full(&self) -> u8 {
+        let l = &self.limits;
+        [
+            (self.code.len() >= l.code, full::CODE),
+            (self.regions.len() >= l.regions, full::REGIONS),
+            (self.rules.len() >= l.rules, full::RULES),
+            (self.entries.len() >= l.entries, full::ENTRIES),
+            (self.returns.len() >= l.returns, full::RETURNS),
+        ]
+        .iter()
+        .filter(|x| x.0)
+        .fold(0, |b, x| b | x.1)
     }
 
     /// Whether domain `d` exists.
@@ -506,12 +530,11 @@ impl Engine {
         c[..i].last().filter(|x| rip < x.end)
     }
 
-    /// The code range whose pages hold `gfn`. O(n) in code ranges (at most [`MAX_CODE`]).
+    /// The code range whose pages hold `gfn`. O(log n).
     pub fn code_at_gfn(&self, gfn: u64) -> Option<&Code> {
-        self.code
-            .as_slice()
-            .iter()
-            .find(|c| gfn >= c.gfn && gfn - c.gfn < c.npages)
+        let c = self.code_by_gfn.as_slice();
+        let i = c.partition_point(|x| x.gfn <= gfn);
+        c[..i].last().filter(|x| gfn - x.gfn < x.npages)
     }
 
     /// Entry points of all domains, sorted.
@@ -533,7 +556,7 @@ impl Engine {
 
     /// Return sites pending, all domains together, counted once per site.
     pub fn return_sites(&self) -> usize {
-        self.returns.len
+        self.returns.len()
     }
 
     /// The gate at `gva` in domain `d`'s code: its physical location through the code range.
@@ -770,10 +793,12 @@ impl Engine {
         o
     }
 
-    /// Adds an entry point; fails (changing nothing) if it is one already or the table is full.
+    /// Adds an entry point; fails (changing nothing) if it is one already, the table is at its
+    /// cap or memory is short.
     pub fn add_entry(&mut self, g: Gate) -> Result<(), Error> {
         match self.entries.as_slice().binary_search(&g) {
             Ok(_) => Err(Error::Exist),
+            Err(_) if self.entries.len() >= self.limits.entries => Err(Error::NoSpc),
             Err(at) => self.entries.insert(at, g),
         }
     }
@@ -782,7 +807,7 @@ impl Engine {
     /// existing domain, an address in its code, and the guest-physical address that code maps
     /// it to (a profile made for another layout does not fit: `NoEnt`); none twice.
     pub fn check_entries(&self, entries: &mut [CtlEntry]) -> Result<(), Error> {
-        if entries.len() > MAX_ENTRIES {
+        if entries.len() > self.limits.entries {
             return Err(Error::NoSpc);
         }
         for x in entries.iter() {
@@ -804,18 +829,20 @@ impl Engine {
         Ok(())
     }
 
-    /// Replaces the entry points with `entries`, which [`Engine::check_entries`] accepted.
-    pub fn set_entries(&mut self, entries: &[CtlEntry]) {
-        self.entries.len = 0;
-        for x in entries.iter().take(MAX_ENTRIES) {
-            self.entries.items[self.entries.len] = Gate {
+    /// Replaces the entry points with `entries`, which [`Engine::check_entries`] accepted; fails
+    /// (changing nothing) if memory is short.
+    pub fn set_entries(&mut self, entries: &[CtlEntry]) -> Result<(), Error> {
+        let mut new = List::with_capacity(entries.len())?;
+        for x in entries {
+            new.push(Gate {
                 gpa: x.gpa,
                 gva: x.gva,
                 // CAST: checked to be a domain.
                 domain: x.domain as u8,
-            };
-            self.entries.len += 1;
+            })?;
         }
+        self.entries = new;
+        Ok(())
     }
 
     /// The entry points as control-plane entries, sorted by location.
@@ -840,20 +867,22 @@ impl Engine {
         if self.is_entry(&g) {
             return Err(Error::Exist);
         }
-        if self.entries.len == MAX_ENTRIES {
+        if self.entries.len() >= self.limits.entries {
             return Err(Error::NoSpc);
         }
         Ok(g)
     }
 
-    /// Records a call out at `g`; a full table forgets its least recently recorded site.
+    /// Records a call out at `g`; a table at its cap forgets its least recently recorded site
+    /// (O(n): only a guest at the cap pays it). A site that finds no memory is forgotten too,
+    /// and counted with them.
     fn push_return(&mut self, g: Gate) {
         self.calls += 1;
         let used = self.calls;
         let r = self.returns.as_slice();
         let at = match r.binary_search_by(|p| p.gate.cmp(&g)) {
             Ok(i) => {
-                let p = &mut self.returns.items[i];
+                let p = &mut self.returns.as_mut_slice()[i];
                 p.count = p.count.saturating_add(1);
                 p.used = used;
                 return;
@@ -861,34 +890,32 @@ impl Engine {
             Err(at) => at,
         };
         let mut at = at;
-        if self.returns.len == MAX_RETURNS {
-            let mut old = 0;
-            for (i, p) in r.iter().enumerate() {
-                if p.used < r[old].used {
-                    old = i;
-                }
-            }
+        if r.len() >= self.limits.returns {
+            let Some(old) = (0..r.len()).min_by_key(|&i| r[i].used) else {
+                // A cap of 0: nothing is kept.
+                self.returns_dropped += 1;
+                return;
+            };
             self.returns_dropped += u64::from(r[old].count);
             self.returns.remove(old);
             if old < at {
                 at -= 1;
             }
         }
-        // Cannot fail: there is room now.
-        let _ = self.returns.insert(
-            at,
-            Pending {
-                gate: g,
-                count: 1,
-                used,
-            },
-        );
+        let p = Pending {
+            gate: g,
+            count: 1,
+            used,
+        };
+        if self.returns.insert(at, p).is_err() {
+            self.returns_dropped += 1;
+        }
     }
 
     /// Uses up one pending return at `g`.
     fn pop_return(&mut self, g: &Gate) {
         if let Ok(i) = self.returns.as_slice().binary_search_by(|p| p.gate.cmp(g)) {
-            let p = &mut self.returns.items[i];
+            let p = &mut self.returns.as_mut_slice()[i];
             p.count -= 1;
             if p.count == 0 {
                 self.returns.remove(i);
@@ -921,8 +948,9 @@ impl Engine {
 
     /// Adds a learned rule: rules of the region inside its range are merged into it, and a
     /// neighbour with the same rights that touches it is joined. Fails (changing nothing) when the
-    /// profile is full, a rule overlaps it partially, or one it would merge with is trusted
-    /// differently (trust must not spread to a range the administrator did not name).
+    /// profile is at its cap or memory is short, a rule overlaps it partially, or one it would
+    /// merge with is trusted differently (trust must not spread to a range the administrator did
+    /// not name).
     pub fn learn(&mut self, rule: Rule) -> Result<(), Error> {
         let mut rights = rule.rights;
         let (mut start, mut end) = (rule.start, rule.end);
@@ -970,7 +998,7 @@ impl Engine {
                 to += 1;
             }
         }
-        if to == from && self.rules.len == MAX_RULES {
+        if to == from && self.rules.len() >= self.limits.rules {
             return Err(Error::NoSpc);
         }
         let merged = Rule {
@@ -981,17 +1009,19 @@ impl Engine {
             domain: rule.domain,
             trusted: rule.trusted,
         };
+        // Inserted after the rules it replaces, then those go: a failed insertion changes nothing.
+        self.rules.insert(to, merged)?;
         for _ in from..to {
             self.rules.remove(from);
         }
-        self.rules.insert(from, merged)
+        Ok(())
     }
 
     /// Checks `rules` as a whole profile for this VM (sorting them): each names an existing
     /// domain's region by its first byte, has rights within the region's, an aligned non-empty
     /// accessor range, and no two rules of a region overlap.
     pub fn check_profile(&self, rules: &mut [CtlRule]) -> Result<(), Error> {
-        if rules.len() > MAX_RULES {
+        if rules.len() > self.limits.rules {
             return Err(Error::NoSpc);
         }
         for x in rules.iter() {
@@ -1025,12 +1055,12 @@ impl Engine {
         Ok(())
     }
 
-    /// Replaces the profile with `rules`, which [`Engine::check_profile`] accepted.
-    pub fn set_profile(&mut self, rules: &[CtlRule]) {
-        self.rules.len = 0;
-        for x in rules.iter().take(MAX_RULES) {
-            let i = self.rules.len;
-            self.rules.items[i] = Rule {
+    /// Replaces the profile with `rules`, which [`Engine::check_profile`] accepted; fails
+    /// (changing nothing) if memory is short.
+    pub fn set_profile(&mut self, rules: &[CtlRule]) -> Result<(), Error> {
+        let mut new = List::with_capacity(rules.len())?;
+        for x in rules {
+            new.push(Rule {
                 region: x.region_gpa / PAGE,
                 start: x.accessor_start,
                 end: x.accessor_end,
@@ -1038,9 +1068,10 @@ impl Engine {
                 rights: (x.access & u32::from(X | RW)) as u8,
                 domain: x.domain as u8,
                 trusted: x.access & ctl::RULE_TRUSTED != 0,
-            };
-            self.rules.len += 1;
+            })?;
         }
+        self.rules = new;
+        Ok(())
     }
 
     /// The profile as control-plane rules.
@@ -1094,27 +1125,43 @@ impl Engine {
         {
             return Err(Error::Range);
         }
-        let clash = self.code.as_slice().iter().any(|x| {
-            overlap(x.start, x.end - x.start, c.start, c.end - c.start)
-                || overlap(x.gfn, x.npages, c.gfn, c.npages)
-        }) || self
-            .regions
-            .as_slice()
-            .iter()
-            .any(|r| overlap(r.gfn, r.npages, c.gfn, c.npages));
+        let clash = overlaps(self.code.as_slice(), c.start, c.end - c.start, |x| {
+            (x.start, x.end - x.start)
+        }) || self.code_pages_overlap(c.gfn, c.npages)
+            || self.region_overlap(c.gfn, c.npages);
         if clash {
             return Err(Error::Exist);
         }
-        if self.code.len == MAX_CODE {
+        if self.code.len() >= self.limits.code {
             return Err(Error::NoSpc);
         }
         Ok(())
     }
 
-    /// Adds a code range [`Engine::check_code`] accepted.
+    fn code_pages_overlap(&self, gfn: u64, npages: u64) -> bool {
+        overlaps(self.code_by_gfn.as_slice(), gfn, npages, |x| {
+            (x.gfn, x.npages)
+        })
+    }
+
+    fn region_overlap(&self, gfn: u64, npages: u64) -> bool {
+        overlaps(self.regions.as_slice(), gfn, npages, |x| (x.gfn, x.npages))
+    }
+
+    /// Adds a code range [`Engine::check_code`] accepted; fails (changing nothing) if memory is
+    /// short.
     pub fn add_code(&mut self, c: Code) -> Result<(), Error> {
         let at = self.code.as_slice().partition_point(|x| x.start < c.start);
-        self.code.insert(at, c)
+        let by_gfn = self
+            .code_by_gfn
+            .as_slice()
+            .partition_point(|x| x.gfn < c.gfn);
+        self.code.insert(at, c)?;
+        if let Err(e) = self.code_by_gfn.insert(by_gfn, c) {
+            self.code.remove(at);
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Checks that `d` may own `r` (always a tightening, so allowed while locked).
@@ -1125,26 +1172,17 @@ impl Engine {
         if r.npages == 0 || r.npages > abi::MAX_PAGES {
             return Err(Error::Range);
         }
-        let clash = self
-            .regions
-            .as_slice()
-            .iter()
-            .any(|x| overlap(x.gfn, x.npages, r.gfn, r.npages))
-            || self
-                .code
-                .as_slice()
-                .iter()
-                .any(|c| overlap(c.gfn, c.npages, r.gfn, r.npages));
-        if clash {
+        if self.region_overlap(r.gfn, r.npages) || self.code_pages_overlap(r.gfn, r.npages) {
             return Err(Error::Exist);
         }
-        if self.regions.len == MAX_REGIONS {
+        if self.regions.len() >= self.limits.regions {
             return Err(Error::NoSpc);
         }
         Ok(())
     }
 
-    /// Adds a region [`Engine::check_region`] accepted.
+    /// Adds a region [`Engine::check_region`] accepted; fails (changing nothing) if memory is
+    /// short.
     pub fn add_region(&mut self, r: Region) -> Result<(), Error> {
         let at = self.regions.as_slice().partition_point(|x| x.gfn < r.gfn);
         self.regions.insert(at, r)
@@ -1164,6 +1202,7 @@ impl Engine {
     /// Removes domain `d` with its code, regions and rules.
     pub fn destroy_domain(&mut self, d: u8) {
         self.code.retain(|x| x.domain != d);
+        self.code_by_gfn.retain(|x| x.domain != d);
         self.regions.retain(|x| x.domain != d);
         self.rules.retain(|x| x.domain != d);
         self.entries.retain(|x| x.domain != d);
@@ -1330,9 +1369,10 @@ fn key_hash(r: &CtlRecord) -> u32 {
 /// # Invariants
 ///
 /// `len <= LOG_RECORDS` and `len <= written`; the unread records are those numbered
-/// `written - len .. written` in the order stored, record `n` in `buf[n % LOG_RECORDS]`.
+/// `written - len .. written` in the order stored, record `n` in `buf[n % LOG_RECORDS]`; `buf`
+/// holds `min(written, LOG_RECORDS)` records (it is allocated, whole, by the first one stored).
 pub struct Log {
-    buf: [CtlRecord; LOG_RECORDS],
+    buf: List<CtlRecord>,
     len: usize,
     /// Records stored so far.
     pub written: u64,
@@ -1360,21 +1400,7 @@ impl Log {
     /// An empty log.
     pub const fn new() -> Self {
         Log {
-            buf: [CtlRecord {
-                seq: 0,
-                time_ns: 0,
-                rip: 0,
-                gva: 0,
-                gpa: 0,
-                vm: 0,
-                vcpu: 0,
-                view: 0,
-                domain: 0,
-                access: 0,
-                verdict: 0,
-                last_ns: 0,
-                count: 0,
-            }; LOG_RECORDS],
+            buf: List::new(),
             len: 0,
             written: 0,
             dropped: 0,
@@ -1448,7 +1474,9 @@ impl Log {
             let Some(slot) = self.entry(i) else {
                 continue;
             };
-            let r = &mut self.buf[slot];
+            let Some(r) = self.buf.as_mut_slice().get_mut(slot) else {
+                continue;
+            };
             if same_key(r, &rec) {
                 r.count = r.count.saturating_add(1);
                 r.last_ns = r.last_ns.max(rec.time_ns);
@@ -1461,13 +1489,32 @@ impl Log {
             self.dropped += 1;
             return Pushed::Dropped;
         }
+        if self.buf.is_empty() {
+            match List::with_capacity(LOG_RECORDS) {
+                Ok(b) => self.buf = b,
+                Err(_) => {
+                    self.dropped += 1;
+                    return Pushed::Dropped;
+                }
+            }
+        }
         self.tokens -= MILLI;
         rec.seq = self.written + self.dropped;
         rec.last_ns = rec.time_ns;
         rec.count = 1;
         let n = self.written;
         // CAST: the remainder is below `LOG_RECORDS`.
-        self.buf[(n % LOG_RECORDS as u64) as usize] = rec;
+        let slot = (n % LOG_RECORDS as u64) as usize;
+        match self.buf.as_mut_slice().get_mut(slot) {
+            Some(r) => *r = rec,
+            // Record `n` is the first in its slot (`slot == buf.len()`), and there is room.
+            None => {
+                if self.buf.push(rec).is_err() {
+                    self.dropped += 1;
+                    return Pushed::Dropped;
+                }
+            }
+        }
         self.written += 1;
         self.len += 1;
         // The new record takes a free entry, else the least recently used one.
@@ -1492,9 +1539,16 @@ impl Log {
         if self.len == 0 {
             return None;
         }
-        let n = self.written.saturating_sub(self.len as u64);
+        self.record(self.written.saturating_sub(self.len as u64))
+    }
+
+    /// Record `n`, if it is still in the ring.
+    fn record(&self, n: u64) -> Option<CtlRecord> {
         // CAST: the remainder is below `LOG_RECORDS`.
-        Some(self.buf[(n % LOG_RECORDS as u64) as usize])
+        self.buf
+            .as_slice()
+            .get((n % LOG_RECORDS as u64) as usize)
+            .copied()
     }
 
     /// Takes the oldest record. It leaves the window with it: a later repeat is a new record.
@@ -1504,8 +1558,7 @@ impl Log {
         }
         let n = self.written.saturating_sub(self.len as u64);
         self.len -= 1;
-        // CAST: the remainder is below `LOG_RECORDS`.
-        Some(self.buf[(n % LOG_RECORDS as u64) as usize])
+        self.record(n)
     }
 }
 

@@ -94,8 +94,6 @@ fn rust_mirror_matches_c_header() {
         ("KVM_ISOLATE_CTL_TYPE", u64::from(ctl::CTL_TYPE)),
         ("KVM_ISOLATE_CTL_VERSION_NR", u64::from(ctl::CTL_VERSION_NR)),
         ("KVM_ISOLATE_RULE_TRUSTED", u64::from(ctl::RULE_TRUSTED)),
-        ("KVM_ISOLATE_MAX_RULES", u64::from(ctl::MAX_RULES)),
-        ("KVM_ISOLATE_MAX_ENTRIES", u64::from(ctl::MAX_ENTRIES)),
         ("KVM_ISOLATE_LOG_RECORDS", ctl::LOG_RECORDS as u64),
         ("KVM_ISOLATE_QUERY_VIEW", abi::QUERY_VIEW),
         ("KVM_ISOLATE_QUERY_ACCESS", abi::QUERY_ACCESS),
@@ -126,9 +124,13 @@ fn rust_mirror_matches_c_header() {
     for (name, value) in want {
         assert_eq!(h.get(name).copied(), Some(value), "{name}");
     }
-    // Version 3: rules trusted on their own (RULE_TRUSTED), a bit no right uses.
-    assert_eq!(ctl::CTL_VERSION_NR, 3);
-    assert_eq!(h.get("KVM_ISOLATE_CTL_VERSION_NR").copied(), Some(3));
+    // Version 4: capacities per VM (module parameters), no static rule or entry point limit.
+    assert_eq!(ctl::CTL_VERSION_NR, 4);
+    assert_eq!(h.get("KVM_ISOLATE_CTL_VERSION_NR").copied(), Some(4));
+    for gone in ["KVM_ISOLATE_MAX_RULES", "KVM_ISOLATE_MAX_ENTRIES"] {
+        assert!(!h.contains_key(gone), "{gone} is gone in version 4");
+    }
+    // Rules trusted on their own (RULE_TRUSTED, version 3): a bit no right uses.
     assert_eq!(ctl::RULE_TRUSTED, 0x100);
     assert_eq!(u64::from(ctl::RULE_TRUSTED) & abi::ACCESS_RWX, 0);
     // Every function number and error code in the header is mirrored.
@@ -470,6 +472,16 @@ fn ctl_matches_c() {
         "offsetof(struct kvm_isolate_ctl_vm, violations)",
         "offsetof(struct kvm_isolate_ctl_vm, dropped)",
         "offsetof(struct kvm_isolate_ctl_vm, compressed)",
+        "offsetof(struct kvm_isolate_ctl_vm, code_ranges)",
+        "offsetof(struct kvm_isolate_ctl_vm, regions)",
+        "offsetof(struct kvm_isolate_ctl_vm, entries)",
+        "offsetof(struct kvm_isolate_ctl_vm, return_sites)",
+        "offsetof(struct kvm_isolate_ctl_vm, max_code_ranges)",
+        "offsetof(struct kvm_isolate_ctl_vm, max_regions)",
+        "offsetof(struct kvm_isolate_ctl_vm, max_rules)",
+        "offsetof(struct kvm_isolate_ctl_vm, max_entries)",
+        "offsetof(struct kvm_isolate_ctl_vm, max_return_sites)",
+        "offsetof(struct kvm_isolate_ctl_vm, pad)",
         "offsetof(struct kvm_isolate_ctl_domain, allowed)",
         "offsetof(struct kvm_isolate_ctl_domain, left)",
         "offsetof(struct kvm_isolate_ctl_rule, region_gpa)",
@@ -510,7 +522,7 @@ fn ctl_matches_c() {
         .map(|(k, v)| (k, v.parse().unwrap()))
         .collect();
     use ctl::*;
-    let want: [(&str, u64); 39] = [
+    let want: [(&str, u64); 49] = [
         ("KVM_ISOLATE_CTL_VERSION", CTL_VERSION.into()),
         ("KVM_ISOLATE_CTL_LIST", CTL_LIST.into()),
         ("KVM_ISOLATE_CTL_DOMAINS", CTL_DOMAINS.into()),
@@ -571,6 +583,46 @@ fn ctl_matches_c() {
         (
             "offsetof(struct kvm_isolate_ctl_vm, compressed)",
             offset_of!(CtlVm, compressed) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_vm, code_ranges)",
+            offset_of!(CtlVm, code_ranges) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_vm, regions)",
+            offset_of!(CtlVm, regions) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_vm, entries)",
+            offset_of!(CtlVm, entries) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_vm, return_sites)",
+            offset_of!(CtlVm, return_sites) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_vm, max_code_ranges)",
+            offset_of!(CtlVm, max_code_ranges) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_vm, max_regions)",
+            offset_of!(CtlVm, max_regions) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_vm, max_rules)",
+            offset_of!(CtlVm, max_rules) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_vm, max_entries)",
+            offset_of!(CtlVm, max_entries) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_vm, max_return_sites)",
+            offset_of!(CtlVm, max_return_sites) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_vm, pad)",
+            offset_of!(CtlVm, pad) as u64,
         ),
         (
             "offsetof(struct kvm_isolate_ctl_domain, allowed)",

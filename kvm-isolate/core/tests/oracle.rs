@@ -17,7 +17,7 @@
 use kvm_isolate_core::abi::Error;
 use kvm_isolate_core::ctl::{self, CtlRule};
 use kvm_isolate_core::policy::{
-    Code, Decision, Deny, Engine, Fault, Gate, GateOp, Mode, Region, Rule, Stack,
+    Code, Decision, Deny, Engine, Limits, Fault, Gate, GateOp, Mode, Region, Rule, Stack,
 };
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -410,8 +410,8 @@ impl Spec {
             }
             None => {}
         }
-        // "at most MAX_RETURNS (512) sites per VM": never reached here.
-        assert!(self.pending.len() < 512);
+        // "at most max_return_sites (4096 by default) sites per VM": never reached here.
+        assert!(self.pending.len() < Limits::DEFAULT.returns);
     }
 
     /// The same VM in an engine, through the engine's interface; the parts the engine refuses
@@ -470,7 +470,7 @@ impl Spec {
             })
             .collect();
         e.check_profile(&mut profile).unwrap();
-        e.set_profile(&profile);
+        e.set_profile(&profile).unwrap();
         // "ADD_ENTRY: gva must lie in one of the domain's code ranges (ERANGE), which gives the
         // entry point's guest-physical address; an entry point already known is EEXIST".
         let mut known: Vec<Gate> = Vec::new();

@@ -13,10 +13,23 @@ const R: u8 = 1;
 const W: u8 = 2;
 const X: u8 = 4;
 
+/// The caps the tests fill (small enough to fill quickly): an administrator's choice.
+const LIMITS: Limits = Limits {
+    code: 64,
+    regions: 256,
+    rules: 4096,
+    entries: 1024,
+    returns: 512,
+};
+const MAX_REGIONS: usize = LIMITS.regions;
+const MAX_RULES: usize = LIMITS.rules;
+const MAX_ENTRIES: usize = LIMITS.entries;
+const MAX_RETURNS: usize = LIMITS.returns;
+
 /// Domain 1: code at gva 0x1000_0000 (2 pages, gfn 0x100), region gfn 0x200 (4 pages, RW).
 /// Domain 2: code at gva 0x2000_0000 (1 page, gfn 0x300), region gfn 0x400 (1 page, R).
 fn engine() -> Box<Engine> {
-    let mut e = Box::new(Engine::new());
+    let mut e = Box::new(Engine::with_limits(LIMITS));
     for (d, gva, gfn, rgfn, rn, rights) in [
         (1u8, 0x1000_0000u64, 0x100u64, 0x200u64, 4u64, R | W),
         (2, 0x2000_0000, 0x300, 0x400, 1, R),
@@ -55,18 +68,26 @@ fn fault(view: u8, gpa: u64, rip: u64, access: u8) -> Fault {
 
 const FOREIGN: u64 = 0x7000_0123;
 
+/// A new engine is empty, has the default caps, and no table is at its cap.
 #[test]
-fn all_zero_engine_is_empty() {
-    // The kernel allocates the engine zeroed; that must be the same as `Engine::new()`.
-    let z: Box<Engine> = unsafe { Box::<Engine>::new_zeroed().assume_init() };
+fn new_engine_is_empty_with_the_default_caps() {
     let n = Engine::new();
-    assert_eq!(z.mode(), n.mode());
-    assert_eq!(z.deny(), n.deny());
-    assert_eq!(z.locked(), n.locked());
-    assert_eq!(z.domain_bits(), 0);
-    assert!(z.regions().is_empty() && z.code().is_empty() && z.rules().is_empty());
-    assert_eq!(z.log.len(), 0);
-    assert_eq!((z.log.written, z.log.dropped), (0, 0));
+    assert_eq!(
+        (n.mode(), n.deny(), n.locked()),
+        (Mode::Off, Deny::Exit, false)
+    );
+    assert_eq!(n.limits(), Limits::DEFAULT);
+    assert!(Limits::DEFAULT.valid());
+    assert_eq!(n.full(), 0);
+    assert_eq!(n.domain_bits(), 0);
+    assert!(n.regions().is_empty() && n.code().is_empty() && n.rules().is_empty());
+    assert_eq!(n.log.len(), 0);
+    assert_eq!((n.log.written, n.log.dropped), (0, 0));
+    let too_big = Limits {
+        rules: Limits::CEILING + 1,
+        ..Limits::DEFAULT
+    };
+    assert!(!too_big.valid());
 }
 
 #[test]
@@ -152,7 +173,7 @@ fn learn_then_enforce() {
     let mut p: Vec<CtlRule> = e.profile().collect();
     p[0].access |= ctl::RULE_TRUSTED;
     e.check_profile(&mut p).unwrap();
-    e.set_profile(&p);
+    e.set_profile(&p).unwrap();
     assert_eq!(e.decide(&f).decision, Decision::Switch(1));
     // The rule allows reads only, from that page only.
     assert!(matches!(
@@ -244,7 +265,8 @@ fn access_to_another_domain_from_a_domain_view() {
         u32::from(R) | ctl::RULE_TRUSTED,
         r.start,
         r.end,
-    )]);
+    )])
+    .unwrap();
     assert_eq!(e.rules(), &[r]);
     assert_eq!(e.decide(&f).decision, Decision::Switch(1));
 }
@@ -763,7 +785,7 @@ fn profile_round_trip() {
     );
     let mut f = engine();
     f.check_profile(&mut out).unwrap();
-    f.set_profile(&out);
+    f.set_profile(&out).unwrap();
     assert_eq!(e.rules(), f.rules());
     assert_eq!(f.profile().collect::<Vec<_>>(), out);
     f.set_mode(0, Some(Mode::Enforce));
@@ -807,7 +829,7 @@ fn profile_carries_trust_both_ways() {
     ];
     let mut f = engine();
     f.check_profile(&mut p).unwrap();
-    f.set_profile(&p);
+    f.set_profile(&p).unwrap();
     assert_eq!(
         f.rules()
             .iter()
@@ -1518,8 +1540,7 @@ fn ctl_entry(domain: u32, gva: u64, gpa: u64) -> CtlEntry {
 fn import_entries(e: &mut Engine, entries: &[CtlEntry]) -> Result<(), Error> {
     let mut v = entries.to_vec();
     e.check_entries(&mut v)?;
-    e.set_entries(&v);
-    Ok(())
+    e.set_entries(&v)
 }
 
 #[test]
@@ -1695,7 +1716,7 @@ fn entry_list_round_trips_registered_and_learned_entry_points() {
     shuffled.swap(0, 2);
     f.check_entries(&mut shuffled).unwrap();
     assert_eq!(shuffled, list);
-    f.set_entries(&shuffled);
+    f.set_entries(&shuffled).unwrap();
     assert_eq!(f.entries(), e.entries());
     assert_eq!(f.entry_list().collect::<Vec<_>>(), list);
     assert!(!f.is_entry(&gate1(SITE)));
@@ -1813,7 +1834,7 @@ fn code_is_executable_only_in_its_domains_view_and_writable_in_none() {
 /// The table of return sites of `calls_out_are_bounded_and_accounted`: domain 1 with 64 pages
 /// of code, enforcing.
 fn wide_engine() -> Box<Engine> {
-    let mut e = Box::new(Engine::new());
+    let mut e = Box::new(Engine::with_limits(LIMITS));
     e.create_domain(1).unwrap();
     let c = Code {
         start: 0x1000_0000,
@@ -2097,7 +2118,7 @@ fn arb_engine() -> impl Strategy<Value = Box<Engine>> {
         prop::collection::vec((1u64..16, 0u64..4), 0..12),
     )
         .prop_map(|(ndom, regions, rules, mode, entries, calls)| {
-            let mut e = Box::new(Engine::new());
+            let mut e = Box::new(Engine::with_limits(LIMITS));
             for d in 1..=ndom as u8 {
                 e.create_domain(d).unwrap();
                 let c = arb_code(d);
@@ -2330,7 +2351,7 @@ proptest! {
                 ..x
             })
             .collect();
-        e.set_profile(&all);
+        e.set_profile(&all).unwrap();
         prop_assert!(e.rules().iter().all(|x| x.trusted));
         for f in &learned {
             prop_assert!(matches!(e.decide(f).decision, Decision::Switch(_)), "{:?}", f);
@@ -2481,4 +2502,141 @@ fn peek_shows_the_oldest_record_and_takes_nothing() {
     assert_eq!(l.pop().map(|r| r.rip), Some(1));
     assert_eq!(l.peek().map(|r| r.rip), Some(2));
     assert_eq!(l.len(), 1);
+}
+
+/// Caps of one: each table takes one item, then refuses the next with `NoSpc`, changing
+/// nothing, and `full()` says which tables are at their cap.
+#[test]
+fn each_cap_refuses_the_next_item_and_changes_nothing() {
+    let one = Limits {
+        code: 1,
+        regions: 1,
+        rules: 1,
+        entries: 1,
+        returns: 1,
+    };
+    let mut e = Engine::with_limits(one);
+    e.create_domain(1).unwrap();
+    let code = |gva: u64, gfn: u64| Code {
+        start: gva,
+        end: gva + P,
+        gfn,
+        npages: 1,
+        domain: 1,
+    };
+    e.check_code(1, &code(0x1000_0000, 0x100), true).unwrap();
+    e.add_code(code(0x1000_0000, 0x100)).unwrap();
+    assert_eq!(e.full(), full::CODE);
+    assert_eq!(
+        e.check_code(1, &code(0x1000_1000, 0x101), true),
+        Err(Error::NoSpc)
+    );
+    let region = |gfn: u64| Region {
+        gfn,
+        npages: 1,
+        rights: R | W,
+        domain: 1,
+    };
+    e.check_region(&region(0x200)).unwrap();
+    e.add_region(region(0x200)).unwrap();
+    assert_eq!(e.check_region(&region(0x201)), Err(Error::NoSpc));
+    e.learn(rule(0x200, 0x7000_0000, 0x7000_1000, R)).unwrap();
+    assert_eq!(
+        e.learn(rule(0x200, 0x7000_2000, 0x7000_3000, R)),
+        Err(Error::NoSpc)
+    );
+    // A rule the existing one absorbs takes no room.
+    e.learn(rule(0x200, 0x7000_0000, 0x7000_1000, W)).unwrap();
+    assert_eq!(e.rules().len(), 1);
+    let g = e.check_entry(1, 0x1000_0010, true).unwrap();
+    e.add_entry(g).unwrap();
+    assert_eq!(e.check_entry(1, 0x1000_0020, true), Err(Error::NoSpc));
+    let g2 = Gate {
+        gpa: 0x100 * P + 0x20,
+        gva: 0x1000_0020,
+        domain: 1,
+    };
+    assert_eq!(e.add_entry(g2), Err(Error::NoSpc));
+    // Imports above a cap are refused before anything else.
+    let entry = |gva: u64| CtlEntry {
+        domain: 1,
+        pad: 0,
+        gva,
+        gpa: 0x100 * P + (gva - 0x1000_0000),
+    };
+    assert_eq!(
+        e.check_entries(&mut [entry(0x1000_0010), entry(0x1000_0020)]),
+        Err(Error::NoSpc)
+    );
+    let r = ctl_rule(1, 0x200 * P, 1, 0x7000_0000, 0x7000_1000);
+    let r2 = ctl_rule(1, 0x200 * P, 1, 0x7000_2000, 0x7000_3000);
+    assert_eq!(e.check_profile(&mut [r, r2]), Err(Error::NoSpc));
+    assert_eq!(
+        e.full(),
+        full::CODE | full::REGIONS | full::RULES | full::ENTRIES
+    );
+    assert_eq!(e.code().len(), 1);
+    assert_eq!(e.regions().len(), 1);
+    assert_eq!(e.entries(), &[g]);
+    // Return sites: the second call out forgets the first.
+    e.set_mode(0, Some(Mode::Enforce));
+    for ret in [0x1000_0100u64, 0x1000_0200] {
+        e.handle(&fetch(1, 0x6000_0123, 0x900 * P, called_from(ret)));
+    }
+    assert_eq!((e.return_sites(), e.returns_dropped), (1, 1));
+    assert_ne!(e.full() & full::RETURNS, 0);
+    // Destroying the domain empties every table.
+    e.destroy_domain(1);
+    assert_eq!(e.full(), 0);
+    assert_eq!(e.code_at_gfn(0x100), None);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The overlap checks look only at neighbours in the sorted tables: they agree with a scan
+    /// of every code range and region, whatever was added before.
+    #[test]
+    fn overlap_checks_agree_with_a_scan(
+        adds in prop::collection::vec((0u64..64, 1u64..6, any::<bool>(), 0u64..64), 1..60)
+    ) {
+        let mut e = Engine::new();
+        e.create_domain(1).unwrap();
+        for (gfn, n, is_code, gva_page) in adds {
+            let pages = |a: u64, an: u64, b: u64, bn: u64| a < b + bn && b < a + an;
+            let code_clash = e.code().iter().any(|c| pages(c.gfn, c.npages, gfn, n));
+            let region_clash = e.regions().iter().any(|r| pages(r.gfn, r.npages, gfn, n));
+            if is_code {
+                let c = Code {
+                    start: gva_page * P,
+                    end: (gva_page + n) * P,
+                    gfn,
+                    npages: n,
+                    domain: 1,
+                };
+                let va_clash = e
+                    .code()
+                    .iter()
+                    .any(|x| x.start < c.end && c.start < x.end);
+                let want = code_clash || region_clash || va_clash;
+                let got = e.check_code(1, &c, false);
+                prop_assert_eq!(got == Err(Error::Exist), want, "{:?}", c);
+                if got.is_ok() {
+                    e.add_code(c).unwrap();
+                }
+            } else {
+                let r = Region { gfn, npages: n, rights: R, domain: 1 };
+                let got = e.check_region(&r);
+                prop_assert_eq!(got == Err(Error::Exist), code_clash || region_clash);
+                if got.is_ok() {
+                    e.add_region(r).unwrap();
+                }
+            }
+        }
+        for c in e.code() {
+            for g in c.gfn..c.gfn + c.npages {
+                prop_assert_eq!(e.code_at_gfn(g), Some(c));
+            }
+        }
+    }
 }

@@ -42,7 +42,7 @@ pub struct Cli {
 pub enum Command {
     /// One row per VM.
     List,
-    /// A VM and its domains.
+    /// A VM, what it holds of its capacities (the module parameters), and its domains.
     Show {
         /// VM id.
         vm: u32,
@@ -448,6 +448,8 @@ pub fn show(ctl: &dyn Ctl, vm: u32, json: bool, out: &mut dyn Write) -> Result<(
     }
     out.write_all(output::table(&output::VM_HEADERS, &[output::vm_row(v)]).as_bytes())?;
     writeln!(out)?;
+    out.write_all(output::table(&output::USAGE_HEADERS, &[output::usage_row(v)]).as_bytes())?;
+    writeln!(out)?;
     let rows: Vec<Vec<String>> = domains
         .iter()
         .map(|d| output::domain_row(d, v.mode))
@@ -595,6 +597,12 @@ pub fn profile_set(ctl: &dyn Ctl, vm: u32, rules: &[CtlRule]) -> Result<(), Erro
             vm
         )));
     }
+    if e.raw_os_error() == Some(libc::E2BIG) {
+        return Err(Error::Runtime(format!(
+            "VM {}: more rules than the VM holds (the module parameter max_rules)",
+            vm
+        )));
+    }
     Err(ioctl_error(ctl, e, Subject::Vm(vm), true))
 }
 
@@ -624,19 +632,54 @@ fn entries_set(ctl: &dyn Ctl, vm: u32, entries: &[CtlEntry]) -> Result<(), Error
                 .to_string()
         }
         Some(libc::EEXIST) => "an entry point twice".to_string(),
-        Some(libc::E2BIG) => "too many entry points".to_string(),
+        Some(libc::E2BIG) => {
+            "more entry points than the VM holds (the module parameter max_entry_points)"
+                .to_string()
+        }
         _ => return Err(ioctl_error(ctl, e, Subject::Vm(vm), true)),
     };
     Err(Error::Runtime(format!("VM {}: {}", vm, why)))
 }
 
+/// Whether `p` fits in VM `vm`: its rules and entry points at most the VM's capacities, which
+/// are the module parameters `max_rules` and `max_entry_points` when the VM was created (the
+/// kernel refuses more with `E2BIG`; this says which and changes nothing).
+fn check_fits(ctl: &dyn Ctl, vm: u32, p: &profile::Profile) -> Result<(), Error> {
+    let vms = list_vms(ctl)?;
+    let v = vms
+        .iter()
+        .find(|v| v.id == vm)
+        .ok_or_else(|| Error::Runtime(format!("no VM {}", vm)))?;
+    let over = |n: usize, what: &str, cap: u32, param: &str| {
+        Error::Runtime(format!(
+            "VM {}: the profile has {} {}, the VM holds at most {} (the module parameter {} when \
+             the VM was created); nothing changed",
+            vm, n, what, cap, param
+        ))
+    };
+    if p.rules.len() > v.max_rules as usize {
+        return Err(over(p.rules.len(), "rules", v.max_rules, "max_rules"));
+    }
+    match &p.entries {
+        Some(e) if e.len() > v.max_entries as usize => Err(over(
+            e.len(),
+            "entry points",
+            v.max_entries,
+            "max_entry_points",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// `profile import VM` once the file is parsed: all or nothing, as far as the user can tell.
 ///
-/// A file with entry points replaces them before the rules, each kernel call checking all it gets
-/// before changing anything: the VM's entry points are read, the file's set, then the rules; if
-/// the rules are refused, the old entry points are put back. A file without entry points (from
-/// before they were exported) leaves the VM's as they are.
+/// The file must fit in the VM ([`check_fits`]). A file with entry points replaces them before
+/// the rules, each kernel call checking all it gets before changing anything: the VM's entry
+/// points are read, the file's set, then the rules; if the rules are refused, the old entry
+/// points are put back. A file without entry points (from before they were exported) leaves the
+/// VM's as they are.
 pub fn profile_import(ctl: &dyn Ctl, vm: u32, p: &profile::Profile) -> Result<(), Error> {
+    check_fits(ctl, vm, p)?;
     let Some(entries) = &p.entries else {
         return profile_set(ctl, vm, &p.rules);
     };

@@ -234,8 +234,23 @@ impl<T: Ctl + ?Sized> Ctl for &T {
 #[cfg(test)]
 pub mod fake {
     use super::*;
+    use kvm_isolate_core::policy::Limits;
     use std::cell::RefCell;
     use std::collections::VecDeque;
+
+    /// `vm` with the capacities `limits` in its `max_*` fields, as `LIST` reports a VM created
+    /// with those module parameters.
+    pub fn with_caps(vm: CtlVm, limits: &Limits) -> CtlVm {
+        let cap = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        CtlVm {
+            max_code_ranges: cap(limits.code),
+            max_regions: cap(limits.regions),
+            max_rules: cap(limits.rules),
+            max_entries: cap(limits.entries),
+            max_return_sites: cap(limits.returns),
+            ..vm
+        }
+    }
 
     /// A code range of a domain of a fake VM: gvas `start .. end` at gpas from `gpa` on.
     #[derive(Default, Clone, Copy)]
@@ -246,8 +261,9 @@ pub mod fake {
         pub gpa: u64,
     }
 
-    /// One VM of the fake.
-    #[derive(Default, Clone)]
+    /// One VM of the fake. `vm` is what `LIST` reports; its capacities (`max_rules`,
+    /// `max_entries`) bound PROFILE_SET and ENTRIES_SET as the kernel's do.
+    #[derive(Clone)]
     pub struct FakeVm {
         pub vm: CtlVm,
         pub domains: Vec<CtlDomain>,
@@ -258,6 +274,21 @@ pub mod fake {
         pub entries: Vec<CtlEntry>,
         /// Its domains' code, which ENTRIES_SET checks entry points against.
         pub code: Vec<FakeCode>,
+    }
+
+    /// A VM created with the module parameters' defaults ([`Limits::DEFAULT`]), empty.
+    impl Default for FakeVm {
+        fn default() -> Self {
+            FakeVm {
+                vm: with_caps(CtlVm::default(), &Limits::DEFAULT),
+                domains: Vec::new(),
+                rules: Vec::new(),
+                log: VecDeque::new(),
+                dropped: 0,
+                entries: Vec::new(),
+                code: Vec::new(),
+            }
+        }
     }
 
     /// The fake device.
@@ -280,6 +311,10 @@ pub mod fake {
 
     fn einval() -> io::Error {
         io::Error::from_raw_os_error(libc::EINVAL)
+    }
+
+    fn e2big() -> io::Error {
+        io::Error::from_raw_os_error(libc::E2BIG)
     }
 
     impl Fake {
@@ -374,9 +409,14 @@ pub mod fake {
             self.with_vm(vm, |v| Ok(v.rules.clone()))
         }
 
+        /// As `Control::profile_set`: the VM (ENOENT), then at most its `max_rules` (E2BIG). The
+        /// rules themselves are the engine's to check (`cargo test` of the core crate).
         fn profile_set(&self, vm: u32, rules: &[CtlRule]) -> io::Result<()> {
             self.call("profile_set", format!("{} {}", vm, rules.len()))?;
             self.with_vm(vm, |v| {
+                if rules.len() > v.vm.max_rules as usize {
+                    return Err(e2big());
+                }
                 v.rules = rules.to_vec();
                 v.vm.rules = rules.len() as u32;
                 Ok(())
@@ -396,16 +436,15 @@ pub mod fake {
             self.with_vm(vm, |v| Ok(v.entries.clone()))
         }
 
-        /// As `Control::entries_set` and `Engine::check_entries`: at most `MAX_ENTRIES` (E2BIG),
-        /// the VM (ENOENT), each entry's domain and pad (EINVAL) and location in the domain's
-        /// code (ENOENT), then duplicates (EEXIST); all checked before any is set.
+        /// As `Control::entries_set` and `Engine::check_entries`: the VM (ENOENT), at most its
+        /// `max_entries` (E2BIG), each entry's domain and pad (EINVAL) and location in the
+        /// domain's code (ENOENT), then duplicates (EEXIST); all checked before any is set.
         fn entries_set(&self, vm: u32, entries: &[CtlEntry]) -> io::Result<()> {
-            use kvm_isolate_core::policy::MAX_ENTRIES;
             self.call("entries_set", format!("{} {}", vm, entries.len()))?;
-            if entries.len() > MAX_ENTRIES {
-                return Err(io::Error::from_raw_os_error(libc::E2BIG));
-            }
             self.with_vm(vm, |v| {
+                if entries.len() > v.vm.max_entries as usize {
+                    return Err(e2big());
+                }
                 for x in entries {
                     if x.pad != 0 || !v.domains.iter().any(|d| d.id == x.domain) {
                         return Err(einval());
@@ -427,6 +466,7 @@ pub mod fake {
                 {
                     return Err(io::Error::from_raw_os_error(libc::EEXIST));
                 }
+                v.vm.entries = sorted.len() as u32;
                 v.entries = sorted;
                 Ok(())
             })

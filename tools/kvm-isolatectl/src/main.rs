@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! kvm-isolatectl list                                  one row per VM
-//! kvm-isolatectl show VM                               a VM and its domains
+//! kvm-isolatectl show VM                               a VM, its usage and capacities, its domains
 //! kvm-isolatectl mode VM off|learn|enforce [--deny exit|gp|pf]
 //! kvm-isolatectl mode VM off|learn|enforce|inherit --domain D
 //! kvm-isolatectl lock VM [--unlock]

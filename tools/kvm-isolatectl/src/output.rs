@@ -120,7 +120,8 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// JSON form of `kvm_isolate_ctl_vm`.
+/// JSON form of `kvm_isolate_ctl_vm`: the struct's fields but `pad`, the usage and capacities
+/// (control-plane version 4) after the counters.
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct VmJson {
     pub id: u32,
@@ -138,6 +139,15 @@ pub struct VmJson {
     pub logged: u64,
     pub dropped: u64,
     pub compressed: u64,
+    pub code_ranges: u32,
+    pub regions: u32,
+    pub entries: u32,
+    pub return_sites: u32,
+    pub max_code_ranges: u32,
+    pub max_regions: u32,
+    pub max_rules: u32,
+    pub max_entries: u32,
+    pub max_return_sites: u32,
 }
 
 impl From<&CtlVm> for VmJson {
@@ -158,6 +168,15 @@ impl From<&CtlVm> for VmJson {
             logged: v.logged,
             dropped: v.dropped,
             compressed: v.compressed,
+            code_ranges: v.code_ranges,
+            regions: v.regions,
+            entries: v.entries,
+            return_sites: v.return_sites,
+            max_code_ranges: v.max_code_ranges,
+            max_regions: v.max_regions,
+            max_rules: v.max_rules,
+            max_entries: v.max_entries,
+            max_return_sites: v.max_return_sites,
         }
     }
 }
@@ -271,6 +290,31 @@ pub fn vm_row(v: &CtlVm) -> Vec<String> {
         v.dropped.to_string(),
         v.compressed.to_string(),
     ]
+}
+
+/// Columns of `show`'s table of what the VM holds, all domains together: used/capacity, the
+/// capacities being the module parameters (`max_code_ranges`, `max_regions`, `max_rules`,
+/// `max_entry_points`, `max_return_sites`) when the VM was created.
+pub const USAGE_HEADERS: [&str; 5] = [
+    "CODE_RANGES",
+    "REGIONS",
+    "RULES",
+    "ENTRY_POINTS",
+    "RETURN_SITES",
+];
+
+/// The row of [`USAGE_HEADERS`]: `used/capacity` each.
+pub fn usage_row(v: &CtlVm) -> Vec<String> {
+    [
+        (v.code_ranges, v.max_code_ranges),
+        (v.regions, v.max_regions),
+        (v.rules, v.max_rules),
+        (v.entries, v.max_entries),
+        (v.return_sites, v.max_return_sites),
+    ]
+    .iter()
+    .map(|(used, cap)| format!("{}/{}", used, cap))
+    .collect()
 }
 
 /// Columns of `show`'s domain table.

@@ -31,13 +31,16 @@
 //! `entries` leaves a VM's entry points as they are on import; a file with `entries` (even empty)
 //! replaces them.
 //!
-//! Parsing checks everything the tool can check, so that a bad file is reported by rule or entry
-//! index and field and never reaches the kernel.
+//! Parsing checks everything the tool can check from the file alone, so that a bad file is
+//! reported by rule or entry index and field and never reaches the kernel. How many rules and entry
+//! points a VM holds is the VM's (the module parameters when it was created, in its `LIST` entry):
+//! `profile import` checks that against the VM; here the bound is [`Limits::CEILING`], more than
+//! any VM can hold.
 
 use std::fmt;
 
-use kvm_isolate_core::ctl::{CtlEntry, CtlRule, MAX_RULES, RULE_TRUSTED};
-use kvm_isolate_core::policy::MAX_ENTRIES;
+use kvm_isolate_core::ctl::{CtlEntry, CtlRule, RULE_TRUSTED};
+use kvm_isolate_core::policy::Limits;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
@@ -481,7 +484,7 @@ fn parse_entry(i: usize, v: &Value) -> Result<CtlEntry, ProfileError> {
     })
 }
 
-/// `entries`: an array of at most `MAX_ENTRIES` entry points, no two alike.
+/// `entries`: an array of at most [`Limits::CEILING`] entry points, no two alike.
 fn parse_entries(v: &Value) -> Result<Vec<CtlEntry>, ProfileError> {
     let list = match v {
         Value::Array(a) => a,
@@ -492,14 +495,10 @@ fn parse_entries(v: &Value) -> Result<Vec<CtlEntry>, ProfileError> {
             ))
         }
     };
-    if list.len() > MAX_ENTRIES {
+    if list.len() > Limits::CEILING {
         return Err(ProfileError::field(
             "entries",
-            format!(
-                "{} entry points, at most {} allowed",
-                list.len(),
-                MAX_ENTRIES
-            ),
+            too_many(list.len(), "entry points"),
         ));
     }
     let entries = list
@@ -521,6 +520,17 @@ fn parse_entries(v: &Value) -> Result<Vec<CtlEntry>, ProfileError> {
         }
     }
     Ok(entries)
+}
+
+/// More `what` than any VM can hold: checked before the items, so that a huge file costs no more
+/// than reading it.
+fn too_many(n: usize, what: &str) -> String {
+    format!(
+        "{} {}, at most {} allowed (no VM holds more)",
+        n,
+        what,
+        Limits::CEILING
+    )
 }
 
 /// Parses and validates a profile file.  Rules and entry points keep the file's order.
@@ -552,11 +562,8 @@ pub fn parse(text: &str) -> Result<Profile, ProfileError> {
             ))
         }
     };
-    if list.len() > MAX_RULES as usize {
-        return Err(ProfileError::field(
-            "rules",
-            format!("{} rules, at most {} allowed", list.len(), MAX_RULES),
-        ));
+    if list.len() > Limits::CEILING {
+        return Err(ProfileError::field("rules", too_many(list.len(), "rules")));
     }
 
     let rules = list
@@ -751,22 +758,38 @@ mod tests {
         assert!(e.to_string().contains("not above accessor_start"), "{}", e);
     }
 
+    /// A file whose `rules` (and `entries`, if given) are arrays of that many zeros: cheap to
+    /// write and to read up to the count check, whatever the count.
+    fn zeros(rules: usize, entries: Option<usize>) -> String {
+        let z = |n| vec!["0"; n].join(",");
+        let entries = entries.map_or(String::new(), |n| format!(",\"entries\":[{}]", z(n)));
+        format!(
+            "{{\"format\":\"kvm-isolate-profile\",\"version\":1,\"rules\":[{}]{}}}",
+            z(rules),
+            entries
+        )
+    }
+
+    /// More rules than any VM can hold are refused before any rule is read; how many a VM holds is
+    /// its own (`max_rules`), which `profile import` checks against the VM.
     #[test]
-    fn rejects_too_many_rules() {
-        let rules: Vec<CtlRule> = (0..=u64::from(MAX_RULES))
-            .map(|i| rule(1, i * PAGE_SIZE, 1, 0x1000, 0x2000))
-            .collect();
-        let e = err(&export(&rules, &[]).unwrap());
-        assert_eq!(e.field, Some("rules"));
-        assert!(e.to_string().contains("at most 4096"), "{}", e);
-        // Exactly MAX_RULES is fine.
+    fn rejects_more_rules_than_any_vm_holds() {
+        let e = err(&zeros(Limits::CEILING + 1, None));
+        assert_eq!((e.rule, e.field), (None, Some("rules")));
         assert_eq!(
-            parse(&export(&rules[1..], &[]).unwrap())
-                .unwrap()
-                .rules
-                .len(),
-            MAX_RULES as usize
+            e.to_string(),
+            format!(
+                "rules: {} rules, at most {} allowed (no VM holds more)",
+                Limits::CEILING + 1,
+                Limits::CEILING
+            )
         );
+        // Exactly the ceiling passes the count: rule 0 is read (and is no rule). So does more
+        // than a VM with the default parameters holds: that bound is the VM's.
+        for n in [Limits::CEILING, Limits::DEFAULT.rules + 1] {
+            let e = err(&zeros(n, None));
+            assert_eq!((e.rule, e.field), (Some(0), None), "{}: {}", n, e);
+        }
     }
 
     #[test]
@@ -1121,20 +1144,23 @@ mod tests {
         assert_eq!(err(&v.to_string()).rule, Some(1));
     }
 
+    /// As for rules: the ceiling here, the VM's `max_entries` on import.
     #[test]
-    fn rejects_too_many_entries() {
-        let entries: Vec<CtlEntry> = (0..=MAX_ENTRIES as u64)
-            .map(|i| entry(1, 0x1000 + i * 4, 0x2000 + i * 4))
-            .collect();
-        let e = err(&export(&[], &entries).unwrap());
+    fn rejects_more_entries_than_any_vm_holds() {
+        let e = err(&zeros(0, Some(Limits::CEILING + 1)));
         assert_eq!((e.entry, e.field), (None, Some("entries")));
         assert_eq!(
             e.to_string(),
-            "entries: 1025 entry points, at most 1024 allowed"
+            format!(
+                "entries: {} entry points, at most {} allowed (no VM holds more)",
+                Limits::CEILING + 1,
+                Limits::CEILING
+            )
         );
-        // Exactly MAX_ENTRIES is fine.
-        let p = parse(&export(&[], &entries[1..]).unwrap()).unwrap();
-        assert_eq!(p.entries.unwrap().len(), MAX_ENTRIES);
+        for n in [Limits::CEILING, Limits::DEFAULT.entries + 1] {
+            let e = err(&zeros(0, Some(n)));
+            assert_eq!((e.entry, e.field), (Some(0), None), "{}: {}", n, e);
+        }
     }
 
     #[test]

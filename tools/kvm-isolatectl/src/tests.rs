@@ -11,11 +11,13 @@ use kvm_isolate_core::ctl::{
     GVA_UNKNOWN, LOG_ALLOWED, LOG_DENIED, MODE_ENFORCE, MODE_INHERIT, MODE_LEARN, MODE_OFF,
     RULE_TRUSTED,
 };
+use kvm_isolate_core::policy::Limits;
 use serde_json::Value;
 
 use crate::cmd::{self, Cli, DenyArg, Error, ModeArg};
-use crate::device::fake::{Fake, FakeCode, FakeVm};
+use crate::device::fake::{with_caps, Fake, FakeCode, FakeVm};
 use crate::device::Ctl;
+use crate::profile;
 
 /// The code of domains 1 and 2 in VMs 1 and 7 (two boots of one guest build): domain 1 at gva
 /// 0xffffffffc0000000 (3 pages, gpa 0x40000000), domain 2 at 0xffffffffc0100000 (1 page, gpa
@@ -72,6 +74,12 @@ fn fake() -> Fake {
             logged: 10,
             dropped: 1,
             compressed: 19_999,
+            // Its domains' 3 code ranges and 4 regions, its 2 entry points, a call out pending.
+            code_ranges: 3,
+            regions: 4,
+            entries: 2,
+            return_sites: 1,
+            ..with_caps(CtlVm::default(), &Limits::DEFAULT)
         },
         domains: vec![
             CtlDomain {
@@ -148,7 +156,7 @@ fn fake() -> Fake {
             logged: 2,
             dropped: 3,
             domains: 2,
-            ..Default::default()
+            ..with_caps(CtlVm::default(), &Limits::DEFAULT)
         },
         domains: vec![
             CtlDomain {
@@ -262,10 +270,30 @@ fn list_json_has_struct_field_names() {
         "logged",
         "dropped",
         "compressed",
+        "code_ranges",
+        "regions",
+        "entries",
+        "return_sites",
+        "max_code_ranges",
+        "max_regions",
+        "max_rules",
+        "max_entries",
+        "max_return_sites",
     ] {
         assert!(vm.get(f).is_some(), "missing {}", f);
     }
+    assert_eq!(vm.as_object().unwrap().len(), 24, "and no other (no pad)");
     assert_eq!(vm["compressed"], 19_999);
+    assert_eq!(
+        (&vm["code_ranges"], &vm["regions"], &vm["entries"]),
+        (&Value::from(3), &Value::from(4), &Value::from(2))
+    );
+    assert_eq!(vm["return_sites"], 1);
+    assert_eq!(vm["max_code_ranges"], Limits::DEFAULT.code);
+    assert_eq!(vm["max_regions"], Limits::DEFAULT.regions);
+    assert_eq!(vm["max_rules"], Limits::DEFAULT.rules);
+    assert_eq!(vm["max_entries"], Limits::DEFAULT.entries);
+    assert_eq!(vm["max_return_sites"], Limits::DEFAULT.returns);
     assert_eq!(vm["id"], 1);
     assert_eq!(vm["mode"], "enforce");
     assert_eq!(vm["deny"], "gp");
@@ -276,8 +304,36 @@ fn list_json_has_struct_field_names() {
 #[test]
 fn show_lists_domains_with_inherited_mode() {
     let out = ok(&fake(), &["show", "1"]);
-    let (vm_part, dom_part) = out.split_once("\n\n").unwrap();
+    let parts: Vec<&str> = out.split("\n\n").collect();
+    let [vm_part, usage_part, dom_part] = parts[..] else {
+        panic!("want the VM, its usage and its domains: {}", out);
+    };
     assert!(vm_part.lines().nth(1).unwrap().starts_with("1 "));
+    // What the VM holds, all domains together, of what it may hold (the module parameters).
+    let usage: Vec<Vec<&str>> = usage_part
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let caps = Limits::DEFAULT;
+    assert_eq!(
+        usage,
+        [
+            vec![
+                "CODE_RANGES",
+                "REGIONS",
+                "RULES",
+                "ENTRY_POINTS",
+                "RETURN_SITES"
+            ],
+            vec![
+                &*format!("3/{}", caps.code),
+                &*format!("4/{}", caps.regions),
+                &*format!("2/{}", caps.rules),
+                &*format!("2/{}", caps.entries),
+                &*format!("1/{}", caps.returns),
+            ]
+        ]
+    );
     let lines: Vec<&str> = dom_part.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
@@ -304,6 +360,8 @@ fn show_lists_domains_with_inherited_mode() {
 
     let v: Value = serde_json::from_str(&ok(&fake(), &["show", "1", "--json"])).unwrap();
     assert_eq!(v["vm"]["pid"], 4242);
+    assert_eq!(v["vm"]["rules"], 2);
+    assert_eq!(v["vm"]["max_rules"], caps.rules);
     assert_eq!(v["domains"][0]["mode"], "inherit");
     assert_eq!(v["domains"][0]["effective_mode"], "enforce");
     assert_eq!(v["domains"][1]["code_ranges"], 1);
@@ -808,6 +866,103 @@ fn vm(f: &Fake, id: u32) -> FakeVm {
         .clone()
 }
 
+/// Gives VM `id` room for `n` rules and `n` entry points, as if the module parameters
+/// `max_rules` and `max_entry_points` had been `n` when it was created: small, so that tests of
+/// the capacities stay fast.
+fn small_caps(f: &Fake, id: u32, n: usize) {
+    let mut vms = f.vms.borrow_mut();
+    let v = vms.iter_mut().find(|v| v.vm.id == id).unwrap();
+    let limits = Limits {
+        rules: n,
+        entries: n,
+        ..Limits::DEFAULT
+    };
+    v.vm = with_caps(v.vm, &limits);
+}
+
+/// A profile of more rules or entry points than the VM holds is refused before any ioctl that
+/// changes something, with the module parameter to raise; exactly as many fit.
+#[test]
+fn profile_import_over_the_vms_capacity_is_refused() {
+    let f = fake();
+    small_caps(&f, 7, 8);
+    let old = vec![entry(2, 0xffffffffc0100000, 0x40010000)];
+    f.vms.borrow_mut()[0].entries = old.clone();
+    // Nine rules of other accessor pages, nine entry points in domain 1's code.
+    let rules: Vec<CtlRule> = (0..9u64)
+        .map(|i| CtlRule {
+            domain: 1,
+            access: 1,
+            region_gpa: 0x40005000,
+            accessor_start: 0xffffffff81000000 + i * 0x1000,
+            accessor_end: 0xffffffff81001000 + i * 0x1000,
+        })
+        .collect();
+    let entries: Vec<CtlEntry> = (0..9u64)
+        .map(|i| entry(1, 0xffffffffc0000000 + i * 16, 0x40000000 + i * 16))
+        .collect();
+    let file = TempFile::new("over.json", &profile::export(&rules, &[]).unwrap());
+    assert_eq!(
+        runtime_err(&f, &["profile", "import", "7", file.path()]),
+        "VM 7: the profile has 9 rules, the VM holds at most 8 (the module parameter max_rules \
+         when the VM was created); nothing changed"
+    );
+    std::fs::write(&file.0, profile::export(&rules[..8], &entries).unwrap()).unwrap();
+    assert_eq!(
+        runtime_err(&f, &["profile", "import", "7", file.path()]),
+        "VM 7: the profile has 9 entry points, the VM holds at most 8 (the module parameter \
+         max_entry_points when the VM was created); nothing changed"
+    );
+    assert!(f.calls.borrow().is_empty(), "{:?}", f.calls.borrow());
+    let vm7 = vm(&f, 7);
+    assert!(vm7.rules.is_empty());
+    assert_eq!(vm7.entries, old);
+    assert_eq!(
+        (vm7.vm.rules, vm7.vm.max_rules, vm7.vm.max_entries),
+        (0, 8, 8)
+    );
+    // Exactly the capacity fits, and LIST reports it used.
+    std::fs::write(
+        &file.0,
+        profile::export(&rules[..8], &entries[..8]).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        ok(&f, &["profile", "import", "7", file.path()]),
+        "VM 7: profile replaced, 8 rules, 8 entry points\n"
+    );
+    let vm7 = vm(&f, 7);
+    assert_eq!((vm7.rules.len(), vm7.entries.len()), (8, 8));
+    assert_eq!((vm7.vm.rules, vm7.vm.entries), (8, 8));
+    // A VM with the default capacities takes all nine.
+    std::fs::write(&file.0, profile::export(&rules, &entries).unwrap()).unwrap();
+    assert_eq!(
+        ok(&f, &["profile", "import", "1", file.path()]),
+        "VM 1: profile replaced, 9 rules, 9 entry points\n"
+    );
+}
+
+/// Should the kernel refuse a count all the same (E2BIG), the message names the parameter.
+#[test]
+fn e2big_names_the_module_parameter() {
+    let f = fake();
+    small_caps(&f, 7, 1);
+    let rules = vm(&f, 1).rules;
+    assert_eq!(
+        cmd::profile_set(&f, 7, &rules),
+        Err(Error::Runtime(
+            "VM 7: more rules than the VM holds (the module parameter max_rules)".into()
+        ))
+    );
+    assert!(vm(&f, 7).rules.is_empty());
+    let file = TempFile::new("e2big.json", &ok(&f, &["profile", "export", "1"]));
+    f.fail.borrow_mut().push(("entries_set", libc::E2BIG));
+    assert_eq!(
+        runtime_err(&f, &["profile", "import", "1", file.path()]),
+        "VM 1: more entry points than the VM holds (the module parameter max_entry_points)"
+    );
+}
+
 #[test]
 fn profile_import_sets_entry_points_then_rules() {
     let f = fake();
@@ -974,13 +1129,13 @@ fn profile_import_stops_when_the_entry_points_are_refused() {
         assert_eq!(vm7.entries, old);
         assert!(vm7.rules.is_empty());
     }
-    // No such VM: the first call says so.
+    // No such VM: reading its capacities says so, before any other call.
     f.calls.borrow_mut().clear();
     assert_eq!(
         runtime_err(&f, &["profile", "import", "9", file.path()]),
         "no VM 9"
     );
-    assert_eq!(f.calls.borrow().as_slice(), ["entries_get 9"]);
+    assert!(f.calls.borrow().is_empty(), "{:?}", f.calls.borrow());
     // A file without entry points: the rules alone, as before.
     std::fs::write(&file.0, VM1_RULES_ONLY).unwrap();
     assert_eq!(
@@ -1008,8 +1163,11 @@ fn fake_checks_entry_points_like_the_kernel() {
     let f = fake();
     let errno = |r: std::io::Result<()>| r.unwrap_err().raw_os_error();
     let good = vm1_entries();
-    let too_many = vec![good[0]; kvm_isolate_core::policy::MAX_ENTRIES + 1];
-    assert_eq!(errno(f.entries_set(9, &too_many)), Some(libc::E2BIG));
+    // The VM first (its capacity is its own), then the count: more than max_entries.
+    small_caps(&f, 7, 8);
+    let too_many = vec![good[0]; 9];
+    assert_eq!(errno(f.entries_set(9, &too_many)), Some(libc::ENOENT));
+    assert_eq!(errno(f.entries_set(7, &too_many)), Some(libc::E2BIG));
     assert_eq!(errno(f.entries_set(9, &good)), Some(libc::ENOENT));
     let pad = CtlEntry { pad: 1, ..good[0] };
     assert_eq!(errno(f.entries_set(7, &[good[1], pad])), Some(libc::EINVAL));
@@ -1156,12 +1314,12 @@ fn open_errors_are_clear() {
         OpenError::Open(io::Error::from_raw_os_error(libc::EACCES)),
     );
     assert!(e.to_string().contains("needs root"));
-    // A kernel of control-plane version 2 (before rules trusted on their own) is refused: this
-    // tool speaks 3.
-    assert_eq!(kvm_isolate_core::ctl::CTL_VERSION_NR, 3);
+    // A kernel of control-plane version 3 (static rule and entry point limits, no capacities in
+    // the VM's info) is refused: this tool speaks 4.
+    assert_eq!(kvm_isolate_core::ctl::CTL_VERSION_NR, 4);
     assert_eq!(
-        cmd::open_error("/dev/x", OpenError::Mismatch(2)),
-        Error::Runtime("/dev/x: control plane version 2, this tool speaks 3".into())
+        cmd::open_error("/dev/x", OpenError::Mismatch(3)),
+        Error::Runtime("/dev/x: control plane version 3, this tool speaks 4".into())
     );
     // The real device on a path that does not exist.
     let cli = Cli::try_parse_from([

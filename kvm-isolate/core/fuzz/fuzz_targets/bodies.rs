@@ -5,9 +5,7 @@
 
 use kvm_isolate_core::abi::{self, Call, Error};
 use kvm_isolate_core::ctl::{self, CtlRule};
-use kvm_isolate_core::policy::{
-    Code, Decision, Engine, Fault, GateOp, Mode, Region, Rule, Stack, MAX_RETURNS,
-};
+use kvm_isolate_core::policy::{Code, Decision, Engine, Fault, GateOp, Mode, Region, Rule, Stack};
 
 fn words(data: &[u8]) -> impl Iterator<Item = u64> + '_ {
     data.chunks(8).map(|c| {
@@ -212,7 +210,7 @@ pub fn decide(data: &[u8]) {
         });
     }
     if e.check_profile(&mut profile).is_ok() {
-        e.set_profile(&profile);
+        e.set_profile(&profile).unwrap();
         assert_eq!(e.profile().collect::<Vec<_>>(), profile);
     }
     e.set_mode(0, Mode::from_u32((w.next().unwrap_or(0) % 3) as u32));
@@ -335,6 +333,6 @@ pub fn decide(data: &[u8]) {
                 .code_at_gfn(g.gpa / 4096)
                 .is_some_and(|c| c.domain == g.domain));
         }
-        assert!(e.return_sites() <= MAX_RETURNS);
+        assert!(e.return_sites() <= e.limits().returns);
     }
 }
