@@ -119,9 +119,9 @@ fn vm_info(entry: &VmEntry, g: &VmViews) -> CtlVm {
         mode: e.mode() as u32,
         deny: e.deny() as u32,
         locked: u32::from(e.locked()),
-        domains: e.domain_bits().count_ones(),
-        // CAST: at most 16 views.
-        views: g.views.bits() as u32,
+        // CAST: at most 255 domains.
+        domains: e.domain_count() as u32,
+        views: g.views.count(),
         // CAST: the tables hold at most their caps, which are `u32` module parameters.
         rules: e.rules().len() as u32,
         code_ranges: e.code().len() as u32,

@@ -287,13 +287,16 @@ fn set(vm: &Vm, v: u8, gfn: u64, npages: u64, rights: u8) -> Result<(), abi::Err
 
 /// Domain views that exist, as view indices.
 fn domain_views(e: &Engine) -> impl Iterator<Item = u8> + '_ {
-    (1..abi::MAX_VIEWS as u8).filter(|&d| e.is_domain(d))
+    e.domain_ids()
 }
 
 /// Views that belong to no domain: view 0 and the guest's ABI v1 views. A domain's regions are
 /// hidden in all of them alike, or a guest could read them through a view of its own.
 fn plain_views(e: &Engine, views: Views) -> impl Iterator<Item = u8> + '_ {
-    (0..abi::MAX_VIEWS as u8).filter(move |&v| views.exists(v) && !e.is_domain(v))
+    // CAST: below `MAX_VIEWS`, 256.
+    (0..abi::MAX_VIEWS)
+        .map(|v| v as u8)
+        .filter(move |&v| views.exists(v) && !e.is_domain(v))
 }
 
 /// Gives code range `c`'s pages their rights in every view.
@@ -507,7 +510,7 @@ impl Isolate {
                 exists(&g.views, v)?;
                 Ok(u64::from(vm.access(view(v)?, Gfn(gfn)).bits()))
             }
-            Call::QueryViews => Ok(g.views.bits()),
+            Call::QueryViews(w) => Ok(g.views.word(usize::from(w))),
             Call::QueryMaxViews => Ok(u64::from(views::MAX_VIEWS)),
             Call::OnViolation(action) => {
                 if locked && matches!(action, OnViolation::Grant | OnViolation::Switch(_)) {

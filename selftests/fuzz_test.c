@@ -49,7 +49,7 @@ static u64 pick(const u64 *v, int n)
 	return (rnd() & 7) ? v[rnd() % n] : rnd();
 }
 
-static const u64 views[] = { 0, 1, 2, 3, 7, 14, 15, 16, 17, 255, 1ull << 32, -1ull };
+static const u64 views[] = { 0, 1, 2, 3, 7, 14, 15, 16, 17, 63, 64, 255, 256, 1ull << 32, -1ull };
 static const u64 gpas[] = {
 	SLOT_GPA, SLOT_GPA + PAGE_SIZE, SLOT_GPA + 17 * PAGE_SIZE, SZ_1G - PAGE_SIZE, SZ_1G,
 	SLOT_GPA + SZ_4M - PAGE_SIZE, SLOT_GPA + SZ_4M, SLOT_GPA + 8, SLOT_GPA - PAGE_SIZE, SZ_2G,
@@ -97,12 +97,15 @@ static u64 query(u64 what, u64 a, u64 b)
 
 /* What a call could change: views, the vCPU's view, the rights of one page. */
 struct snap {
-	u64 views, view, in_view, in_view0;
+	u64 views[KVM_ISOLATE_MAX_VIEWS / 32], view, in_view, in_view0;
 };
 
 static void snap(struct snap *s, u64 view, u64 gpa)
 {
-	s->views = query(KVM_ISOLATE_QUERY_VIEWS, 0, 0);
+	int w;
+
+	for (w = 0; w < KVM_ISOLATE_MAX_VIEWS / 32; w++)
+		s->views[w] = query(KVM_ISOLATE_QUERY_VIEWS, w, 0);
 	s->view = query(KVM_ISOLATE_QUERY_VIEW, 0, 0);
 	s->in_view = query(KVM_ISOLATE_QUERY_ACCESS, view, gpa);
 	s->in_view0 = query(KVM_ISOLATE_QUERY_ACCESS, 0, gpa);
@@ -181,10 +184,10 @@ static void guest_code(u64 seed, u64 calls)
 				       "seed %lu call %lu: nr +%lu (%lx %lx %lx %lx) failed %ld but changed "
 				       "views %lx->%lx view %lu->%lu rights %lx->%lx / %lx->%lx",
 				       seed, i, nr, a[0], a[1], a[2], a[3], (s64)r,
-				       before.views, after.views, before.view, after.view,
+				       before.views[0], after.views[0], before.view, after.view,
 				       before.in_view, after.in_view, before.in_view0, after.in_view0);
 		/* Views only come and go by the calls that make and destroy them. */
-		if (before.views != after.views)
+		if (memcmp(before.views, after.views, sizeof(before.views)))
 			__GUEST_ASSERT(nr + FIRST == KVM_HC_ISOLATE_VIEW_CREATE ||
 				       nr + FIRST == KVM_HC_ISOLATE_VIEW_DESTROY ||
 				       nr + FIRST == KVM_HC_ISOLATE_DOMAIN_CREATE ||

@@ -90,7 +90,10 @@
 #define KVM_ISOLATE_QUERY_VIEW		0
 /* KVM_HC_ISOLATE_QUERY (view, gpa): the access the view grants at gpa. */
 #define KVM_ISOLATE_QUERY_ACCESS	1
-/* KVM_HC_ISOLATE_QUERY: a bitmap of the views that exist (bit 0: view 0). */
+/*
+ * KVM_HC_ISOLATE_QUERY (word): 32-bit word 0 .. KVM_ISOLATE_MAX_VIEWS / 32 - 1
+ * of a bitmap of the views that exist (bit 0 of word 0: view 0).
+ */
 #define KVM_ISOLATE_QUERY_VIEWS		2
 /* KVM_HC_ISOLATE_QUERY: KVM_ISOLATE_MAX_VIEWS. */
 #define KVM_ISOLATE_QUERY_MAX_VIEWS	3
@@ -107,7 +110,7 @@
 #define KVM_ISOLATE_ON_VIOLATION_SWITCH	4
 
 /* Views per VM, view 0 (the one every vCPU starts in) included. */
-#define KVM_ISOLATE_MAX_VIEWS		16
+#define KVM_ISOLATE_MAX_VIEWS		256
 /* Pages one KVM_HC_ISOLATE_SET_ACCESS may cover (4 GiB). */
 #define KVM_ISOLATE_MAX_PAGES		(1UL << 20)
 
@@ -133,7 +136,7 @@
 #define KVM_ISOLATE_EEXIST		17	/* overlaps another domain's code or region */
 #define KVM_ISOLATE_EBUSY		16	/* view in use by a vCPU */
 #define KVM_ISOLATE_EINVAL		22	/* bad flags, access or selector */
-#define KVM_ISOLATE_ENOSPC		28	/* no view left */
+#define KVM_ISOLATE_ENOSPC		28	/* no view left, or a table full */
 #define KVM_ISOLATE_ERANGE		34	/* gpa range unaligned, empty, too long, outside memory */
 #define KVM_ISOLATE_EOPNOTSUPP		95	/* no EPT/NPT, nested virt in use, or TDX/SEV-ES */
 #define KVM_ISOLATE_ENOSYS		1000	/* unknown call, or kvm-isolate not loaded */
@@ -153,7 +156,8 @@
  *    the owner's view only with KVM_ISOLATE_RULE_TRUSTED.
  * 4: a VM's capacities are kvm_isolate's module parameters when it was
  *    created, reported with its usage in kvm_isolate_ctl_vm (code_ranges ..
- *    max_return_sites); KVM_ISOLATE_MAX_RULES and _MAX_ENTRIES are gone.
+ *    max_return_sites); KVM_ISOLATE_MAX_RULES and _MAX_ENTRIES are gone;
+ *    up to 256 views, kvm_isolate_ctl_vm.views is their number, not a bitmap.
  */
 #define KVM_ISOLATE_CTL_VERSION_NR	4
 /* Log records a VM keeps before dropping. */
@@ -173,7 +177,7 @@ struct kvm_isolate_ctl_vm {
 	__u32 deny;		/* KVM_ISOLATE_DENY_* */
 	__u32 locked;
 	__u32 domains;
-	__u32 views;		/* bitmap, bit 0: view 0 */
+	__u32 views;		/* views that exist, view 0 included */
 	__u32 rules;
 	__u64 violations;	/* in domains' regions or views */
 	__u64 allowed;

@@ -75,7 +75,10 @@ pub const MODE_ENFORCE: u64 = 2;
 pub const MODE_INHERIT: u64 = 3;
 
 /// `KVM_ISOLATE_MAX_VIEWS`.
-pub const MAX_VIEWS: u64 = 16;
+pub const MAX_VIEWS: u64 = 256;
+/// 32-bit words of a bitmap of every view, as `KVM_ISOLATE_QUERY_VIEWS` answers it one word at a
+/// time: 32 bits, so that no answer reads as an error code.
+pub const VIEW_WORDS: usize = (MAX_VIEWS as usize).div_ceil(32);
 /// `KVM_ISOLATE_MAX_PAGES`.
 pub const MAX_PAGES: u64 = 1 << 20;
 /// Guest physical addresses above this are outside any x86 guest (52-bit MAXPHYADDR).
@@ -174,8 +177,8 @@ pub enum Call {
         /// The page.
         gfn: u64,
     },
-    /// Which views exist.
-    QueryViews,
+    /// Which views exist: 32-bit word `n` of the bitmap (views `32n` .. `32n + 31`).
+    QueryViews(u8),
     /// `MAX_VIEWS`.
     QueryMaxViews,
     /// Set what a violation does.
@@ -303,7 +306,14 @@ pub fn decode(nr: u64, a: [u64; 4]) -> Result<Call, Error> {
                     gfn: a[2] / PAGE_SIZE,
                 })
             }
-            QUERY_VIEWS => zero(&a[1..]).map(|()| Call::QueryViews),
+            QUERY_VIEWS => {
+                zero(&a[2..])?;
+                match a[1] {
+                    // CAST: below `VIEW_WORDS`, 8.
+                    w if w < VIEW_WORDS as u64 => Ok(Call::QueryViews(w as u8)),
+                    _ => Err(Error::Inval),
+                }
+            }
             QUERY_MAX_VIEWS => zero(&a[1..]).map(|()| Call::QueryMaxViews),
             _ => Err(Error::Inval),
         },
@@ -378,36 +388,51 @@ pub fn decode(nr: u64, a: [u64; 4]) -> Result<Call, Error> {
 
 /// Which views of a VM exist. View 0 always does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Views(u16);
+pub struct Views([u64; VIEW_WORDS / 2]);
 
 impl Default for Views {
     fn default() -> Self {
-        Views(1)
+        let mut w = [0; VIEW_WORDS / 2];
+        w[0] = 1;
+        Views(w)
     }
 }
 
 impl Views {
     /// Whether `view` exists.
     pub fn exists(self, view: u8) -> bool {
-        u64::from(view) < MAX_VIEWS && self.0 & (1 << view) != 0
+        let v = usize::from(view);
+        u64::from(view) < MAX_VIEWS && self.0[v / 64] & (1 << (v % 64)) != 0
     }
 
-    /// The bitmap, bit 0 for view 0.
-    pub fn bits(self) -> u64 {
-        u64::from(self.0)
+    /// 32-bit word `n` of the bitmap, bit 0 of word 0 for view 0; 0 past the end.
+    pub fn word(self, n: usize) -> u64 {
+        self.0.get(n / 2).map_or(0, |w| (w >> (32 * (n % 2))) & 0xffff_ffff)
+    }
+
+    /// How many views exist, view 0 included.
+    pub fn count(self) -> u32 {
+        self.0.iter().map(|w| w.count_ones()).sum()
     }
 
     /// The lowest free view, without creating it.
     pub fn free(self) -> Result<u8, Error> {
-        match (!self.0).trailing_zeros() {
-            v if u64::from(v) < MAX_VIEWS => Ok(v as u8),
-            _ => Err(Error::NoSpc),
+        for (i, w) in self.0.iter().enumerate() {
+            let v = i * 64 + (!w).trailing_zeros() as usize;
+            if (!w) != 0 && (v as u64) < MAX_VIEWS {
+                // CAST: below `MAX_VIEWS`, 256.
+                return Ok(v as u8);
+            }
         }
+        Err(Error::NoSpc)
     }
 
     /// Marks `view` created.
     pub fn insert(&mut self, view: u8) {
-        self.0 |= 1 << (view & 15);
+        let v = usize::from(view);
+        if let Some(w) = self.0.get_mut(v / 64) {
+            *w |= 1 << (v % 64);
+        }
     }
 
     /// Checks that `view` can be destroyed: it exists, is not 0, is not in use.
@@ -425,8 +450,9 @@ impl Views {
 
     /// Marks `view` destroyed.
     pub fn remove(&mut self, view: u8) {
-        if view != 0 {
-            self.0 &= !(1 << (view & 15));
+        let v = usize::from(view);
+        if let Some(w) = self.0.get_mut(v / 64).filter(|_| view != 0) {
+            *w &= !(1 << (v % 64));
         }
     }
 }

@@ -16,7 +16,7 @@ pub const CTL_TYPE: u32 = 0xB7;
 /// view only with [`RULE_TRUSTED`].
 /// 4: a VM's capacities are `kvm_isolate`'s module parameters when it was created, reported with
 /// its usage in [`CtlVm`] (`code_ranges` .. `max_return_sites`); `MAX_RULES` and `MAX_ENTRIES`
-/// are gone.
+/// are gone; up to 256 views, [`CtlVm::views`] is their number, not a bitmap.
 pub const CTL_VERSION_NR: u32 = 4;
 /// `KVM_ISOLATE_RULE_TRUSTED`: a rule's accessor is trusted on its own (in `CtlRule::access`).
 pub const RULE_TRUSTED: u32 = 0x100;
@@ -80,7 +80,7 @@ pub struct CtlVm {
     pub locked: u32,
     /// Domains.
     pub domains: u32,
-    /// Bitmap of views.
+    /// Views that exist, view 0 included (before version 4: a bitmap of 16).
     pub views: u32,
     /// Profile rules, all domains.
     pub rules: u32,

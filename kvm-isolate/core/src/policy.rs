@@ -22,7 +22,7 @@ use crate::abi::{self, Error};
 use crate::ctl::{self, CtlEntry, CtlRecord, CtlRule};
 use crate::list::List;
 
-/// Domains per VM (views 1 ..= 15).
+/// Domains per VM (views 1 ..= 255).
 pub const MAX_DOMAINS: usize = abi::MAX_VIEWS as usize - 1;
 
 /// A VM's capacities, all domains together: memory caps the host's administrator sets (the
@@ -354,7 +354,8 @@ pub struct Engine {
     deny: Deny,
     locked: bool,
     limits: Limits,
-    domains: [Domain; MAX_DOMAINS + 1],
+    /// Indexed by domain (view): grown to the highest domain created.
+    domains: List<Domain>,
     code: List<Code>,
     code_by_gfn: List<Code>,
     regions: List<Region>,
@@ -377,7 +378,7 @@ impl core::fmt::Debug for Engine {
             .field("mode", &self.mode)
             .field("deny", &self.deny)
             .field("locked", &self.locked)
-            .field("domains", &self.domain_bits())
+            .field("domains", &self.domain_count())
             .field("code", &self.code())
             .field("regions", &self.regions())
             .field("rules", &self.rules())
@@ -408,16 +409,7 @@ impl Engine {
             deny: Deny::Exit,
             locked: false,
             limits,
-            domains: [Domain {
-                active: false,
-                mode: 0,
-                counters: Counters {
-                    allowed: 0,
-                    denied: 0,
-                    learned: 0,
-                    left: 0,
-                },
-            }; MAX_DOMAINS + 1],
+            domains: List::new(),
             code: List::new(),
             code_by_gfn: List::new(),
             regions: List::new(),
@@ -470,12 +462,12 @@ impl Engine {
 
     /// Whether domain `d` exists.
     pub fn is_domain(&self, d: u8) -> bool {
-        d >= 1 && usize::from(d) <= MAX_DOMAINS && self.domains[usize::from(d)].active
+        d >= 1 && self.domains.as_slice().get(usize::from(d)).is_some_and(|x| x.active)
     }
 
     /// Domain `d`'s own mode (`None`: inherits the VM's).
     pub fn own_mode(&self, d: u8) -> Option<Mode> {
-        match self.domains.get(usize::from(d))?.mode {
+        match self.domains.as_slice().get(usize::from(d))?.mode {
             0 => None,
             m => Mode::from_u32(u32::from(m) - 1),
         }
@@ -489,16 +481,24 @@ impl Engine {
     /// Domain `d`'s counters.
     pub fn counters(&self, d: u8) -> Counters {
         self.domains
+            .as_slice()
             .get(usize::from(d))
             .map(|x| x.counters)
             .unwrap_or_default()
     }
 
-    /// Domains that exist, as a bitmap (bit `d`).
-    pub fn domain_bits(&self) -> u32 {
-        (1..=MAX_DOMAINS as u8)
+    /// Domains that exist, in order.
+    pub fn domain_ids(&self) -> impl Iterator<Item = u8> + '_ {
+        (1..=MAX_DOMAINS)
+            .take(self.domains.len().saturating_sub(1))
+            // CAST: at most `MAX_DOMAINS`, 255.
+            .map(|d| d as u8)
             .filter(|&d| self.is_domain(d))
-            .fold(0, |b, d| b | 1 << d)
+    }
+
+    /// How many domains exist.
+    pub fn domain_count(&self) -> usize {
+        self.domain_ids().count()
     }
 
     /// Code ranges of all domains, sorted.
@@ -929,7 +929,7 @@ impl Engine {
             return;
         }
         self.violations += 1;
-        let Some(dom) = self.domains.get_mut(usize::from(o.domain)) else {
+        let Some(dom) = self.domains.as_mut_slice().get_mut(usize::from(o.domain)) else {
             return;
         };
         let c = &mut dom.counters;
@@ -1096,12 +1096,24 @@ impl Engine {
 
     // ---- domains ----
 
-    /// Creates domain `d` (its view was just created).
+    /// Creates domain `d` (its view was just created); fails (changing nothing) if memory is
+    /// short.
     pub fn create_domain(&mut self, d: u8) -> Result<(), Error> {
-        if d == 0 || usize::from(d) > MAX_DOMAINS || self.is_domain(d) {
+        if d == 0 || self.is_domain(d) {
             return Err(Error::Inval);
         }
-        self.domains[usize::from(d)] = Domain {
+        let i = usize::from(d);
+        if self.domains.len() <= i {
+            let mut grown = List::with_capacity(i + 1)?;
+            for x in self.domains.as_slice().iter().copied() {
+                grown.push(x)?;
+            }
+            while grown.len() <= i {
+                grown.push(Domain::default())?;
+            }
+            self.domains = grown;
+        }
+        self.domains.as_mut_slice()[i] = Domain {
             active: true,
             mode: 0,
             counters: Counters::default(),
@@ -1207,7 +1219,7 @@ impl Engine {
         self.rules.retain(|x| x.domain != d);
         self.entries.retain(|x| x.domain != d);
         self.returns.retain(|x| x.gate.domain != d);
-        if let Some(x) = self.domains.get_mut(usize::from(d)) {
+        if let Some(x) = self.domains.as_mut_slice().get_mut(usize::from(d)) {
             *x = Domain::default();
         }
     }
@@ -1235,9 +1247,7 @@ impl Engine {
             };
             let vm_looser = d == 0 && mode.is_some_and(|m| m < self.mode);
             let any = if d == 0 {
-                (1..=MAX_DOMAINS as u8)
-                    .filter(|&x| self.is_domain(x))
-                    .any(looser)
+                self.domain_ids().any(looser)
             } else {
                 looser(d)
             };
@@ -1254,7 +1264,7 @@ impl Engine {
             if let Some(m) = mode {
                 self.mode = m;
             }
-        } else if let Some(x) = self.domains.get_mut(usize::from(d)) {
+        } else if let Some(x) = self.domains.as_mut_slice().get_mut(usize::from(d)) {
             x.mode = mode.map_or(0, |m| m as u8 + 1);
         }
     }

@@ -192,7 +192,7 @@ fn destroy_and_switch_check_the_view() {
         Err(Error::Perm)
     );
     assert_eq!(
-        abi::decode(abi::HC_VIEW_DESTROY, [16, 0, 0, 0]),
+        abi::decode(abi::HC_VIEW_DESTROY, [256, 0, 0, 0]),
         Err(Error::Inval)
     );
     assert_eq!(
@@ -212,7 +212,7 @@ fn destroy_and_switch_check_the_view() {
         Ok(Call::Switch(15))
     );
     assert_eq!(
-        abi::decode(abi::HC_SWITCH, [16, 0, 0, 0]),
+        abi::decode(abi::HC_SWITCH, [256, 0, 0, 0]),
         Err(Error::Inval)
     );
 }
@@ -235,7 +235,7 @@ fn set_access_validates_range_and_access() {
         "unknown access bit"
     );
     assert_eq!(
-        ok([16, 0x1000, 1, 1]),
+        ok([256, 0x1000, 1, 1]),
         Err(Error::Inval),
         "view out of range"
     );
@@ -268,9 +268,13 @@ fn query_selectors() {
         q([1, 2, 0x3fff, 0]),
         Ok(Call::QueryAccess { view: 2, gfn: 3 })
     );
-    assert_eq!(q([1, 16, 0, 0]), Err(Error::Inval));
+    assert_eq!(q([1, 255, 0, 0]), Ok(Call::QueryAccess { view: 255, gfn: 0 }));
+    assert_eq!(q([1, 256, 0, 0]), Err(Error::Inval));
     assert_eq!(q([1, 0, abi::GPA_LIMIT, 0]), Err(Error::Range));
-    assert_eq!(q([2, 0, 0, 0]), Ok(Call::QueryViews));
+    assert_eq!(q([2, 0, 0, 0]), Ok(Call::QueryViews(0)));
+    assert_eq!(q([2, 7, 0, 0]), Ok(Call::QueryViews(7)));
+    assert_eq!(q([2, 8, 0, 0]), Err(Error::Inval));
+    assert_eq!(q([2, 0, 1, 0]), Err(Error::Inval));
     assert_eq!(q([3, 0, 0, 0]), Ok(Call::QueryMaxViews));
     assert_eq!(q([4, 0, 0, 0]), Err(Error::Inval));
     assert_eq!(q([0, 1, 0, 0]), Err(Error::Inval));
@@ -293,7 +297,7 @@ fn on_violation_actions() {
         d([4, 5, 0, 0]),
         Ok(Call::OnViolation(OnViolation::Switch(5)))
     );
-    assert_eq!(d([4, 16, 0, 0]), Err(Error::Inval));
+    assert_eq!(d([4, 256, 0, 0]), Err(Error::Inval));
     assert_eq!(d([1, 5, 0, 0]), Err(Error::Inval));
     assert_eq!(d([5, 0, 0, 0]), Err(Error::Inval));
 }
@@ -302,13 +306,19 @@ fn on_violation_actions() {
 fn views_lifecycle() {
     let mut v = Views::default();
     assert!(v.exists(0));
-    assert_eq!(v.bits(), 1);
-    for want in 1..16u8 {
+    assert_eq!((v.word(0), v.count()), (1, 1));
+    for want in 1..=255u8 {
         let got = v.free().unwrap();
         assert_eq!(got, want);
         v.insert(got);
     }
     assert_eq!(v.free(), Err(Error::NoSpc));
+    assert_eq!(v.count(), 256);
+    assert_eq!((0..8).map(|i| v.word(i)).collect::<Vec<_>>(), [0xffff_ffff; 8]);
+    assert_eq!(v.word(8), 0);
+    v.remove(200);
+    assert_eq!((v.word(6), v.free()), (0xffff_ffff & !(1 << 8), Ok(200)));
+    v.insert(200);
     assert_eq!(v.check_destroy(0, false), Err(Error::Perm));
     assert_eq!(v.check_destroy(4, true), Err(Error::Busy));
     assert_eq!(v.check_destroy(4, false), Ok(()));
@@ -318,7 +328,7 @@ fn views_lifecycle() {
     assert_eq!(v.free(), Ok(4));
     v.remove(0);
     assert!(v.exists(0), "view 0 cannot go");
-    assert!(!v.exists(16));
+    assert!(v.exists(255));
 }
 
 #[test]
@@ -338,9 +348,9 @@ fn domain_calls_validate_every_argument() {
     );
     assert_eq!(code([0, 0x1000, 0x1000, 1]), Err(Error::Inval), "domain 0");
     assert_eq!(
-        code([16, 0x1000, 0x1000, 1]),
+        code([256, 0x1000, 0x1000, 1]),
         Err(Error::Inval),
-        "domain 16"
+        "domain 256"
     );
     assert_eq!(
         code([1, 0x1001, 0x1000, 1]),
@@ -403,7 +413,7 @@ fn domain_calls_validate_every_argument() {
         "the VM cannot inherit"
     );
     assert_eq!(mode([0, 4, 0, 0]), Err(Error::Inval));
-    assert_eq!(mode([16, 1, 0, 0]), Err(Error::Inval));
+    assert_eq!(mode([256, 1, 0, 0]), Err(Error::Inval));
     assert_eq!(mode([1, 1, 1, 0]), Err(Error::Inval));
     assert_eq!(d(abi::HC_LOCK, [0; 4]), Ok(Call::Lock));
     assert_eq!(d(abi::HC_LOCK, [0, 0, 0, 1]), Err(Error::Inval));
@@ -418,7 +428,7 @@ fn domain_calls_validate_every_argument() {
         );
     }
     assert_eq!(entry([0, 0x1000, 0, 0]), Err(Error::Inval), "domain 0");
-    assert_eq!(entry([16, 0x1000, 0, 0]), Err(Error::Inval), "domain 16");
+    assert_eq!(entry([256, 0x1000, 0, 0]), Err(Error::Inval), "domain 256");
     assert_eq!(entry([u64::MAX, 0x1000, 0, 0]), Err(Error::Inval));
     assert_eq!(entry([1, 0x1000, 1, 0]), Err(Error::Inval), "a2");
     assert_eq!(entry([1, 0x1000, 0, 1]), Err(Error::Inval), "a3");

@@ -54,7 +54,7 @@ pub enum Command {
         /// off, learn, enforce; for a domain also inherit.
         mode: ModeArg,
         /// Set this domain's mode instead of the VM's.
-        #[arg(long, value_name = "D", value_parser = clap::value_parser!(u32).range(1..=15))]
+        #[arg(long, value_name = "D", value_parser = clap::value_parser!(u32).range(1..=255))]
         domain: Option<u32>,
         /// What a denied access does (VM only; default: keep the current action).
         #[arg(long, conflicts_with = "domain")]

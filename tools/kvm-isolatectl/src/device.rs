@@ -372,7 +372,7 @@ pub mod fake {
             if m.deny != DENY_KEEP && (m.domain != 0 || m.deny > DENY_PF) {
                 return Err(einval());
             }
-            if m.domain >= 16 {
+            if u64::from(m.domain) >= kvm_isolate_core::abi::MAX_VIEWS {
                 return Err(einval());
             }
             self.with_vm(m.vm, |v| {

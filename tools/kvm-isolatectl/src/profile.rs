@@ -54,8 +54,8 @@ pub const VERSION: u64 = 1;
 pub const PAGE_SIZE: u64 = 4096;
 /// Guest physical addresses are below this (52-bit physical address space).
 pub const GPA_LIMIT: u64 = 1 << 52;
-/// Domains are views 1..=15.
-pub const MAX_DOMAIN: u32 = 15;
+/// Domains are views 1..=255.
+pub const MAX_DOMAIN: u32 = kvm_isolate_core::abi::MAX_VIEWS as u32 - 1;
 
 /// A profile-file error; `rule` is the index into `rules`, `entry` the index into `entries`, if
 /// it concerns one.
@@ -355,7 +355,7 @@ fn required<'a>(
         .ok_or_else(|| ProfileError::at(at, Some(field), "missing"))
 }
 
-/// `domain`: an integer 1..=15.
+/// `domain`: an integer 1..=255.
 fn parse_domain(at: Item, v: &Value) -> Result<u32, ProfileError> {
     match v {
         Value::Number(n) => match n.as_u64() {
@@ -691,7 +691,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_domain() {
-        for bad in ["0", "16", "-1", "1.5", "\"1\""] {
+        for bad in ["0", "256", "-1", "1.5", "\"1\""] {
             let e = err(&with_field("domain", bad));
             assert_eq!(
                 (e.rule, e.field),
@@ -701,7 +701,7 @@ mod tests {
                 e
             );
         }
-        assert!(err(&with_field("domain", "16"))
+        assert!(err(&with_field("domain", "256"))
             .to_string()
             .contains("out of range"));
     }
@@ -1045,7 +1045,7 @@ mod tests {
                 r#"[{"domain": 0, "gva": "0x1000", "gpa": "0x2000"}]"#.into(),
                 Some(0),
                 Some("domain"),
-                "entry 0: domain: 0 is out of range (1..=15)",
+                "entry 0: domain: 0 is out of range (1..=255)",
             ),
             (
                 r#"[{"domain": "1", "gva": "0x1000", "gpa": "0x2000"}]"#.into(),
@@ -1054,7 +1054,7 @@ mod tests {
                 "entry 0: domain: expected an integer, found a string",
             ),
             (
-                r#"[{"domain": 16, "gva": "0x1000", "gpa": "0x2000"}]"#.into(),
+                r#"[{"domain": 256, "gva": "0x1000", "gpa": "0x2000"}]"#.into(),
                 Some(0),
                 Some("domain"),
                 "out of range",

@@ -65,7 +65,7 @@ fn fake() -> Fake {
             deny: DENY_GP,
             locked: 0,
             domains: 2,
-            views: 0b111,
+            views: 3,
             rules: 2,
             violations: 10,
             allowed: 7,
@@ -444,7 +444,7 @@ fn mode_argument_validation() {
     for argv in [
         &["kvm-isolatectl", "mode", "1", "paranoid"][..],
         &["kvm-isolatectl", "mode", "1", "enforce", "--deny", "panic"][..],
-        &["kvm-isolatectl", "mode", "1", "enforce", "--domain", "16"][..],
+        &["kvm-isolatectl", "mode", "1", "enforce", "--domain", "256"][..],
         &["kvm-isolatectl", "mode", "1", "enforce", "--domain", "0"][..],
     ] {
         let e = Cli::try_parse_from(argv).unwrap_err();
@@ -548,11 +548,11 @@ fn fake_checks_mode_arguments_like_the_kernel() {
     );
     assert_eq!(errno(f.set_mode(&m(1, 0, MODE_OFF, 9))), Some(libc::EINVAL));
     assert_eq!(
-        errno(f.set_mode(&m(1, 16, MODE_OFF, DENY_KEEP))),
+        errno(f.set_mode(&m(1, 256, MODE_OFF, DENY_KEEP))),
         Some(libc::EINVAL)
     );
     assert_eq!(
-        errno(f.set_mode(&m(9, 16, MODE_OFF, DENY_KEEP))),
+        errno(f.set_mode(&m(9, 256, MODE_OFF, DENY_KEEP))),
         Some(libc::EINVAL)
     );
     assert_eq!(
