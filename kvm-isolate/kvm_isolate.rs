@@ -488,7 +488,8 @@ impl Isolate {
                     .ok_or(abi::Error::Inval)?
                     .round();
                 let vv = view(v)?;
-                if locked && (0..npages).any(|i| !vm.access(vv, Gfn(gfn + i)).contains(access)) {
+                // While locked only tightening: every page must grant the new rights already.
+                if locked && !vm.range_access(vv, Gfn(gfn), npages).contains(access) {
                     return Err(abi::Error::Perm);
                 }
                 vm.set_access(view(v)?, Gfn(gfn), npages, access)

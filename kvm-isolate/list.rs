@@ -56,6 +56,13 @@ impl<T> List<T> {
             .map_err(|_| Error::Inval)
     }
 
+    /// Makes room for `n` more items (nothing to do if there is).
+    pub(crate) fn reserve(&mut self, n: usize) -> Result<(), Error> {
+        self.0
+            .reserve(n, GFP_KERNEL_ACCOUNT)
+            .map_err(|_| Error::NoMem)
+    }
+
     /// Appends `item`.
     pub(crate) fn push(&mut self, item: T) -> Result<(), Error> {
         self.insert(self.0.len(), item)

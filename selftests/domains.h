@@ -299,20 +299,4 @@ static int dev_fd(void)
 	return fd;
 }
 
-/* The newest VM this process created. */
-static u32 my_vm(int fd)
-{
-	struct kvm_isolate_ctl_vm vms[16];
-	struct kvm_isolate_ctl_array a = { .count = 16, .ptr = (u64)vms };
-	u32 i, id = 0;
-
-	TEST_ASSERT_EQ(ioctl(fd, KVM_ISOLATE_CTL_LIST, &a), 0);
-	for (i = 0; i < a.count && i < 16; i++)
-		if (vms[i].pid == (u32)getpid() && vms[i].id > id)
-			id = vms[i].id;
-	TEST_ASSERT(id, "no VM of pid %d listed (%u VMs, first: id %u pid %u mode %u domains %u views %x)",
-		    getpid(), a.count, vms[0].id, vms[0].pid, vms[0].mode, vms[0].domains, vms[0].views);
-	return id;
-}
-
 #endif /* KVM_ISOLATE_DOMAINS_H */

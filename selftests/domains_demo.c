@@ -5,6 +5,7 @@
  * administrator would.  Exits non-zero if anything is not as shown.
  */
 #include "domains.h"
+#include "ctl.h"
 
 static void show(const char *fmt, u32 id)
 {
@@ -29,7 +30,7 @@ int main(void)
 	       "that reads it; a rogue page tries to read it.\n");
 	vm = create(&vcpu);
 	step(vm, vcpu, SETUP);
-	id = my_vm(dev_fd());
+	id = ki_my_vm(dev_fd());
 	printf("The guest registered domain %d (code %#lx, its entry points, secret at gpa %#lx);\n"
 	       "a VM starts in enforce mode.\n", DOMAIN, (u64)ki_owner_read, secret_gpa);
 	show("list", id);

@@ -23,39 +23,16 @@
 #include <unistd.h>
 
 #include "domains.h"
+#include "ctl.h"
 #include "kselftest_harness.h"
-
-static struct kvm_isolate_ctl_vm vm_info(int fd, u32 id)
-{
-	struct kvm_isolate_ctl_vm vms[16];
-	struct kvm_isolate_ctl_array a = { .count = 16, .ptr = (u64)vms };
-	u32 i;
-
-	TEST_ASSERT_EQ(ioctl(fd, KVM_ISOLATE_CTL_LIST, &a), 0);
-	for (i = 0; i < a.count && i < 16; i++)
-		if (vms[i].id == id)
-			return vms[i];
-	TEST_FAIL("VM %u not listed", id);
-	return vms[0];
-}
 
 static struct kvm_isolate_ctl_domain domain_info(int fd, u32 vm)
 {
 	struct kvm_isolate_ctl_domain d[16];
-	struct kvm_isolate_ctl_array a = { .vm = vm, .count = 16, .ptr = (u64)d };
 
-	TEST_ASSERT_EQ(ioctl(fd, KVM_ISOLATE_CTL_DOMAINS, &a), 0);
-	TEST_ASSERT_EQ(a.count, 1);
+	TEST_ASSERT_EQ(ki_ctl_get(fd, KVM_ISOLATE_CTL_DOMAINS, vm, d, ARRAY_SIZE(d)), 1);
 	TEST_ASSERT_EQ(d[0].id, DOMAIN);
 	return d[0];
-}
-
-static u32 profile(int fd, u32 vm, struct kvm_isolate_ctl_rule *r, u32 n)
-{
-	struct kvm_isolate_ctl_array a = { .vm = vm, .count = n, .ptr = (u64)r };
-
-	TEST_ASSERT_EQ(ioctl(fd, KVM_ISOLATE_CTL_PROFILE_GET, &a), 0);
-	return a.count;
 }
 
 struct drained {
@@ -125,8 +102,8 @@ TEST(learn_enforce_and_profile_in_a_fresh_vm)
 	check_tool();
 	vm = create(&vcpu);
 	step(vm, vcpu, SETUP);
-	id = my_vm(fd);
-	info = vm_info(fd, id);
+	id = ki_my_vm(fd);
+	info = ki_vm_info(fd, id);
 	TEST_ASSERT_EQ(info.mode, KVM_ISOLATE_MODE_ENFORCE);
 	TEST_ASSERT_EQ(info.domains, 1);
 	/* What guest_setup() registered, and room for it. */
@@ -145,7 +122,7 @@ TEST(learn_enforce_and_profile_in_a_fresh_vm)
 	d0 = domain_info(fd, id);
 	TEST_ASSERT_EQ(d0.denied, 0);
 	TEST_ASSERT_EQ(d0.learned, 1);
-	TEST_ASSERT_EQ(profile(fd, id, rules, 8), 1);
+	TEST_ASSERT_EQ(ki_ctl_get(fd, KVM_ISOLATE_CTL_PROFILE_GET, id, rules, 8), 1);
 	TEST_ASSERT_EQ(rules[0].domain, DOMAIN);
 	TEST_ASSERT_EQ(rules[0].region_gpa, secret_gpa);
 	TEST_ASSERT_EQ(rules[0].access, KVM_ISOLATE_ACCESS_R);
@@ -170,7 +147,7 @@ TEST(learn_enforce_and_profile_in_a_fresh_vm)
 	TEST_ASSERT(follow, "popen %s", want);
 	step(vm, vcpu, ROGUE);
 	TEST_ASSERT_EQ(domain_info(fd, id).denied, 1);
-	TEST_ASSERT_EQ(vm_info(fd, id).locked, 1);
+	TEST_ASSERT_EQ(ki_vm_info(fd, id).locked, 1);
 	n = fread(out, 1, sizeof(out) - 1, follow);
 	out[n] = 0;
 	TEST_ASSERT_EQ(pclose(follow), 0);
@@ -192,19 +169,19 @@ TEST(learn_enforce_and_profile_in_a_fresh_vm)
 	TEST_ASSERT_EQ(domain_info(fd, id).denied, 2);
 	/* The host may relax a locked VM. */
 	TEST_ASSERT_EQ(ctl(out, sizeof(out), "lock %u --unlock", id), 0);
-	TEST_ASSERT_EQ(vm_info(fd, id).locked, 0);
+	TEST_ASSERT_EQ(ki_vm_info(fd, id).locked, 0);
 	step(vm, vcpu, DONE);
 	kvm_vm_free(vm);
 
 	/* A fresh VM: without the profile the helper is denied; with it, not. */
 	vm = create(&vcpu);
 	step(vm, vcpu, SETUP);
-	id = my_vm(fd);
+	id = ki_my_vm(fd);
 	TEST_ASSERT_EQ(ctl(out, sizeof(out), "mode %u enforce --deny gp", id), 0);
 	step(vm, vcpu, HELPER_TRY);
 	TEST_ASSERT_EQ(domain_info(fd, id).denied, 1);
 	TEST_ASSERT_EQ(ctl(out, sizeof(out), "profile import %u %s", id, file), 0);
-	TEST_ASSERT_EQ(profile(fd, id, rules, 8), 1);
+	TEST_ASSERT_EQ(ki_ctl_get(fd, KVM_ISOLATE_CTL_PROFILE_GET, id, rules, 8), 1);
 	step(vm, vcpu, WORKLOAD);
 	TEST_ASSERT_EQ(domain_info(fd, id).denied, 1);
 	step(vm, vcpu, ROGUE);
@@ -212,13 +189,13 @@ TEST(learn_enforce_and_profile_in_a_fresh_vm)
 	/* The administrator trusts the helper on its own: now it reads from anywhere. */
 	step(vm, vcpu, HELPER_ALONE);
 	TEST_ASSERT_EQ(domain_info(fd, id).denied, 3);
-	TEST_ASSERT_EQ(profile(fd, id, rules, 8), 1);
+	TEST_ASSERT_EQ(ki_ctl_get(fd, KVM_ISOLATE_CTL_PROFILE_GET, id, rules, 8), 1);
 	TEST_ASSERT_EQ(rules[0].access, KVM_ISOLATE_ACCESS_R);
 	rules[0].access |= KVM_ISOLATE_RULE_TRUSTED;
 	set_profile(fd, id, rules, 1);
 	step(vm, vcpu, HELPER_TRUSTED);
 	TEST_ASSERT_EQ(domain_info(fd, id).denied, 3);
-	TEST_ASSERT_EQ(profile(fd, id, rules, 8), 1);
+	TEST_ASSERT_EQ(ki_ctl_get(fd, KVM_ISOLATE_CTL_PROFILE_GET, id, rules, 8), 1);
 	TEST_ASSERT_EQ(rules[0].access, KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_RULE_TRUSTED);
 	step(vm, vcpu, DONE);
 	kvm_vm_free(vm);
@@ -255,12 +232,12 @@ TEST(malformed_profiles_and_ioctls_change_nothing)
 	check_tool();
 	vm = create(&vcpu);
 	step(vm, vcpu, SETUP);
-	id = my_vm(fd);
+	id = ki_my_vm(fd);
 	TEST_ASSERT_EQ(ctl(out, sizeof(out), "mode %u learn", id), 0);
 	step(vm, vcpu, WORKLOAD);
-	n = profile(fd, id, before, 8);
+	n = ki_ctl_get(fd, KVM_ISOLATE_CTL_PROFILE_GET, id, before, 8);
 	TEST_ASSERT_EQ(n, 1);
-	i0 = vm_info(fd, id);
+	i0 = ki_vm_info(fd, id);
 	TEST_ASSERT_EQ(i0.rules, n);
 	TEST_ASSERT(i0.max_rules >= n, "the VM holds %u rules, has %u", i0.max_rules, n);
 
@@ -331,18 +308,16 @@ TEST(malformed_profiles_and_ioctls_change_nothing)
 	TEST_ASSERT_EQ(ioctl(fd, KVM_ISOLATE_CTL_VERSION, 0), KVM_ISOLATE_CTL_VERSION_NR);
 
 	/* Nothing changed. */
-	TEST_ASSERT_EQ(profile(fd, id, after, 8), n);
+	TEST_ASSERT_EQ(ki_ctl_get(fd, KVM_ISOLATE_CTL_PROFILE_GET, id, after, 8), n);
 	TEST_ASSERT(!memcmp(before, after, n * sizeof(after[0])), "profile changed");
-	i1 = vm_info(fd, id);
+	i1 = ki_vm_info(fd, id);
 	TEST_ASSERT_EQ(i1.mode, i0.mode);
 	TEST_ASSERT_EQ(i1.deny, i0.deny);
 	TEST_ASSERT_EQ(i1.locked, i0.locked);
 	TEST_ASSERT_EQ(i1.rules, i0.rules);
 	TEST_ASSERT_EQ(i1.max_rules, i0.max_rules);
 	/* A profile too small for the answer gets the size and nothing else. */
-	a = (struct kvm_isolate_ctl_array){ .vm = id, .count = 0, .ptr = 0 };
-	TEST_ASSERT_EQ(ioctl(fd, KVM_ISOLATE_CTL_PROFILE_GET, &a), 0);
-	TEST_ASSERT_EQ(a.count, n);
+	TEST_ASSERT_EQ(__ki_ctl_get(fd, KVM_ISOLATE_CTL_PROFILE_GET, id, NULL, 0), n);
 	step(vm, vcpu, DONE);
 	kvm_vm_free(vm);
 	close(fd);
@@ -372,7 +347,7 @@ static void *poll_host(void *arg)
 
 	while (!p->stop) {
 		t = now_us();
-		vm_info(p->fd, p->vm);
+		ki_vm_info(p->fd, p->vm);
 		dt = now_us() - t;
 		if (dt > p->max_us)
 			p->max_us = dt;
@@ -405,14 +380,14 @@ TEST_F_TIMEOUT(storm, violation_storm_keeps_the_host_responsive, 600)
 
 	vm = create(&vcpu);
 	step(vm, vcpu, SETUP);
-	id = my_vm(fd);
+	id = ki_my_vm(fd);
 	p.fd = fd;
 	p.vm = id;
 	TEST_ASSERT_EQ(ioctl(fd, KVM_ISOLATE_CTL_SET_MODE,
 			     &(struct kvm_isolate_ctl_mode){ .vm = id, .mode = KVM_ISOLATE_MODE_ENFORCE,
 							     .deny = KVM_ISOLATE_DENY_GP }), 0);
 	before = drain_log(fd, id, 0);
-	i0 = vm_info(fd, id);
+	i0 = ki_vm_info(fd, id);
 	d0 = domain_info(fd, id);
 
 	TEST_ASSERT_EQ(pthread_create(&th, NULL, poll_host, &p), 0);
@@ -422,7 +397,7 @@ TEST_F_TIMEOUT(storm, violation_storm_keeps_the_host_responsive, 600)
 	p.stop = 1;
 	pthread_join(th, NULL);
 
-	i1 = vm_info(fd, id);
+	i1 = ki_vm_info(fd, id);
 	d1 = domain_info(fd, id);
 	/* A different denial right after the storm (another RIP): the storm must not hide it. */
 	step(vm, vcpu, HELPER_TRY);
@@ -459,7 +434,7 @@ static void set_deny(int fd, u32 id, u32 deny)
 	};
 
 	TEST_ASSERT_EQ(ioctl(fd, KVM_ISOLATE_CTL_SET_MODE, &m), 0);
-	TEST_ASSERT_EQ(vm_info(fd, id).deny, deny);
+	TEST_ASSERT_EQ(ki_vm_info(fd, id).deny, deny);
 }
 
 /* Each way of denying: exit to user space, #PF (CR2 where known), #GP. */
@@ -474,10 +449,10 @@ TEST(deny_by_exit_pf_or_gp)
 	vm = create(&vcpu);
 	run = vcpu->run;
 	step(vm, vcpu, SETUP);
-	id = my_vm(fd);
+	id = ki_my_vm(fd);
 
 	/* The default: KVM_RUN fails with a memory-fault exit naming the page. */
-	TEST_ASSERT_EQ(vm_info(fd, id).deny, KVM_ISOLATE_DENY_EXIT);
+	TEST_ASSERT_EQ(ki_vm_info(fd, id).deny, KVM_ISOLATE_DENY_EXIT);
 	cmd = ROGUE_ANY;
 	sync_global_to_guest(vm, cmd);
 	ret = _vcpu_run(vcpu);
@@ -507,7 +482,7 @@ TEST(deny_by_exit_pf_or_gp)
 		/* NPT reports no linear address: a #PF would say CR2 = 0, so pf is refused. */
 		TEST_ASSERT(ioctl(fd, KVM_ISOLATE_CTL_SET_MODE, &m) == -1 && errno == EOPNOTSUPP,
 			    "deny pf on NPT: errno %d", errno);
-		TEST_ASSERT_EQ(vm_info(fd, id).deny, KVM_ISOLATE_DENY_EXIT);
+		TEST_ASSERT_EQ(ki_vm_info(fd, id).deny, KVM_ISOLATE_DENY_EXIT);
 		set_deny(fd, id, KVM_ISOLATE_DENY_GP);
 		vcpu_run(vcpu);
 		TEST_ASSERT_EQ(get_ucall(vcpu, NULL), UCALL_SYNC);

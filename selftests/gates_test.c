@@ -37,6 +37,7 @@
 #include "processor.h"
 #include "ucall_common.h"
 #include "kselftest_harness.h"
+#include "ctl.h"
 
 #define SECRET		0x5ec2e7c0ffee1234ull
 #define POISON		0xdeadbeefdeadbeef	/* what a denied call returns (ki_h_deny) */
@@ -286,37 +287,6 @@ static struct reply call(struct _test_data_gates *self, u64 fn, u64 a0, u64 a1)
 	return call3(self, fn, a0, a1, 0);
 }
 
-/* The newest VM this process created, as the control plane names it. */
-static u32 my_vm(int fd)
-{
-	struct kvm_isolate_ctl_vm vms[16];
-	struct kvm_isolate_ctl_array a = { .count = 16, .ptr = (u64)vms };
-	u32 i, id = 0;
-
-	TEST_ASSERT_EQ(ioctl(fd, KVM_ISOLATE_CTL_LIST, &a), 0);
-	for (i = 0; i < a.count && i < 16; i++)
-		if (vms[i].pid == (u32)getpid() && vms[i].id > id)
-			id = vms[i].id;
-	TEST_ASSERT(id, "no VM of pid %d listed", getpid());
-	return id;
-}
-
-/* The VM's entry in the control plane's list: its counters, usage and capacities. */
-static struct kvm_isolate_ctl_vm vm_info(struct _test_data_gates *self)
-{
-	struct kvm_isolate_ctl_vm vms[16];
-	struct kvm_isolate_ctl_array a = { .count = 16, .ptr = (u64)vms };
-	u32 i;
-
-	TEST_ASSERT_EQ(ioctl(self->fd, KVM_ISOLATE_CTL_LIST, &a), 0);
-	TEST_ASSERT(a.count <= 16, "%u VMs listed, room for 16", a.count);
-	for (i = 0; i < a.count; i++)
-		if (vms[i].id == self->id)
-			return vms[i];
-	TEST_FAIL("VM %u not listed", self->id);
-	return vms[0];
-}
-
 static void set_mode(struct _test_data_gates *self, u32 mode)
 {
 	struct kvm_isolate_ctl_mode m = {
@@ -330,11 +300,10 @@ static void set_mode(struct _test_data_gates *self, u32 mode)
 static struct kvm_isolate_ctl_domain domain_info(struct _test_data_gates *self)
 {
 	struct kvm_isolate_ctl_domain d[16];
-	struct kvm_isolate_ctl_array a = { .vm = self->id, .count = 16, .ptr = (u64)d };
-	u32 i;
+	u32 i, n;
 
-	TEST_ASSERT_EQ(ioctl(self->fd, KVM_ISOLATE_CTL_DOMAINS, &a), 0);
-	for (i = 0; i < a.count && i < 16; i++)
+	n = ki_ctl_get(self->fd, KVM_ISOLATE_CTL_DOMAINS, self->id, d, ARRAY_SIZE(d));
+	for (i = 0; i < n; i++)
 		if (d[i].id == DOMAIN)
 			return d[i];
 	TEST_FAIL("domain %d not listed", DOMAIN);
@@ -398,7 +367,7 @@ static void vm_setup(struct _test_data_gates *self)
 
 	/* The first hypercall gives the VM its control-plane id: deny=gp before anything. */
 	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_PROBE, 0, 0, 0, 0), KVM_ISOLATE_MAGIC);
-	self->id = my_vm(self->fd);
+	self->id = ki_my_vm(self->fd);
 	set_mode(self, KVM_ISOLATE_MODE_ENFORCE);
 	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_CREATE, 0, 0, 0, 0), DOMAIN);
 	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_CODE, DOMAIN, self->code_gva,
@@ -667,18 +636,13 @@ TEST_F_TIMEOUT(gates, learn_then_enforce, 120)
 /* The VM's entry points (KVM_ISOLATE_CTL_ENTRIES_GET), sorted by gpa; returns how many. */
 static u32 get_entries(struct _test_data_gates *self, struct kvm_isolate_ctl_entry *e)
 {
-	struct kvm_isolate_ctl_array a = { .vm = self->id };
 	u32 n, i;
 
 	/* The count protocol: how many there are (nothing copied), then the array. */
-	TEST_ASSERT(!ioctl(self->fd, KVM_ISOLATE_CTL_ENTRIES_GET, &a), "ENTRIES_GET: %s",
-		    strerror(errno));
-	n = a.count;
+	n = __ki_ctl_get(self->fd, KVM_ISOLATE_CTL_ENTRIES_GET, self->id, NULL, 0);
 	TEST_ASSERT(n <= ENTRIES_MAX, "%u entry points, room for %d", n, ENTRIES_MAX);
-	a = (struct kvm_isolate_ctl_array){ .vm = self->id, .count = ENTRIES_MAX, .ptr = (u64)e };
-	TEST_ASSERT(!ioctl(self->fd, KVM_ISOLATE_CTL_ENTRIES_GET, &a), "ENTRIES_GET: %s",
-		    strerror(errno));
-	TEST_ASSERT_EQ(a.count, n);
+	TEST_ASSERT_EQ(ki_ctl_get(self->fd, KVM_ISOLATE_CTL_ENTRIES_GET, self->id, e, ENTRIES_MAX),
+		       n);
 	for (i = 0; i < n; i++)
 		TEST_ASSERT(e[i].pad == 0 && (!i || e[i - 1].gpa < e[i].gpa),
 			    "entry point %u: pad %u, gpa 0x%lx after 0x%lx: want pad 0, by gpa", i,
@@ -724,7 +688,7 @@ static void expect_entries(struct _test_data_gates *self,
  */
 static void expect_usage(struct _test_data_gates *self, u32 entries, const char *what)
 {
-	struct kvm_isolate_ctl_vm v = vm_info(self);
+	struct kvm_isolate_ctl_vm v = ki_vm_info(self->fd, self->id);
 
 	TEST_ASSERT(v.code_ranges == 1 && v.regions == 1 && v.entries == entries,
 		    "%s: the VM info counts %u code ranges, %u regions, %u entry points; want 1, 1, %u",
@@ -828,7 +792,7 @@ TEST_F_TIMEOUT(gates, learned_entry_points_carry_over, 120)
 	bad[n] = e[0];
 	expect_set_refused(&fresh, bad, n + 1, EEXIST, e, n, "an entry point twice");
 	/* One more than the VM holds (max_entry_points when it was created). */
-	cap = vm_info(&fresh).max_entries;
+	cap = ki_vm_info(fresh.fd, fresh.id).max_entries;
 	many = calloc(cap + 1, sizeof(*many));
 	TEST_ASSERT(many, "calloc of %u entry points", cap + 1);
 	for (i = 0; i < cap + 1; i++)

@@ -37,6 +37,7 @@
 #include "kvm_util.h"
 #include "processor.h"
 #include "ucall_common.h"
+#include "ctl.h"
 
 #define DOMAIN		1
 #define E(x)		((u64)-(KVM_ISOLATE_##x))
@@ -288,38 +289,6 @@ static u64 rights(u64 view, u64 gpa)
 	return hc(KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_ACCESS, view, gpa, 0);
 }
 
-/* The newest VM this process created, as the control plane names it. */
-static u32 my_vm(void)
-{
-	struct kvm_isolate_ctl_vm vms[64];
-	struct kvm_isolate_ctl_array a = { .count = 64, .ptr = (u64)vms };
-	u32 i, newest = 0;
-
-	TEST_ASSERT(!ioctl(dev, KVM_ISOLATE_CTL_LIST, &a), "LIST: %s", strerror(errno));
-	TEST_ASSERT(a.count <= 64, "%u VMs listed, room for 64", a.count);
-	for (i = 0; i < a.count; i++)
-		if (vms[i].pid == (u32)getpid() && vms[i].id > newest)
-			newest = vms[i].id;
-	TEST_ASSERT(newest, "no VM of pid %d listed", getpid());
-	return newest;
-}
-
-/* The VM's entry in the control plane's list: its counters, usage and caps. */
-static struct kvm_isolate_ctl_vm vm_info(void)
-{
-	struct kvm_isolate_ctl_vm vms[64];
-	struct kvm_isolate_ctl_array a = { .count = 64, .ptr = (u64)vms };
-	u32 i;
-
-	TEST_ASSERT(!ioctl(dev, KVM_ISOLATE_CTL_LIST, &a), "LIST: %s", strerror(errno));
-	TEST_ASSERT(a.count <= 64, "%u VMs listed, room for 64", a.count);
-	for (i = 0; i < a.count; i++)
-		if (vms[i].id == id)
-			return vms[i];
-	TEST_FAIL("VM %u not listed", id);
-	return vms[0];
-}
-
 /* A VM with one vCPU running guest_code, known to the control plane (id). */
 static void vm_start(void)
 {
@@ -327,7 +296,7 @@ static void vm_start(void)
 	dev = open_dev();
 	/* The first hypercall gives the VM its control-plane id. */
 	TEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_PROBE, 0, 0, 0, 0), KVM_ISOLATE_MAGIC);
-	id = my_vm();
+	id = ki_my_vm(dev);
 }
 
 /* Destroys the VM and closes the device: neither holds the module any longer. */
@@ -356,32 +325,12 @@ static int profile_set(struct kvm_isolate_ctl_rule *r, u32 n)
 	return ioctl(dev, KVM_ISOLATE_CTL_PROFILE_SET, &a) ? errno : 0;
 }
 
-/* The VM's profile, if it fits in @room rules; returns how many there are. */
-static u32 profile_get(struct kvm_isolate_ctl_rule *r, u32 room)
-{
-	struct kvm_isolate_ctl_array a = { .vm = id, .count = room, .ptr = (u64)r };
-
-	TEST_ASSERT(!ioctl(dev, KVM_ISOLATE_CTL_PROFILE_GET, &a), "PROFILE_GET: %s",
-		    strerror(errno));
-	return a.count;
-}
-
 /* KVM_ISOLATE_CTL_ENTRIES_SET of @n entry points: 0, or the errno. */
 static int entries_set(struct kvm_isolate_ctl_entry *e, u32 n)
 {
 	struct kvm_isolate_ctl_array a = { .vm = id, .count = n, .ptr = (u64)e };
 
 	return ioctl(dev, KVM_ISOLATE_CTL_ENTRIES_SET, &a) ? errno : 0;
-}
-
-/* The VM's entry points, if they fit in @room; returns how many there are. */
-static u32 entries_get(struct kvm_isolate_ctl_entry *e, u32 room)
-{
-	struct kvm_isolate_ctl_array a = { .vm = id, .count = room, .ptr = (u64)e };
-
-	TEST_ASSERT(!ioctl(dev, KVM_ISOLATE_CTL_ENTRIES_GET, &a), "ENTRIES_GET: %s",
-		    strerror(errno));
-	return a.count;
 }
 
 /* Whether @e[0..@n) are the entry points at the start of each accepted code page. */
@@ -528,7 +477,7 @@ static void check_guest_tables(void)
 	for (i = 0; i < CAP_ENTRIES; i++)
 		ret[i] = hc(KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN, code[i].gva, 0, 0);
 	ret[CAP_ENTRIES] = hc(KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN, code[0].gva + 16, 0, 0);
-	n = entries_get(e, ARRAY_SIZE(e));
+	n = __ki_ctl_get(dev, KVM_ISOLATE_CTL_ENTRIES_GET, id, e, ARRAY_SIZE(e));
 	ok = ret[CAP_ENTRIES] == E(ENOSPC) && entries_are_the_code_pages(e, n);
 	for (i = 0; i < CAP_ENTRIES; i++)
 		ok &= ret[i] == 0;
@@ -540,7 +489,7 @@ static void check_guest_tables(void)
 /* 5) The control plane reports the usage and the caps. */
 static void check_vm_info(void)
 {
-	struct kvm_isolate_ctl_vm v = vm_info();
+	struct kvm_isolate_ctl_vm v = ki_vm_info(dev, id);
 
 	report(v.code_ranges == CAP_CODE && v.regions == CAP_REGIONS &&
 	       v.entries == CAP_ENTRIES && v.rules == 0,
@@ -574,16 +523,16 @@ static void check_ctl_caps(void)
 			.accessor_end = ACCESSORS + (2 * i + 1) * PAGE_SIZE,
 		};
 	err = profile_set(rules, CAP_RULES + 1);
-	n = profile_get(NULL, 0);
-	info_rules = vm_info().rules;
+	n = __ki_ctl_get(dev, KVM_ISOLATE_CTL_PROFILE_GET, id, NULL, 0);
+	info_rules = ki_vm_info(dev, id).rules;
 	report(err == E2BIG && n == 0 && info_rules == 0,
 	       "PROFILE_SET of 5 rules (max_rules=4): E2BIG, the profile unchanged",
 	       "PROFILE_SET: %s (want %s); then %u rules (VM info: %u), want 0",
 	       err ? strerror(err) : "accepted", strerror(E2BIG), n, info_rules);
 
 	err = profile_set(rules, CAP_RULES);
-	n = profile_get(got, ARRAY_SIZE(got));
-	info_rules = vm_info().rules;
+	n = __ki_ctl_get(dev, KVM_ISOLATE_CTL_PROFILE_GET, id, got, ARRAY_SIZE(got));
+	info_rules = ki_vm_info(dev, id).rules;
 	report(!err && n == CAP_RULES && info_rules == CAP_RULES &&
 	       !memcmp(got, rules, CAP_RULES * sizeof(*got)),
 	       "PROFILE_SET of 4 rules: accepted, VM info counts 4 rules",
@@ -593,7 +542,7 @@ static void check_ctl_caps(void)
 	       " (not the ones set)" : "", info_rules);
 
 	/* The 3 entry points and one more, valid, inside the first code page. */
-	n = entries_get(e, CAP_ENTRIES);
+	n = __ki_ctl_get(dev, KVM_ISOLATE_CTL_ENTRIES_GET, id, e, CAP_ENTRIES);
 	TEST_ASSERT(n == CAP_ENTRIES, "%u entry points, want %d", n, CAP_ENTRIES);
 	e[CAP_ENTRIES] = (struct kvm_isolate_ctl_entry){
 		.domain = DOMAIN,
@@ -601,7 +550,7 @@ static void check_ctl_caps(void)
 		.gpa = code[0].gpa + 16,
 	};
 	err = entries_set(e, CAP_ENTRIES + 1);
-	m = entries_get(after, ARRAY_SIZE(after));
+	m = __ki_ctl_get(dev, KVM_ISOLATE_CTL_ENTRIES_GET, id, after, ARRAY_SIZE(after));
 	report(err == E2BIG && m == n && !memcmp(after, e, n * sizeof(*e)),
 	       "ENTRIES_SET of 4 entry points (max_entry_points=3): E2BIG, the entry points unchanged",
 	       "ENTRIES_SET: %s (want %s); then ENTRIES_GET lists %u entry points%s, want the %u before",
@@ -648,7 +597,7 @@ static void check_defaults(void)
 		return;
 	}
 	vm_start();
-	v = vm_info();
+	v = ki_vm_info(dev, id);
 	vm_stop();
 	report(v.max_code_ranges == 16384 && v.max_regions == 16384 && v.max_rules == 65536 &&
 	       v.max_entries == 65536 && v.max_return_sites == 4096,
@@ -673,7 +622,7 @@ static void __noreturn run_checks(void)
 		code[i] = alloc_page();
 	for (i = 0; i <= CAP_REGIONS; i++)
 		region[i] = alloc_page();
-	mode = vm_info().mode;
+	mode = ki_vm_info(dev, id).mode;
 	report(mode == KVM_ISOLATE_MODE_ENFORCE, "a new VM is in enforce mode",
 	       "VM %u: mode %u, want %d (enforce)", id, mode, KVM_ISOLATE_MODE_ENFORCE);
 	/* A denial is a #GP the guest survives, not an exit that would end KVM_RUN. */

@@ -9,4 +9,5 @@ TEST_GEN_PROGS_x86 += x86/kvm_isolate/domains_demo
 TEST_GEN_PROGS_x86 += x86/kvm_isolate/bypass_test
 TEST_GEN_PROGS_x86 += x86/kvm_isolate/gates_test
 TEST_GEN_PROGS_x86 += x86/kvm_isolate/limits_test
+TEST_GEN_PROGS_x86 += x86/kvm_isolate/scale_test
 TEST_GEN_PROGS_x86 += x86/kvm_isolate/fuzz_test

@@ -40,7 +40,7 @@
 
 enum mode {
 	ABI, READ_EXIT, WRITE_EXIT, EXEC_EXIT, INJECT, GRANT, SWITCH_VERDICT,
-	BOUNDARIES, ZAPS, EMULATOR, TWO_A, TWO_B, BENCH, REFS, XONLY, ALL_VIEWS,
+	BOUNDARIES, ZAPS, EMULATOR, TWO_A, TWO_B, BENCH, REFS, XONLY, ALL_VIEWS, LOCKED,
 };
 
 static u64 hc(u64 nr, u64 a0, u64 a1, u64 a2, u64 a3)
@@ -185,6 +185,30 @@ static void guest_all_views(void)
 	GUEST_DONE();
 }
 
+/*
+ * Locked, the guest may only tighten: a range is accepted when every page of
+ * it grants the new rights already (pages with rights of their own and pages
+ * with the view's default alike), and a refused one changes nothing.
+ */
+static void guest_locked(void)
+{
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_VIEW_CREATE, 0, 0, 0, 0), 1);
+	GUEST_ASSERT_EQ(set_access(1, S0, 1, KVM_ISOLATE_ACCESS_R), KVM_ISOLATE_ACCESS_R);
+	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_LOCK, 0, 0, 0, 0), 0);
+	/* S0 is R only: the range S0, S1 cannot gain W, S1 keeps its rights. */
+	GUEST_ASSERT_EQ(set_access(1, S0, 2, KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_W), E(EPERM));
+	GUEST_ASSERT_EQ(query(KVM_ISOLATE_QUERY_ACCESS, 1, S1), KVM_ISOLATE_ACCESS_RWX);
+	GUEST_ASSERT_EQ(set_access(1, S1, 1, KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_W),
+			KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_W);
+	GUEST_ASSERT_EQ(set_access(1, S0, 3, KVM_ISOLATE_ACCESS_RWX), E(EPERM));
+	GUEST_ASSERT_EQ(query(KVM_ISOLATE_QUERY_ACCESS, 1, U), KVM_ISOLATE_ACCESS_RWX);
+	GUEST_ASSERT_EQ(set_access(1, S0, 3, KVM_ISOLATE_ACCESS_R), KVM_ISOLATE_ACCESS_R);
+	GUEST_ASSERT_EQ(query(KVM_ISOLATE_QUERY_ACCESS, 1, S1), KVM_ISOLATE_ACCESS_R);
+	GUEST_ASSERT_EQ(query(KVM_ISOLATE_QUERY_ACCESS, 1, U), KVM_ISOLATE_ACCESS_R);
+	GUEST_ASSERT_EQ(set_access(1, S1, 2, KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_W), E(EPERM));
+	GUEST_DONE();
+}
+
 static void guest_code(u64 mode)
 {
 	u64 i, before;
@@ -195,6 +219,9 @@ static void guest_code(u64 mode)
 		break;
 	case ALL_VIEWS:
 		guest_all_views();
+		break;
+	case LOCKED:
+		guest_locked();
 		break;
 	case READ_EXIT:
 		guest_hide_secret(0);
@@ -506,6 +533,11 @@ static void one(enum mode mode)
 
 	expect_done(vcpu);
 	kvm_vm_free(vm);
+}
+
+TEST(locked_vm_only_tightens_whole_ranges)
+{
+	one(LOCKED);
 }
 
 TEST(inject_gp_and_ud_then_switch_reads_secret)

@@ -407,7 +407,9 @@ impl Views {
 
     /// 32-bit word `n` of the bitmap, bit 0 of word 0 for view 0; 0 past the end.
     pub fn word(self, n: usize) -> u64 {
-        self.0.get(n / 2).map_or(0, |w| (w >> (32 * (n % 2))) & 0xffff_ffff)
+        self.0
+            .get(n / 2)
+            .map_or(0, |w| (w >> (32 * (n % 2))) & 0xffff_ffff)
     }
 
     /// How many views exist, view 0 included.

@@ -54,6 +54,11 @@ impl<T> List<T> {
         Ok(())
     }
 
+    /// Makes room for `n` more items (nothing to do if there is).
+    pub fn reserve(&mut self, n: usize) -> Result<(), Error> {
+        self.0.try_reserve(n).map_err(|_| Error::NoMem)
+    }
+
     /// Appends `item`.
     pub fn push(&mut self, item: T) -> Result<(), Error> {
         self.insert(self.0.len(), item)

@@ -327,6 +327,16 @@ struct Pending {
     used: u64,
 }
 
+/// A rule's accessor range, indexed by domain: `reach` is the largest `end` of the domain's
+/// entries up to this one, so the last entry starting at or below an address says whether any
+/// of them contains it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Accessor {
+    domain: u8,
+    start: u64,
+    reach: u64,
+}
+
 /// Whether `[lo, lo + n)` overlaps an item of `items`, which are sorted by start and disjoint,
 /// each spanning `span(item) = (start, length)`. Only the neighbours of `lo` can: O(log n).
 fn overlaps<T>(items: &[T], lo: u64, n: u64, span: impl Fn(&T) -> (u64, u64)) -> bool {
@@ -360,6 +370,8 @@ pub struct Engine {
     code_by_gfn: List<Code>,
     regions: List<Region>,
     rules: List<Rule>,
+    /// `rules`' accessor ranges by domain and start, one per rule.
+    accessors: List<Accessor>,
     entries: List<Gate>,
     returns: List<Pending>,
     /// The clock of `Pending::used`.
@@ -414,6 +426,7 @@ impl Engine {
             code_by_gfn: List::new(),
             regions: List::new(),
             rules: List::new(),
+            accessors: List::new(),
             entries: List::new(),
             returns: List::new(),
             calls: 0,
@@ -462,7 +475,12 @@ impl Engine {
 
     /// Whether domain `d` exists.
     pub fn is_domain(&self, d: u8) -> bool {
-        d >= 1 && self.domains.as_slice().get(usize::from(d)).is_some_and(|x| x.active)
+        d >= 1
+            && self
+                .domains
+                .as_slice()
+                .get(usize::from(d))
+                .is_some_and(|x| x.active)
     }
 
     /// Domain `d`'s own mode (`None`: inherits the VM's).
@@ -604,7 +622,7 @@ impl Engine {
                 // runs is decided by the page it comes from, whatever address the guest mapped
                 // it at (d's code is executable here, so a fault on it is a rebuild's race).
                 let mine = self.code_at_gfn(gfn).is_some_and(|c| c.domain == d);
-                if !mine && self.rule_for_domain(d, f.rip).is_none() {
+                if !mine && !self.names_accessor(d, f.rip) {
                     let mut o = out(Decision::Leave, d, None);
                     o.gate = self.called_out(d, f).map(GateOp::Called);
                     return o;
@@ -744,13 +762,32 @@ impl Engine {
         self.gate_at(d, s.top)
     }
 
-    /// Any rule of domain `d`'s regions whose accessor range contains `rip`.
-    fn rule_for_domain(&self, d: u8, rip: u64) -> Option<&Rule> {
-        self.regions
-            .as_slice()
-            .iter()
-            .filter(|r| r.domain == d)
-            .find_map(|r| self.rule_at(r.gfn, rip))
+    /// Whether a rule of domain `d`'s regions has an accessor range containing `rip`. O(log n).
+    fn names_accessor(&self, d: u8, rip: u64) -> bool {
+        let a = self.accessors.as_slice();
+        let i = a.partition_point(|x| (x.domain, x.start) <= (d, rip));
+        i > 0 && a[i - 1].domain == d && a[i - 1].reach > rip
+    }
+
+    /// Rebuilds `accessors` from `rules`, in the room reserved for them (allocates nothing).
+    fn index_accessors(&mut self) {
+        self.accessors.retain(|_| false);
+        for r in self.rules.as_slice() {
+            let a = Accessor {
+                domain: r.domain,
+                start: r.start,
+                reach: r.end,
+            };
+            // Cannot fail: there is room for every rule.
+            let _ = self.accessors.push(a);
+        }
+        let a = self.accessors.as_mut_slice();
+        a.sort_unstable_by_key(|x| (x.domain, x.start));
+        for i in 1..a.len() {
+            if a[i].domain == a[i - 1].domain {
+                a[i].reach = a[i].reach.max(a[i - 1].reach);
+            }
+        }
     }
 
     /// The accessor range learning records for `rip`: its domain's code range, else its page;
@@ -1009,11 +1046,15 @@ impl Engine {
             domain: rule.domain,
             trusted: rule.trusted,
         };
-        // Inserted after the rules it replaces, then those go: a failed insertion changes nothing.
+        // Room first, then the new rule after the rules it replaces, then those go: a failed
+        // allocation changes nothing.
+        // (`accessors` holds as many entries as `rules`.)
+        self.accessors.reserve(1)?;
         self.rules.insert(to, merged)?;
         for _ in from..to {
             self.rules.remove(from);
         }
+        self.index_accessors();
         Ok(())
     }
 
@@ -1070,7 +1111,10 @@ impl Engine {
                 trusted: x.access & ctl::RULE_TRUSTED != 0,
             })?;
         }
+        let mut accessors = List::with_capacity(rules.len())?;
+        core::mem::swap(&mut self.accessors, &mut accessors);
         self.rules = new;
+        self.index_accessors();
         Ok(())
     }
 
@@ -1217,6 +1261,7 @@ impl Engine {
         self.code_by_gfn.retain(|x| x.domain != d);
         self.regions.retain(|x| x.domain != d);
         self.rules.retain(|x| x.domain != d);
+        self.index_accessors();
         self.entries.retain(|x| x.domain != d);
         self.returns.retain(|x| x.gate.domain != d);
         if let Some(x) = self.domains.as_mut_slice().get_mut(usize::from(d)) {

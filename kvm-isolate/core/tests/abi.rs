@@ -268,7 +268,10 @@ fn query_selectors() {
         q([1, 2, 0x3fff, 0]),
         Ok(Call::QueryAccess { view: 2, gfn: 3 })
     );
-    assert_eq!(q([1, 255, 0, 0]), Ok(Call::QueryAccess { view: 255, gfn: 0 }));
+    assert_eq!(
+        q([1, 255, 0, 0]),
+        Ok(Call::QueryAccess { view: 255, gfn: 0 })
+    );
     assert_eq!(q([1, 256, 0, 0]), Err(Error::Inval));
     assert_eq!(q([1, 0, abi::GPA_LIMIT, 0]), Err(Error::Range));
     assert_eq!(q([2, 0, 0, 0]), Ok(Call::QueryViews(0)));
@@ -314,7 +317,10 @@ fn views_lifecycle() {
     }
     assert_eq!(v.free(), Err(Error::NoSpc));
     assert_eq!(v.count(), 256);
-    assert_eq!((0..8).map(|i| v.word(i)).collect::<Vec<_>>(), [0xffff_ffff; 8]);
+    assert_eq!(
+        (0..8).map(|i| v.word(i)).collect::<Vec<_>>(),
+        [0xffff_ffff; 8]
+    );
     assert_eq!(v.word(8), 0);
     v.remove(200);
     assert_eq!((v.word(6), v.free()), (0xffff_ffff & !(1 << 8), Ok(200)));

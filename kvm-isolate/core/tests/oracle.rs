@@ -17,7 +17,7 @@
 use kvm_isolate_core::abi::Error;
 use kvm_isolate_core::ctl::{self, CtlRule};
 use kvm_isolate_core::policy::{
-    Code, Decision, Deny, Engine, Limits, Fault, Gate, GateOp, Mode, Region, Rule, Stack,
+    Code, Decision, Deny, Engine, Fault, Gate, GateOp, Limits, Mode, Region, Rule, Stack,
 };
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;

@@ -191,6 +191,17 @@ impl Vm {
         Access(unsafe { bindings::kvm_isolate_get_access(self.as_raw(), view.0, gfn.0) })
     }
 
+    /// The rights `view` grants every page of `[gfn, gfn + npages)`: the rights of its pages
+    /// intersected, at a cost in the number of ranges of rights there, not of pages. All rights
+    /// for an empty or wrapping range.
+    #[inline]
+    pub fn range_access(&self, view: View, gfn: Gfn, npages: u64) -> Access {
+        // SAFETY: `self` is a live VM by the type invariant.
+        Access(unsafe {
+            bindings::kvm_isolate_get_range_access(self.as_raw(), view.0, gfn.0, npages)
+        })
+    }
+
     /// Takes every right in `view` away (view 0 cannot be reset), until the policy builds the
     /// view again with [`Vm::set_access`] and [`Vm::set_default_access`]: a vCPU that lands in
     /// a destroyed view can touch nothing.
