@@ -765,7 +765,7 @@ impl Policy for Isolate {
     }
 }
 
-#[pin_data]
+#[pin_data(PinnedDrop)]
 struct KvmIsolate {
     #[pin]
     _control: MiscDeviceRegistration<control::Control>,
@@ -775,6 +775,15 @@ struct KvmIsolate {
     _caps: debugfs::File<HwCaps>,
     _debugfs: debugfs::Dir,
     _limits: Limits,
+}
+
+#[pinned_drop]
+impl PinnedDrop for KvmIsolate {
+    fn drop(self: Pin<&mut Self>) {
+        // `VMS` is a static, never dropped: free its buffer, or unloading leaks it. No VM is
+        // left (each holds a reference to this module), nor an open control file.
+        drop(core::mem::replace(&mut *VMS.lock(), KVVec::new()));
+    }
 }
 
 /// The module parameters' caps, if none is above [`Limits::CEILING`].
