@@ -513,6 +513,11 @@ impl Isolate {
             }
             Call::QueryViews(w) => Ok(g.views.word(usize::from(w))),
             Call::QueryMaxViews => Ok(u64::from(views::MAX_VIEWS)),
+            Call::QueryFeatures => Ok(if vcpu.vmfunc() {
+                abi::FEATURE_VMFUNC
+            } else {
+                0
+            }),
             Call::OnViolation(action) => {
                 if locked && matches!(action, OnViolation::Grant | OnViolation::Switch(_)) {
                     return Err(abi::Error::Perm);

@@ -145,7 +145,7 @@ extern u64 ki_saved_rsp;
 /* ---- guest side ---- */
 
 /* What the host asks the guest to do next, with args[]. */
-enum cmd { CMD_HC = 1, CMD_CALL, CMD_LOOP, CMD_PEEK, CMD_INVLPG };
+enum cmd { CMD_HC = 1, CMD_CALL, CMD_LOOP, CMD_PEEK, CMD_INVLPG, CMD_VMFUNC };
 
 static u64 cmd, args[5];
 static volatile u64 gp_count, gp_rip, bp_count;
@@ -197,6 +197,10 @@ static void guest_code(void)
 		case CMD_INVLPG:
 			asm volatile("invlpg (%0)" : : "r"(args[0]) : "memory");
 			r = 0;
+			break;
+		case CMD_VMFUNC:
+			/* EPTP switching to view args[0]: the vector it raised, or 0. */
+			r = kvm_asm_safe(".byte 0x0f, 0x01, 0xd4", "a"(0), "c"(args[0]));
 			break;
 		default:
 			r = 0;
@@ -862,6 +866,29 @@ TEST_F_TIMEOUT(gates, switch_hypercall_cannot_enter_a_domain_view, 120)
 
 	TEST_ASSERT(ret == E(EPERM), "SWITCH to the domain's view returned %ld, want %ld",
 		    (long)ret, (long)E(EPERM));
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_VIEW, 0, 0, 0), 0);
+}
+
+/*
+ * ... VMFUNC, with the domain's root cached by a proper entry just before
+ * (Intel: the policy keeps domain views out of every EPTP list, so the
+ * VMFUNC exits and is refused; AMD has no VMFUNC) ...
+ */
+TEST_F_TIMEOUT(gates, vmfunc_cannot_enter_a_domain_view, 120)
+{
+	u64 vector, features;
+
+	register_entries(self);
+	expect_secret(self, call(self, A(ki_g_read), self->secret_gva, 0), 0, "ki_g_read");
+	vector = step(self, CMD_VMFUNC, DOMAIN, 0, 0, 0, 0).ret;
+	TEST_ASSERT(vector == UD_VECTOR, "VMFUNC to the domain's view raised vector %lu, want #UD",
+		    vector);
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_VIEW, 0, 0, 0), 0);
+	/* View 0, which SWITCH allows, is reached by VMFUNC where the vCPU has it. */
+	features = hcall(self, KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_FEATURES, 0, 0, 0);
+	vector = step(self, CMD_VMFUNC, 0, 0, 0, 0, 0).ret;
+	TEST_ASSERT(vector == (features & KVM_ISOLATE_FEATURE_VMFUNC ? 0 : UD_VECTOR),
+		    "VMFUNC to view 0 raised vector %lu (features 0x%lx)", vector, features);
 	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_VIEW, 0, 0, 0), 0);
 }
 

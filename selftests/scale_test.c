@@ -25,6 +25,9 @@
  * at the end checks what the control plane reports about the VM and each
  * domain.  Every domain's view is built only when a vCPU first enters it,
  * so all registration comes before any domain code runs.
+ *
+ * KI_SCALE_DOMAINS=N (32 to 160) registers N domains instead: the sanitizer
+ * rig runs 48, as registering 160 under KASAN and kmemleak takes minutes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,12 +46,12 @@
 #include "kselftest_harness.h"
 #include "ctl.h"
 
-#define NR_DOMAINS	160
+#define MAX_DOMAINS	160		/* and the default; KI_SCALE_DOMAINS=32..160 runs fewer */
 #define CODE_PER_DOMAIN	2		/* pages: the read function, the write function */
 #define REGIONS_PER_DOMAIN 3		/* one page each */
-#define CODE_PAGES	(NR_DOMAINS * CODE_PER_DOMAIN)
-#define REGION_PAGES	(NR_DOMAINS * REGIONS_PER_DOMAIN)
-#define ATTACKS		(3 * NR_DOMAINS)
+#define CODE_PAGES	(nr_domains * CODE_PER_DOMAIN)
+#define REGION_PAGES	(nr_domains * REGIONS_PER_DOMAIN)
+#define ATTACKS		(3 * nr_domains)
 #define SCALE_SLOT	10		/* the memslot of the code and regions */
 #define SCALE_GPA	(1ull << 30)
 #define READ_FN		0		/* code page k of a domain */
@@ -81,7 +84,10 @@ typedef u64 (*read_fn)(u64 gva);
 typedef void (*write_fn)(u64 gva, u64 val);
 
 /* Creating a domain brings the guest to a checkpoint when this many exist. */
-static const u32 checkpoints[] = { 0, 1, 16, NR_DOMAINS };
+static u32 checkpoints[] = { 0, 1, 16, MAX_DOMAINS };
+
+/* How many domains this run registers (checkpoints[3] too). */
+static u32 nr_domains = MAX_DOMAINS;
 
 /* Where the blocks are, set by the host before the guest runs. */
 static u64 code_gva0, code_gpa0, region_gva0, region_gpa0;
@@ -97,28 +103,28 @@ static struct {
 } attack;
 
 /*
- * Domain d's code page k is page d + k * NR_DOMAINS of the code block, mapped
+ * Domain d's code page k is page d + k * nr_domains of the code block, mapped
  * at every second page from code_gva0: no two code pages are adjacent.
  */
 static u64 code_gva(u32 d, u32 k)
 {
-	return code_gva0 + 2 * (d + k * NR_DOMAINS) * PAGE_SIZE;
+	return code_gva0 + 2 * (d + k * nr_domains) * PAGE_SIZE;
 }
 
 static u64 code_gpa(u32 d, u32 k)
 {
-	return code_gpa0 + (d + k * NR_DOMAINS) * PAGE_SIZE;
+	return code_gpa0 + (d + k * nr_domains) * PAGE_SIZE;
 }
 
-/* Domain d's region k is page d + k * NR_DOMAINS of the region block. */
+/* Domain d's region k is page d + k * nr_domains of the region block. */
 static u64 region_gva(u32 d, u32 k)
 {
-	return region_gva0 + (d + k * NR_DOMAINS) * PAGE_SIZE;
+	return region_gva0 + (d + k * nr_domains) * PAGE_SIZE;
 }
 
 static u64 region_gpa(u32 d, u32 k)
 {
-	return region_gpa0 + (d + k * NR_DOMAINS) * PAGE_SIZE;
+	return region_gpa0 + (d + k * nr_domains) * PAGE_SIZE;
 }
 
 static u64 secret(u32 d, u32 k)
@@ -168,14 +174,14 @@ static void add_domain(u32 d)
 	}
 }
 
-/* Word @w of the bitmap of the views that exist: view 0 and the domains' 1 .. NR_DOMAINS. */
+/* Word @w of the bitmap of the views that exist: view 0 and the domains' 1 .. nr_domains. */
 static u64 views_word(u32 w)
 {
 	u64 mask = 0;
 	u32 b;
 
 	for (b = 0; b < 32; b++)
-		if (w * 32 + b <= NR_DOMAINS)
+		if (w * 32 + b <= nr_domains)
 			mask |= 1ull << b;
 	return mask;
 }
@@ -203,7 +209,7 @@ static void guest_code(void)
 	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_PROBE, 0, 0, 0, 0), KVM_ISOLATE_MAGIC);
 	GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_VERSION, 0, 0, 0, 0), KVM_ISOLATE_ABI_VERSION);
 	GUEST_SYNC2(0, 0);
-	for (d = 0; d < NR_DOMAINS; d++) {
+	for (d = 0; d < nr_domains; d++) {
 		add_domain(d);
 		if (is_checkpoint(d + 1))
 			GUEST_SYNC2(d + 1, 0);
@@ -215,7 +221,7 @@ static void guest_code(void)
 	}
 
 	/* Each owner, entered at its entry points from view 0, writes and reads its regions. */
-	for (d = 0; d < NR_DOMAINS; d++) {
+	for (d = 0; d < nr_domains; d++) {
 		for (k = 0; k < REGIONS_PER_DOMAIN; k++)
 			((write_fn)code_gva(d, WRITE_FN))(region_gva(d, k), secret(d, k));
 		for (k = 0; k < REGIONS_PER_DOMAIN; k++) {
@@ -225,13 +231,13 @@ static void guest_code(void)
 				       v, k, secret(d, k));
 		}
 	}
-	GUEST_SYNC2(NR_DOMAINS, 1);
+	GUEST_SYNC2(nr_domains, 1);
 
 	/* Nobody else reads them: view 0, and two other domains each. */
-	for (d = 0; d < NR_DOMAINS; d++) {
+	for (d = 0; d < nr_domains; d++) {
 		guest_attack((u64)ki_s_read, d, 0);
-		guest_attack(code_gva((d + 1) % NR_DOMAINS, READ_FN), d, 0);
-		guest_attack(code_gva((d + NR_DOMAINS / 2) % NR_DOMAINS, READ_FN), d, 2);
+		guest_attack(code_gva((d + 1) % nr_domains, READ_FN), d, 0);
+		guest_attack(code_gva((d + nr_domains / 2) % nr_domains, READ_FN), d, 2);
 	}
 	GUEST_DONE();
 }
@@ -292,7 +298,7 @@ static void check_new_vm(int fd, u32 id)
 	TEST_ASSERT(v.max_code_ranges >= CODE_PAGES && v.max_regions >= REGION_PAGES &&
 		    v.max_entries >= CODE_PAGES,
 		    "VM %u's capacities (max_code_ranges %u, max_regions %u, max_entry_points %u) are below what %d domains need (%d, %d, %d): kvm_isolate is loaded with smaller ones",
-		    id, v.max_code_ranges, v.max_regions, v.max_entries, NR_DOMAINS, CODE_PAGES,
+		    id, v.max_code_ranges, v.max_regions, v.max_entries, nr_domains, CODE_PAGES,
 		    REGION_PAGES, CODE_PAGES);
 }
 
@@ -346,12 +352,14 @@ static void layout(struct kvm_vm *vm)
 		virt_pg_map(vm, code_gva0 + 2 * i * PAGE_SIZE, code_gpa0 + i * PAGE_SIZE);
 	for (i = 0; i < REGION_PAGES; i++)
 		virt_pg_map(vm, region_gva0 + i * PAGE_SIZE, region_gpa0 + i * PAGE_SIZE);
-	for (d = 0; d < NR_DOMAINS; d++) {
+	for (d = 0; d < nr_domains; d++) {
 		memcpy(addr_gpa2hva(vm, code_gpa(d, READ_FN)), addr_gva2hva(vm, (u64)ki_s_read),
 		       PAGE_SIZE);
 		memcpy(addr_gpa2hva(vm, code_gpa(d, WRITE_FN)), addr_gva2hva(vm, (u64)ki_s_write),
 		       PAGE_SIZE);
 	}
+	sync_global_to_guest(vm, nr_domains);
+	sync_global_to_guest(vm, checkpoints);
 	sync_global_to_guest(vm, code_gva0);
 	sync_global_to_guest(vm, code_gpa0);
 	sync_global_to_guest(vm, region_gva0);
@@ -363,26 +371,26 @@ static void check_control_plane(int fd, u32 id)
 {
 	struct kvm_isolate_ctl_domain dom[KVM_ISOLATE_MAX_VIEWS];
 	struct kvm_isolate_ctl_vm v = ki_vm_info(fd, id);
-	bool seen[NR_DOMAINS + 1] = {};
+	bool seen[MAX_DOMAINS + 1] = {};
 	u64 denied = 0;
 	u32 i;
 
-	TEST_ASSERT(v.domains == NR_DOMAINS && v.code_ranges == CODE_PAGES &&
+	TEST_ASSERT(v.domains == nr_domains && v.code_ranges == CODE_PAGES &&
 		    v.regions == REGION_PAGES && v.entries == CODE_PAGES &&
-		    v.views == NR_DOMAINS + 1,
+		    v.views == nr_domains + 1,
 		    "VM %u: %u domains, %u code ranges, %u regions, %u entry points, %u views; want %d, %d, %d, %d, %d",
-		    id, v.domains, v.code_ranges, v.regions, v.entries, v.views, NR_DOMAINS,
-		    CODE_PAGES, REGION_PAGES, CODE_PAGES, NR_DOMAINS + 1);
+		    id, v.domains, v.code_ranges, v.regions, v.entries, v.views, nr_domains,
+		    CODE_PAGES, REGION_PAGES, CODE_PAGES, nr_domains + 1);
 	TEST_ASSERT(v.denied == ATTACKS && v.rules == 0,
 		    "VM %u: %lu denials, %u rules; want %d (the attacks), 0 (nothing learned)", id,
 		    (u64)v.denied, v.rules, ATTACKS);
 
 	TEST_ASSERT_EQ(ki_ctl_get(fd, KVM_ISOLATE_CTL_DOMAINS, id, dom, ARRAY_SIZE(dom)),
-		       NR_DOMAINS);
-	for (i = 0; i < NR_DOMAINS; i++) {
-		TEST_ASSERT(dom[i].id >= 1 && dom[i].id <= NR_DOMAINS && !seen[dom[i].id],
+		       nr_domains);
+	for (i = 0; i < nr_domains; i++) {
+		TEST_ASSERT(dom[i].id >= 1 && dom[i].id <= nr_domains && !seen[dom[i].id],
 			    "DOMAINS entry %u: domain %u, a number out of 1..%d or listed twice", i,
-			    dom[i].id, NR_DOMAINS);
+			    dom[i].id, nr_domains);
 		seen[dom[i].id] = true;
 		/*
 		 * Denials count to the region's owner (policy.rs): each domain's regions
@@ -413,7 +421,7 @@ static void checkpoint(int fd, u32 *id, u32 stage, struct ucall *uc, struct memi
 	u64 want;
 
 	TEST_ASSERT(stage <= ARRAY_SIZE(checkpoints), "a checkpoint too many");
-	want = entered ? NR_DOMAINS : checkpoints[stage];
+	want = entered ? nr_domains : checkpoints[stage];
 	TEST_ASSERT(uc->args[0] == want && uc->args[1] == entered,
 		    "checkpoint %u: %lu domains, entered %lu; want %lu, %d", stage, uc->args[0],
 		    uc->args[1], want, entered);
@@ -480,12 +488,12 @@ done:
 		    stage, ARRAY_SIZE(checkpoints) + 1);
 	TEST_ASSERT(denials == ATTACKS, "%u denials, want %d", denials, ATTACKS);
 	ksft_print_msg("%d domains: %lds to register them, %lds for the owners' %d calls, %lds for the %d denials\n",
-		       NR_DOMAINS, (long)(t_setup - t0), (long)(t_owners - t_setup),
-		       NR_DOMAINS * 2 * REGIONS_PER_DOMAIN, (long)(time(NULL) - t_owners),
+		       nr_domains, (long)(t_setup - t0), (long)(t_owners - t_setup),
+		       nr_domains * 2 * REGIONS_PER_DOMAIN, (long)(time(NULL) - t_owners),
 		       ATTACKS);
 
 	/* The owners' writes are where they belong, and no attack changed them. */
-	for (d = 0; d < NR_DOMAINS; d++)
+	for (d = 0; d < nr_domains; d++)
 		for (k = 0; k < REGIONS_PER_DOMAIN; k++)
 			TEST_ASSERT(*(u64 *)addr_gpa2hva(vm, region_gpa(d, k)) == secret(d, k),
 				    "region %u of domain %u holds 0x%lx, want 0x%lx", k, d + 1,
@@ -498,6 +506,14 @@ done:
 
 int main(int argc, char **argv)
 {
+	const char *n = getenv("KI_SCALE_DOMAINS");
+
+	if (n && *n) {
+		nr_domains = strtoul(n, NULL, 0);
+		TEST_ASSERT(nr_domains >= 32 && nr_domains <= MAX_DOMAINS,
+			    "KI_SCALE_DOMAINS=%s: want 32 to %d", n, MAX_DOMAINS);
+		checkpoints[ARRAY_SIZE(checkpoints) - 1] = nr_domains;
+	}
 	TEST_REQUIRE(kvm_is_tdp_enabled());
 	__TEST_REQUIRE(!access("/dev/kvm-isolate", F_OK),
 		       "kvm_isolate is not loaded (no /dev/kvm-isolate)");

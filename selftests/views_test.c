@@ -35,12 +35,14 @@
 #define U		(SZ_1G + PAGE_SIZE)	/* unrestricted neighbour */
 #define SECRET		0x5ec2e7c0ffee1234ull
 #define N_OPS		1000
+#define CYCLE_VIEWS	5		/* > 1 current + 3 cached roots */
 
 #define E(x)		((u64)-(KVM_ISOLATE_##x))
 
 enum mode {
 	ABI, READ_EXIT, WRITE_EXIT, EXEC_EXIT, INJECT, GRANT, SWITCH_VERDICT,
 	BOUNDARIES, ZAPS, EMULATOR, TWO_A, TWO_B, BENCH, REFS, XONLY, ALL_VIEWS, LOCKED,
+	CACHED,
 };
 
 static u64 hc(u64 nr, u64 a0, u64 a1, u64 a2, u64 a3)
@@ -211,7 +213,7 @@ static void guest_locked(void)
 
 static void guest_code(u64 mode)
 {
-	u64 i, before;
+	u64 i, before, tsc;
 
 	switch (mode) {
 	case ABI:
@@ -324,19 +326,58 @@ static void guest_code(u64 mode)
 		GUEST_SYNC(*(volatile u64 *)S0);	/* must exit first */
 		break;
 	case BENCH:
+		/* Each phase reports the guest TSC it took (Bochs: instructions). */
 		guest_hide_secret(0);
+		for (i = 2; i < CYCLE_VIEWS; i++)
+			GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_VIEW_CREATE, 0, 0, 0, 0), i);
 		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_ON_VIOLATION,
 				   KVM_ISOLATE_ON_VIOLATION_GP, 0, 0, 0), 0);
-		GUEST_SYNC(0);
+		for (i = 0; i < CYCLE_VIEWS; i++)	/* every view's root built */
+			GUEST_ASSERT_EQ(sw((i + 1) % CYCLE_VIEWS), i);
+		GUEST_SYNC2(0, 0);
+		tsc = rdtsc();
 		for (i = 0; i < N_OPS; i++)
 			GUEST_ASSERT_EQ(sw(1 - (i & 1)), i & 1);
-		GUEST_SYNC(1);
+		GUEST_SYNC2(1, rdtsc() - tsc);
+		tsc = rdtsc();
 		for (i = 0; i < N_OPS; i++)
 			GUEST_ASSERT_EQ(read_safe(S0), GP_VECTOR);
-		GUEST_SYNC(2);
+		GUEST_SYNC2(2, rdtsc() - tsc);
+		tsc = rdtsc();
 		for (i = 0; i < N_OPS; i++)
 			before = hc(KVM_HC_ISOLATE_VERSION, 0, 0, 0, 0);
 		GUEST_ASSERT_EQ(before, KVM_ISOLATE_ABI_VERSION);
+		GUEST_SYNC2(3, rdtsc() - tsc);
+		/* More views in turn than a vCPU keeps roots for: every switch misses. */
+		tsc = rdtsc();
+		for (i = 0; i < N_OPS; i++)
+			GUEST_ASSERT_EQ(sw((i + 1) % CYCLE_VIEWS), i % CYCLE_VIEWS);
+		GUEST_SYNC2(4, rdtsc() - tsc);
+		GUEST_DONE();
+		break;
+	case CACHED:
+		/* A view changed while its root waits in the vCPU's root cache. */
+		*(volatile u64 *)U = U;
+		*(volatile u64 *)S1 = S1;
+		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_VIEW_CREATE, 0, 0, 0, 0), 1);
+		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_ON_VIOLATION,
+				   KVM_ISOLATE_ON_VIOLATION_GP, 0, 0, 0), 0);
+		GUEST_ASSERT_EQ(sw(1), 0);
+		GUEST_ASSERT_EQ(*(volatile u64 *)U, U);		/* mapped in view 1 */
+		GUEST_ASSERT_EQ(sw(0), 1);
+		GUEST_ASSERT_EQ(set_access(1, U, 1, 0), 0);
+		GUEST_ASSERT_EQ(*(volatile u64 *)U, U);		/* view 0 untouched */
+		GUEST_ASSERT_EQ(sw(1), 0);
+		GUEST_ASSERT_EQ(read_safe(U), GP_VECTOR);
+		/* And view 0, tightened from view 1, with its root cached. */
+		GUEST_ASSERT_EQ(set_access(0, S1, 1, 0), 0);
+		GUEST_ASSERT_EQ(*(volatile u64 *)S1, S1);
+		GUEST_ASSERT_EQ(sw(0), 1);
+		GUEST_ASSERT_EQ(read_safe(S1), GP_VECTOR);
+		GUEST_ASSERT_EQ(write_safe(S1), GP_VECTOR);
+		GUEST_ASSERT_EQ(sw(1), 0);
+		GUEST_ASSERT_EQ(set_access(1, U, 1, KVM_ISOLATE_ACCESS_RWX), KVM_ISOLATE_ACCESS_RWX);
+		GUEST_ASSERT_EQ(*(volatile u64 *)U, U);
 		GUEST_DONE();
 		break;
 	case XONLY:
@@ -699,35 +740,46 @@ TEST(module_held_while_a_vm_uses_views)
 
 TEST(exits_per_operation)
 {
+	static const char *const what[] = {
+		"view switch (hypercall, root cached)", "violation (inject #GP)",
+		"plain hypercall (baseline)", "view switch (hypercall, root-cache miss)",
+	};
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm = create_vm1(&vcpu, BENCH);
-	u64 exits[4], sw0, inj0;
+	u64 exits[5], tsc[5], nsw[5], inj0;
 	struct ucall uc;
 	int i;
 
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 5; i++) {
 		TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);
+		TEST_ASSERT_EQ(uc.args[0], i);
 		exits[i] = vcpu_get_stat(vcpu, exits);
-		if (i == 0) {
-			sw0 = vcpu_get_stat(vcpu, isolate_view_switches);
+		nsw[i] = vcpu_get_stat(vcpu, isolate_view_switches);
+		tsc[i] = uc.args[1];
+		if (i == 0)
 			inj0 = vcpu_get_stat(vcpu, isolate_injects);
-		}
 	}
 	expect_done(vcpu);
-	exits[3] = vcpu_get_stat(vcpu, exits);
-	TEST_ASSERT_EQ(vcpu_get_stat(vcpu, isolate_view_switches) - sw0, N_OPS);
+	TEST_ASSERT_EQ(nsw[1] - nsw[0], N_OPS);
+	TEST_ASSERT_EQ(nsw[4] - nsw[3], N_OPS);
 	TEST_ASSERT_EQ(vcpu_get_stat(vcpu, isolate_injects) - inj0, N_OPS);
-	ksft_print_msg("VM exits per view switch (hypercall): %.3f\n",
-		       (double)(exits[1] - exits[0] - 1) / N_OPS);
-	ksft_print_msg("VM exits per violation (inject #GP): %.3f\n",
-		       (double)(exits[2] - exits[1] - 1) / N_OPS);
-	ksft_print_msg("VM exits per plain hypercall (baseline): %.3f\n",
-		       (double)(exits[3] - exits[2] - 1) / N_OPS);
+	/* Per operation: VM exits (KVM stats) and guest TSC (Bochs: instructions, L1's included). */
+	for (i = 0; i < 4; i++)
+		ksft_print_msg("per %s: %.3f VM exits, %lu TSC\n", what[i],
+			       (double)(exits[i + 1] - exits[i] - 1) / N_OPS, tsc[i + 1] / N_OPS);
 	/* Each switch is one hypercall exit; each violation one NPF/EPT exit. */
-	TEST_ASSERT(exits[1] - exits[0] >= N_OPS && exits[1] - exits[0] < 2 * N_OPS,
-		    "exits for %d switches: %lu", N_OPS, exits[1] - exits[0]);
-	TEST_ASSERT(exits[2] - exits[1] >= N_OPS && exits[2] - exits[1] < 2 * N_OPS,
-		    "exits for %d violations: %lu", N_OPS, exits[2] - exits[1]);
+	for (i = 0; i < 4; i++)
+		TEST_ASSERT(exits[i + 1] - exits[i] >= N_OPS && exits[i + 1] - exits[i] < 2 * N_OPS,
+			    "exits for %d of %s: %lu", N_OPS, what[i], exits[i + 1] - exits[i]);
+	kvm_vm_free(vm);
+}
+
+TEST(cached_root_sees_tightening)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = create_vm1(&vcpu, CACHED);
+
+	expect_done(vcpu);
 	kvm_vm_free(vm);
 }
 

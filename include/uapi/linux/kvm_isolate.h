@@ -97,6 +97,13 @@
 #define KVM_ISOLATE_QUERY_VIEWS		2
 /* KVM_HC_ISOLATE_QUERY: KVM_ISOLATE_MAX_VIEWS. */
 #define KVM_ISOLATE_QUERY_MAX_VIEWS	3
+/* KVM_HC_ISOLATE_QUERY: what the calling vCPU can use, KVM_ISOLATE_FEATURE_* bits. */
+#define KVM_ISOLATE_QUERY_FEATURES	4
+/*
+ * VMFUNC leaf 0 (EPTP switching) switches to a view the vCPU may SWITCH to,
+ * ECX the view, without a VM exit once listed (Intel; see views.rst).
+ */
+#define KVM_ISOLATE_FEATURE_VMFUNC	(1 << 0)
 
 /* Exit to user space: KVM_EXIT_MEMORY_FAULT naming the page (the default). */
 #define KVM_ISOLATE_ON_VIOLATION_EXIT	0

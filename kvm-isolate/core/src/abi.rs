@@ -53,6 +53,10 @@ pub const QUERY_ACCESS: u64 = 1;
 pub const QUERY_VIEWS: u64 = 2;
 /// `KVM_ISOLATE_QUERY_MAX_VIEWS`.
 pub const QUERY_MAX_VIEWS: u64 = 3;
+/// `KVM_ISOLATE_QUERY_FEATURES`.
+pub const QUERY_FEATURES: u64 = 4;
+/// `KVM_ISOLATE_FEATURE_VMFUNC`.
+pub const FEATURE_VMFUNC: u64 = 1 << 0;
 
 /// `KVM_ISOLATE_ON_VIOLATION_EXIT`.
 pub const ON_VIOLATION_EXIT: u64 = 0;
@@ -181,6 +185,8 @@ pub enum Call {
     QueryViews(u8),
     /// `MAX_VIEWS`.
     QueryMaxViews,
+    /// What the calling vCPU can use: `FEATURE_*` bits.
+    QueryFeatures,
     /// Set what a violation does.
     OnViolation(OnViolation),
     /// Create a domain.
@@ -315,6 +321,7 @@ pub fn decode(nr: u64, a: [u64; 4]) -> Result<Call, Error> {
                 }
             }
             QUERY_MAX_VIEWS => zero(&a[1..]).map(|()| Call::QueryMaxViews),
+            QUERY_FEATURES => zero(&a[1..]).map(|()| Call::QueryFeatures),
             _ => Err(Error::Inval),
         },
         HC_ON_VIOLATION => {

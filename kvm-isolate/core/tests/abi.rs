@@ -99,6 +99,8 @@ fn rust_mirror_matches_c_header() {
         ("KVM_ISOLATE_QUERY_ACCESS", abi::QUERY_ACCESS),
         ("KVM_ISOLATE_QUERY_VIEWS", abi::QUERY_VIEWS),
         ("KVM_ISOLATE_QUERY_MAX_VIEWS", abi::QUERY_MAX_VIEWS),
+        ("KVM_ISOLATE_QUERY_FEATURES", abi::QUERY_FEATURES),
+        ("KVM_ISOLATE_FEATURE_VMFUNC", abi::FEATURE_VMFUNC),
         ("KVM_ISOLATE_ON_VIOLATION_EXIT", abi::ON_VIOLATION_EXIT),
         ("KVM_ISOLATE_ON_VIOLATION_GP", abi::ON_VIOLATION_GP),
         ("KVM_ISOLATE_ON_VIOLATION_UD", abi::ON_VIOLATION_UD),
@@ -279,7 +281,9 @@ fn query_selectors() {
     assert_eq!(q([2, 8, 0, 0]), Err(Error::Inval));
     assert_eq!(q([2, 0, 1, 0]), Err(Error::Inval));
     assert_eq!(q([3, 0, 0, 0]), Ok(Call::QueryMaxViews));
-    assert_eq!(q([4, 0, 0, 0]), Err(Error::Inval));
+    assert_eq!(q([4, 0, 0, 0]), Ok(Call::QueryFeatures));
+    assert_eq!(q([4, 1, 0, 0]), Err(Error::Inval));
+    assert_eq!(q([5, 0, 0, 0]), Err(Error::Inval));
     assert_eq!(q([0, 1, 0, 0]), Err(Error::Inval));
 }
 

@@ -342,6 +342,13 @@ impl Vcpu {
         View(v.min(MAX_VIEWS - 1))
     }
 
+    /// Whether this vCPU switches views with VMFUNC (an EPTP list, on VMX).
+    #[inline]
+    pub fn vmfunc(&self) -> bool {
+        // SAFETY: `self` is live by the type invariant.
+        unsafe { bindings::kvm_isolate_vcpu_vmfunc(self.as_raw()) }
+    }
+
     /// Switches this vCPU to `view` before it next enters the guest.
     #[inline]
     pub fn switch_view(&self, view: View) -> Result {
