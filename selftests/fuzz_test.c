@@ -15,7 +15,9 @@
  *
  * The guest never touches the fuzzed memslot, so no violation is expected;
  * the rig checks afterwards that the host logged no warning, bug or lockdep
- * report.  Seed and count: KI_FUZZ_SEED, KI_FUZZ_CALLS (default 20000,
+ * report.  One call in eight is a VMFUNC instead (leaf 0 or 1, a view
+ * argument), which must do what SWITCH does, SWITCH agreeing, or raise #UD
+ * and change nothing.  Seed and count: KI_FUZZ_SEED, KI_FUZZ_CALLS (default 20000,
  * 5000 under Bochs); a failure names the seed and the call index.
  */
 #include <stdlib.h>
@@ -111,14 +113,58 @@ static void snap(struct snap *s, u64 view, u64 gpa)
 	s->in_view0 = query(KVM_ISOLATE_QUERY_ACCESS, 0, gpa);
 }
 
+/*
+ * VMFUNC leaf @fn to view @view (item NFUNCS of the statistics): it does what
+ * SWITCH does (and SWITCH agrees), or raises #UD and changes nothing; without
+ * KVM_ISOLATE_FEATURE_VMFUNC always the latter.
+ */
+static bool fuzz_vmfunc(u64 seed, u64 i, u64 fn, u64 view, bool vmfunc)
+{
+	struct snap before, after;
+	u8 vector;
+	u64 r;
+
+	snap(&before, 0, 0);
+	vector = kvm_asm_safe(".byte 0x0f, 0x01, 0xd4", "a"(fn), "c"(view));
+	snap(&after, 0, 0);
+	__GUEST_ASSERT(vector == 0 || vector == UD_VECTOR,
+		       "seed %lu call %lu: VMFUNC(%lu, %lx) raised vector %u", seed, i, fn, view,
+		       vector);
+	if (vector) {
+		__GUEST_ASSERT(!memcmp(&before, &after, sizeof(before)),
+			       "seed %lu call %lu: VMFUNC(%lu, %lx) failed but changed the view "
+			       "%lu->%lu", seed, i, fn, view, before.view, after.view);
+		if (vmfunc && !fn) {
+			r = kvm_hypercall(KVM_HC_ISOLATE_SWITCH, view, 0, 0, 0);
+			__GUEST_ASSERT((s64)r < 0, "seed %lu call %lu: VMFUNC to %lx refused, "
+				       "SWITCH accepted", seed, i, view);
+		}
+		return false;
+	}
+	__GUEST_ASSERT(vmfunc && !fn && after.view == view &&
+		       !memcmp(before.views, after.views, sizeof(before.views)),
+		       "seed %lu call %lu: VMFUNC(%lu, %lx) took view %lu to %lu", seed, i, fn, view,
+		       before.view, after.view);
+	GUEST_ASSERT_EQ(kvm_hypercall(KVM_HC_ISOLATE_SWITCH, view, 0, 0, 0), view);
+	return true;
+}
+
 static void guest_code(u64 seed, u64 calls)
 {
-	u64 i, nr, a[4], r, stat[NFUNCS][2] = {};
+	u64 i, nr, a[4], r, stat[NFUNCS + 1][2] = {};
 	struct snap before, after;
+	bool vmfunc;
 
 	state = seed ? seed : 1;
 	GUEST_ASSERT_EQ(kvm_hypercall(KVM_HC_ISOLATE_PROBE, 0, 0, 0, 0), KVM_ISOLATE_MAGIC);
+	vmfunc = kvm_hypercall(KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_FEATURES, 0, 0, 0) &
+		 KVM_ISOLATE_FEATURE_VMFUNC;
 	for (i = 0; i < calls; i++) {
+		if (!(rnd() % 8)) {
+			nr = rnd() % 4;		/* leaf 0 three times in four */
+			stat[NFUNCS][!fuzz_vmfunc(seed, i, nr == 3, (u32)view_arg(), vmfunc)]++;
+			continue;
+		}
 		nr = rnd() % NFUNCS;
 		/* Locking ends most of the guest's powers: rarely, and only in the second half. */
 		if (nr == KVM_HC_ISOLATE_LOCK - FIRST && (i < calls / 2 || rnd() % 64))
@@ -194,7 +240,7 @@ static void guest_code(u64 seed, u64 calls)
 				       nr + FIRST == KVM_HC_ISOLATE_DOMAIN_DESTROY,
 				       "seed %lu call %lu: nr +%lu changed the views", seed, i, nr);
 	}
-	for (nr = 0; nr < NFUNCS; nr++)
+	for (nr = 0; nr <= NFUNCS; nr++)
 		GUEST_SYNC3(nr, stat[nr][0], stat[nr][1]);
 	GUEST_DONE();
 }
@@ -225,8 +271,12 @@ int main(void)
 		TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
 		switch (get_ucall(vcpu, &uc)) {
 		case UCALL_SYNC:
-			ksft_print_msg("function +%lu: %lu accepted, %lu rejected\n",
-				       uc.args[0], uc.args[1], uc.args[2]);
+			if (uc.args[0] == NFUNCS)
+				ksft_print_msg("VMFUNC: %lu accepted, %lu rejected (#UD)\n",
+					       uc.args[1], uc.args[2]);
+			else
+				ksft_print_msg("function +%lu: %lu accepted, %lu rejected\n",
+					       uc.args[0], uc.args[1], uc.args[2]);
 			ok += uc.args[1];
 			failed += uc.args[2];
 			continue;

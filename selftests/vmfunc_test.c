@@ -11,7 +11,7 @@
  * and KVM reads the view back at the next exit (QUERY_VIEW); the views'
  * rights hold after exit-less switches (the secret of view 1 is read
  * there and denied in view 0), also when a listed view was tightened
- * from another; an index that is out of range, names no view or
+ * from another and after every root was invalidated (a memslot deleted); an index that is out of range, names no view or
  * a destroyed one, or a function other than 0, exits and fails with #UD,
  * leaving the view as it was.  Prints exits and guest TSC (Bochs: retired
  * instructions) per round trip for VMFUNC, the hypercall switch with cached
@@ -113,7 +113,14 @@ static void guest_code(u64 mode)
 			GUEST_ASSERT_EQ(vmfunc(0, 0), 0);
 		}
 		GUEST_SYNC(1);
+		/* Meanwhile the host invalidated every root and started dirty logging. */
 		GUEST_ASSERT_EQ(read_safe(S0), GP_VECTOR);	/* back in view 0 */
+		GUEST_SYNC(2);
+		GUEST_ASSERT_EQ(vmfunc(0, 1), 0);
+		GUEST_ASSERT_EQ(*(volatile u64 *)S0, SECRET);
+		*(volatile u64 *)(S0 - PAGE_SIZE) = 1;		/* a dirty-logged write */
+		GUEST_ASSERT_EQ(vmfunc(0, 0), 0);
+		GUEST_ASSERT_EQ(read_safe(S0), GP_VECTOR);
 		/* KVM's view follows the hardware's. */
 		GUEST_ASSERT_EQ(vmfunc(0, 1), 0);
 		GUEST_ASSERT_EQ(view_now(), 1);
@@ -230,9 +237,10 @@ FIXTURE(vmfunc) {};
 
 FIXTURE_SETUP(vmfunc)
 {
-	TEST_REQUIRE(kvm_cpu_has(X86_FEATURE_VMX));
-	__TEST_REQUIRE(eptp_switching(), "no EPTP switching (IA32_VMX_VMFUNC bit 0)");
-	__TEST_REQUIRE(!access("/dev/kvm-isolate", F_OK), "kvm_isolate is not loaded");
+	if (!kvm_cpu_has(X86_FEATURE_VMX) || !eptp_switching())
+		SKIP(return, "needs VMX with EPTP switching (IA32_VMX_VMFUNC bit 0): Bochs rig");
+	if (access("/dev/kvm-isolate", F_OK))
+		SKIP(return, "kvm_isolate is not loaded");
 }
 
 FIXTURE_TEARDOWN(vmfunc) {}
@@ -275,6 +283,11 @@ TEST_F(vmfunc, switches_are_exit_less_and_keep_the_rights)
 	/* Only the ucall's exit and timer interrupts: not one per switch. */
 	TEST_ASSERT(exits < N_OPS / 10, "%lu VM exits for %d round trips", exits, N_OPS);
 	TEST_ASSERT_EQ(vcpu_get_stat(vcpu, isolate_view_switches), sw);
+	/* Listed roots go away: a memslot's deletion invalidates every root. */
+	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, SZ_2G, SLOT + 1, 1, 0);
+	vm_mem_region_delete(vm, SLOT + 1);
+	vm_mem_region_set_flags(vm, SLOT, KVM_MEM_LOG_DIRTY_PAGES);
+	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);
 	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_DONE);
 	kvm_vm_free(vm);
 }
