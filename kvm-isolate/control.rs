@@ -27,7 +27,10 @@ use kernel::{
 
 use crate::{
     abi,
-    build_domain_view,
+    apply::{
+        build_domain_view,
+        domain_views, //
+    },
     ctl::{
         self,
         CtlArray,
@@ -39,13 +42,13 @@ use crate::{
         CtlRule,
         CtlVm, //
     },
-    domain_views,
     host_reports_gva,
     policy::{
         Deny,
         Mode, //
     },
     set_mode,
+    KvmViews,
     VmEntry,
     VmViews,
     VMS, //
@@ -274,7 +277,7 @@ impl Control {
             g.engine.set_profile(&rules).map_err(err)?;
             // Code the old profile allowed must not keep running in the domains' views.
             for d in domain_views(&g.engine) {
-                build_domain_view(vm, &g.engine, d).map_err(err)?;
+                build_domain_view(&mut KvmViews(vm), &g.engine, d).map_err(err)?;
             }
             Ok(())
         })

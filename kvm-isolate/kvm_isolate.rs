@@ -65,6 +65,11 @@ mod caps;
 #[path = "core/src/abi.rs"]
 mod abi;
 
+// How views follow the engine, in an order `cargo test` checks with a recording fake.
+#[expect(unreachable_pub)]
+#[path = "core/src/apply.rs"]
+mod apply;
+
 // Shared with `kvm-isolatectl`, which uses the parts the module does not.
 #[expect(unreachable_pub, dead_code)]
 #[path = "core/src/ctl.rs"]
@@ -83,6 +88,7 @@ use abi::{
     OnViolation,
     Views, //
 };
+use apply::ViewOps;
 use caps::{
     HwCaps,
     KvmPaging,
@@ -276,113 +282,30 @@ fn kernel_err(e: Error) -> abi::Error {
     }
 }
 
-/// Sets `rights` (R/W/X bits, rounded) on `npages` at `gfn` in view `v`.
-fn set(vm: &Vm, v: u8, gfn: u64, npages: u64, rights: u8) -> Result<(), abi::Error> {
-    let access = Access::from_bits(u64::from(rights))
-        .ok_or(abi::Error::Inval)?
-        .round();
-    vm.set_access(view(v)?, Gfn(gfn), npages, access)
-        .map_err(kernel_err)
-}
+/// KVM's operations on the views of a VM, for [`apply`].
+struct KvmViews<'a>(&'a Vm);
 
-/// Domain views that exist, as view indices.
-fn domain_views(e: &Engine) -> impl Iterator<Item = u8> + '_ {
-    e.domain_ids()
-}
+impl ViewOps for KvmViews<'_> {
+    /// Sets `rights` (R/W/X bits, rounded) on `npages` at `gfn` in view `v`.
+    fn set(&mut self, v: u8, gfn: u64, npages: u64, rights: u8) -> Result<(), abi::Error> {
+        let access = Access::from_bits(u64::from(rights))
+            .ok_or(abi::Error::Inval)?
+            .round();
+        self.0
+            .set_access(view(v)?, Gfn(gfn), npages, access)
+            .map_err(kernel_err)
+    }
 
-/// Views that belong to no domain: view 0 and the guest's ABI v1 views. A domain's regions are
-/// hidden in all of them alike, or a guest could read them through a view of its own.
-fn plain_views(e: &Engine, views: Views) -> impl Iterator<Item = u8> + '_ {
-    // CAST: below `MAX_VIEWS`, 256.
-    (0..abi::MAX_VIEWS)
-        .map(|v| v as u8)
-        .filter(move |&v| views.exists(v) && !e.is_domain(v))
-}
+    fn reset(&mut self, v: u8) -> Result<(), abi::Error> {
+        self.0.reset_view(view(v)?).map_err(kernel_err)
+    }
 
-/// Gives code range `c`'s pages their rights in every view.
-fn apply_code(vm: &Vm, e: &Engine, views: Views, c: &Code) -> Result<(), abi::Error> {
-    for v in plain_views(e, views) {
-        set(vm, v, c.gfn, c.npages, e.code_rights(c, v, false))?;
+    fn set_default(&mut self, v: u8, rights: u8) -> Result<(), abi::Error> {
+        let access = Access::from_bits(u64::from(rights)).ok_or(abi::Error::Inval)?;
+        self.0
+            .set_default_access(view(v)?, access)
+            .map_err(kernel_err)
     }
-    for d in domain_views(e) {
-        set(vm, d, c.gfn, c.npages, e.code_rights(c, d, true))?;
-    }
-    Ok(())
-}
-
-/// Gives region `r` its rights in every view.
-fn apply_region(vm: &Vm, e: &Engine, views: Views, r: &Region) -> Result<(), abi::Error> {
-    for v in plain_views(e, views) {
-        set(vm, v, r.gfn, r.npages, e.view0_rights(r.domain))?;
-    }
-    for d in domain_views(e) {
-        set(vm, d, r.gfn, r.npages, Engine::view_rights(r, d))?;
-    }
-    Ok(())
-}
-
-/// Gives `npages` at `gfn` back the rights a page of no domain has: all in the views of no
-/// domain, the default in domains' views (but `except`'s, which is about to go).
-fn release_pages(
-    vm: &Vm,
-    e: &Engine,
-    views: Views,
-    gfn: u64,
-    npages: u64,
-    except: u8,
-) -> Result<(), abi::Error> {
-    for v in plain_views(e, views) {
-        set(vm, v, gfn, npages, abi::ACCESS_RWX as u8)?;
-    }
-    for d in domain_views(e).filter(|&d| d != except) {
-        set(vm, d, gfn, npages, policy::DOMAIN_VIEW_DEFAULT)?;
-    }
-    Ok(())
-}
-
-/// Builds domain `d`'s view from scratch: nothing executable but `d`'s code, no code writable,
-/// `d`'s regions with their rights, other domains' regions unmapped. Pages made executable for
-/// profile code (`GrantExec`) are dropped; they come back on their next fetch if still allowed.
-fn build_domain_view(vm: &Vm, e: &Engine, d: u8) -> Result<(), abi::Error> {
-    let v = view(d)?;
-    // No rights until built: the code and regions first, the default (opening the rest) last.
-    vm.reset_view(v).map_err(kernel_err)?;
-    for c in e.code() {
-        set(vm, d, c.gfn, c.npages, e.code_rights(c, d, true))?;
-    }
-    for r in e.regions() {
-        set(vm, d, r.gfn, r.npages, Engine::view_rights(r, d))?;
-    }
-    vm.set_default_access(
-        v,
-        Access::from_bits(u64::from(policy::DOMAIN_VIEW_DEFAULT)).ok_or(abi::Error::Inval)?,
-    )
-    .map_err(kernel_err)
-}
-
-/// Re-applies, in the views of no domain, the rights of the regions whose protection a mode
-/// change switched; `before` is view 0's rights of each domain's regions before the change.
-fn apply_modes(
-    vm: &Vm,
-    e: &Engine,
-    views: Views,
-    before: &[u8; policy::MAX_DOMAINS + 1],
-) -> Result<(), abi::Error> {
-    for r in e.regions() {
-        let now = e.view0_rights(r.domain);
-        if before[usize::from(r.domain)] != now {
-            for v in plain_views(e, views) {
-                set(vm, v, r.gfn, r.npages, now)?;
-            }
-        }
-    }
-    // Code follows its domain's protection the same way (`view0_rights` says when it changed).
-    for c in e.code() {
-        if before[usize::from(c.domain)] != e.view0_rights(c.domain) {
-            apply_code(vm, e, views, c)?;
-        }
-    }
-    Ok(())
 }
 
 /// Sets a mode (and for the VM, maybe the deny action), as the guest or the host.
@@ -393,17 +316,7 @@ fn set_mode(
     mode: Option<Mode>,
     guest: bool,
 ) -> Result<u64, abi::Error> {
-    let e = &mut g.engine;
-    e.check_mode(d, mode, guest)?;
-    let prev = if d == 0 {
-        e.mode() as u64
-    } else {
-        e.own_mode(d).map_or(abi::MODE_INHERIT, |m| m as u64)
-    };
-    let before = core::array::from_fn(|d| e.view0_rights(d as u8));
-    e.set_mode(d, mode);
-    apply_modes(vm, e, g.views, &before)?;
-    Ok(prev)
+    apply::set_mode(&mut KvmViews(vm), &mut g.engine, g.views, d, mode, guest)
 }
 
 impl Isolate {
@@ -428,27 +341,8 @@ impl Isolate {
             Call::Version => Ok(abi::ABI_VERSION),
             Call::ViewCreate => {
                 let v = g.views.free()?;
-                // A view has no rights until it is built (KVM resets it to none): domains'
-                // regions are hidden in it as in view 0 first, then the rest is opened.
-                vm.reset_view(view(v)?).map_err(kernel_err)?;
-                let e = &g.engine;
-                let hide = || -> Result<(), abi::Error> {
-                    for r in e.regions() {
-                        set(vm, v, r.gfn, r.npages, e.view0_rights(r.domain))?;
-                    }
-                    for c in e.code() {
-                        set(vm, v, c.gfn, c.npages, e.code_rights(c, v, false))?;
-                    }
-                    Ok(())
-                };
-                if let Err(err) = hide() {
-                    let _ = vm.reset_view(view(v)?);
-                    return Err(err);
-                }
-                if let Err(e) = vm.set_default_access(view(v)?, Access::RWX) {
-                    let _ = vm.reset_view(view(v)?);
-                    return Err(kernel_err(e));
-                }
+                // Domains' regions and code are hidden in it as in view 0 before the rest opens.
+                apply::new_view(&mut KvmViews(vm), &g.engine, v)?;
                 g.views.insert(v);
                 Ok(u64::from(v))
             }
@@ -533,10 +427,7 @@ impl Isolate {
             }
             Call::DomainCreate => {
                 let d = g.views.free()?;
-                if let Err(e) = build_domain_view(vm, &g.engine, d) {
-                    let _ = vm.reset_view(view(d)?);
-                    return Err(e);
-                }
+                apply::new_domain_view(&mut KvmViews(vm), &g.engine, d)?;
                 g.engine.create_domain(d)?;
                 g.views.insert(d);
                 Ok(u64::from(d))
@@ -558,11 +449,7 @@ impl Isolate {
                 if !vm.range_mapped(Gfn(gfn), npages) {
                     return Err(abi::Error::Range);
                 }
-                if let Err(e) = apply_code(vm, &g.engine, g.views, &c) {
-                    // Only ENOMEM gets here; put back what the views had (best effort).
-                    let _ = release_pages(vm, &g.engine, g.views, gfn, npages, 0);
-                    return Err(e);
-                }
+                apply::place_code(&mut KvmViews(vm), &g.engine, g.views, &c)?;
                 g.engine.add_code(c)?;
                 Ok(0)
             }
@@ -594,24 +481,14 @@ impl Isolate {
                 if !vm.range_mapped(Gfn(gfn), npages) {
                     return Err(abi::Error::Range);
                 }
-                if let Err(e) = apply_region(vm, &g.engine, g.views, &r) {
-                    // Only ENOMEM gets here; put back what the views had (best effort).
-                    let _ = release_pages(vm, &g.engine, g.views, gfn, npages, 0);
-                    return Err(e);
-                }
+                apply::place_region(&mut KvmViews(vm), &g.engine, g.views, &r)?;
                 g.engine.add_region(r)?;
                 Ok(u64::from(rights))
             }
             Call::DomainDestroy(d) => {
                 g.engine.check_destroy(d, true)?;
                 g.views.check_destroy(d, vm.view_in_use(view(d)?))?;
-                for r in g.engine.regions().iter().filter(|r| r.domain == d) {
-                    release_pages(vm, &g.engine, g.views, r.gfn, r.npages, d)?;
-                }
-                for c in g.engine.code().iter().filter(|c| c.domain == d) {
-                    release_pages(vm, &g.engine, g.views, c.gfn, c.npages, d)?;
-                }
-                vm.reset_view(view(d)?).map_err(kernel_err)?;
+                apply::release_domain(&mut KvmViews(vm), &g.engine, g.views, d)?;
                 g.engine.destroy_domain(d);
                 g.views.remove(d);
                 Ok(0)

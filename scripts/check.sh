@@ -61,9 +61,11 @@ if [ "${KI_SANITIZER:-1}" = 1 ]; then
 		"$KI_TOP/scripts/build-tools.sh" "$sbuild" &&
 		"$KI_TOP/scripts/mkinitramfs.sh" "$sbuild" "$san" "$check/sanitizer.plan"; then
 		ki_stage "rig sanitizer: the kvm-isolate tests on QEMU under KASAN, kmemleak, panic_on_warn"
-		# Shorter fuzz and scale runs than on the plain rigs (KASAN and kmemleak make them
-		# 4 and 26 times slower): 2500 calls, 48 domains, unless KI_FUZZ_CALLS says otherwise.
-		KI_QEMU_APPEND="panic_on_warn=1 KI_SCALE_DOMAINS=48" KI_FUZZ_CALLS=${KI_FUZZ_CALLS:-2500} \
+		# Shorter fuzz, scale and storm runs than on the plain rigs (KASAN and kmemleak make
+		# them 3 to 26 times slower): 2500 calls, 48 domains, 25,000 violations, unless
+		# KI_FUZZ_CALLS says otherwise.
+		KI_QEMU_APPEND="panic_on_warn=1 KI_SCALE_DOMAINS=48 KI_STORM=25000" \
+			KI_FUZZ_CALLS=${KI_FUZZ_CALLS:-2500} \
 			"$KI_TOP/scripts/rig-qemu.sh" "$sbuild" "$san" || broken+=(sanitizer)
 	else
 		broken+=(sanitizer)

@@ -8,6 +8,7 @@
 #![no_std]
 
 pub mod abi;
+pub mod apply;
 pub mod caps;
 pub mod ctl;
 pub mod list;
