@@ -508,11 +508,13 @@ TEST(deny_by_exit_pf_or_gp)
 /*
  * What transparent switching costs: VM exits per access of the owner to its
  * secret from view 0 (in on the data access, out on the next fetch outside
- * its code), read from the KVM stats.
+ * its code), read from the KVM stats.  External interrupts (the host's timer)
+ * come with time, not with accesses, and a slow host (KASAN) takes more of
+ * them: they are left out of the bound.
  */
 TEST(exits_per_transparent_access)
 {
-	u64 exits, sw, viol;
+	u64 exits, irqs, sw, viol;
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 
@@ -520,10 +522,12 @@ TEST(exits_per_transparent_access)
 	step(vm, vcpu, SETUP);
 	step(vm, vcpu, OWNER_LOOP);	/* warm: page tables of both views built */
 	exits = vcpu_get_stat(vcpu, exits);
+	irqs = vcpu_get_stat(vcpu, irq_exits);
 	sw = vcpu_get_stat(vcpu, isolate_switches);
 	viol = vcpu_get_stat(vcpu, isolate_violations);
 	step(vm, vcpu, OWNER_LOOP);
 	exits = vcpu_get_stat(vcpu, exits) - exits;
+	irqs = vcpu_get_stat(vcpu, irq_exits) - irqs;
 	sw = vcpu_get_stat(vcpu, isolate_switches) - sw;
 	viol = vcpu_get_stat(vcpu, isolate_violations) - viol;
 	ksft_print_msg("transparent access: %.3f VM exits, %.3f violations, %.3f switches per owner access (%d accesses)\n",
@@ -532,8 +536,9 @@ TEST(exits_per_transparent_access)
 	/* In and out, every time: the view is left when the code leaves. */
 	TEST_ASSERT_EQ(sw, 2 * OWNER_OPS);
 	TEST_ASSERT_EQ(viol, 2 * OWNER_OPS);
-	TEST_ASSERT(exits >= 2 * OWNER_OPS && exits < 2 * OWNER_OPS + OWNER_OPS / 10,
-		    "%lu exits for %d accesses", exits, OWNER_OPS);
+	TEST_ASSERT(exits - irqs >= 2 * OWNER_OPS && exits - irqs < 2 * OWNER_OPS + OWNER_OPS / 10,
+		    "%lu exits (%lu for external interrupts) for %d accesses", exits, irqs,
+		    OWNER_OPS);
 	step(vm, vcpu, DONE);
 	kvm_vm_free(vm);
 }
