@@ -397,6 +397,12 @@ impl Isolate {
                     return Err(abi::Error::Perm);
                 }
                 let prev = vcpu.view();
+                // What any guest code may SWITCH to, a VMFUNC may reach without an exit, until
+                // a reset (destroy, under this lock too) unlists it. Listed first: a failed
+                // switch leaves listed only a view this call was allowed to switch to.
+                if vcpu.vmfunc() {
+                    vm.list_view(view(v)?).map_err(kernel_err)?;
+                }
                 vcpu.switch_view(view(v)?).map_err(kernel_err)?;
                 Ok(u64::from(prev.index()))
             }
@@ -588,6 +594,14 @@ impl Policy for Isolate {
     fn violation(vcpu: &Vcpu, data: &VmState, v: &Violation) -> Verdict {
         let mut guard = data.inner.lock();
         let g = &mut *guard;
+        // The view's rights changed while this waited for the lock (a domain's view rebuilt
+        // under a running vCPU by a profile import, say): what they grant now decides, and if
+        // that is the access, the fault is stale, not a violation.
+        if !v.allowed.contains(v.access)
+            && vcpu.vm().access(v.view, v.gpa.gfn()).contains(v.access)
+        {
+            return Verdict::Retry;
+        }
         let access = v.access.bits() as u8;
         let f = Fault {
             view: v.view.index() as u8,

@@ -11,7 +11,10 @@
  *   - a rejected call changed nothing it could have changed: the set of
  *     views, the vCPU's view, and the rights of the pages it named in the
  *     view it named and in view 0;
- *   - queries agree with what the guest observed.
+ *   - queries agree with what the guest observed;
+ *   - an accepted SET_MODE returns the mode the guest last set for that
+ *     domain (or the VM), so a rejected SET_MODE, or any other call, that
+ *     changed a mode is caught at the next accepted one.
  *
  * The guest never touches the fuzzed memslot, so no violation is expected;
  * the rig checks afterwards that the host logged no warning, bug or lockdep
@@ -36,6 +39,10 @@
 #define NFUNCS		(KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY - FIRST + 1)
 
 static u64 state;
+
+/* The guest's model of each domain's own mode (0: the VM's): what it last set, or unknown. */
+#define MODE_UNKNOWN	(~0ull)
+static u64 mode_of[KVM_ISOLATE_MAX_VIEWS];
 
 static u64 rnd(void)
 {
@@ -156,6 +163,8 @@ static void guest_code(u64 seed, u64 calls)
 	bool vmfunc;
 
 	state = seed ? seed : 1;
+	for (i = 0; i < KVM_ISOLATE_MAX_VIEWS; i++)
+		mode_of[i] = MODE_UNKNOWN;
 	GUEST_ASSERT_EQ(kvm_hypercall(KVM_HC_ISOLATE_PROBE, 0, 0, 0, 0), KVM_ISOLATE_MAGIC);
 	vmfunc = kvm_hypercall(KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_FEATURES, 0, 0, 0) &
 		 KVM_ISOLATE_FEATURE_VMFUNC;
@@ -225,6 +234,17 @@ static void guest_code(u64 seed, u64 calls)
 			       "seed %lu call %lu: nr +%lu (%lx %lx %lx %lx) -> unknown %ld",
 			       seed, i, nr, a[0], a[1], a[2], a[3], (s64)r);
 		stat[nr][(s64)r < 0]++;
+		if ((s64)r >= 0 && nr + FIRST == KVM_HC_ISOLATE_SET_MODE) {
+			__GUEST_ASSERT(mode_of[a[0]] == MODE_UNKNOWN || r == mode_of[a[0]],
+				       "seed %lu call %lu: SET_MODE(%lu, %lu) replaced mode %lu, but "
+				       "the guest last set %lu", seed, i, a[0], a[1], r,
+				       mode_of[a[0]]);
+			mode_of[a[0]] = a[1];
+		}
+		if ((s64)r >= 0 && nr + FIRST == KVM_HC_ISOLATE_DOMAIN_CREATE)
+			mode_of[r] = KVM_ISOLATE_MODE_INHERIT;
+		if ((s64)r >= 0 && nr + FIRST == KVM_HC_ISOLATE_DOMAIN_DESTROY)
+			mode_of[a[0]] = MODE_UNKNOWN;
 		if ((s64)r < 0)
 			__GUEST_ASSERT(!memcmp(&before, &after, sizeof(before)),
 				       "seed %lu call %lu: nr +%lu (%lx %lx %lx %lx) failed %ld but changed "

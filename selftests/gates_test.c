@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,7 +74,8 @@
  *  - ki_h_after_ret(gva, entry, inside) calls @entry with @inside pushed
  *    just above its return address, so that [RSP] holds @inside when the
  *    module's ret leaves it, then jumps to @inside;
- *  - ki_h_write(gva, byte) stores @byte at @gva.
+ *  - ki_h_write(gva, byte) stores @byte at @gva;
+ *  - ki_h_leak(gva) copies the word at @gva to ki_leak, in .data.
  */
 asm(".pushsection .text.ki_gates, \"ax\"\n"
     ".balign 4096\n"
@@ -113,12 +115,16 @@ asm(".pushsection .text.ki_gates, \"ax\"\n"
     "ki_h_after_ret: push %rdx\n call *%rsi\n pop %rax\n jmp *%rax\n"
     ".global ki_h_write\n"
     "ki_h_write: movb %sil, (%rdi)\n ret\n"
+    ".global ki_h_leak\n"
+    "ki_h_leak: mov (%rdi), %rax\n mov %rax, ki_leak(%rip)\n ret\n"
     ".balign 4096\n"
     ".popsection\n"
     ".pushsection .data\n"
     ".balign 8\n"
     ".global ki_saved_rsp\n"
     "ki_saved_rsp: .quad 0\n"
+    ".global ki_leak\n"
+    "ki_leak: .quad 0\n"
     ".popsection\n");
 
 /* Labels of the asm above; the guest calls them only through ki_h_call. */
@@ -137,7 +143,8 @@ void ki_h_replay(void);
 void ki_h_forge(void);
 void ki_h_after_ret(void);
 void ki_h_write(void);
-extern u64 ki_saved_rsp;
+void ki_h_leak(void);
+extern u64 ki_saved_rsp, ki_leak;
 
 /* A label's address, as the guest and the host (same binary) both see it. */
 #define A(sym)		((u64)(sym))
@@ -971,6 +978,66 @@ TEST_F_TIMEOUT(gates, code_write_from_outside_is_denied, 120)
 	/* The module still runs. */
 	expect_secret(self, call(self, A(ki_g_read), self->secret_gva, 0), domain_info(self).denied,
 		      "ki_g_read after the write");
+	entries_were_registered(self);
+}
+
+/*
+ * Issue 9 item 7, as a stress test: a host thread imports the profile
+ * (PROFILE_SET, which rebuilds every domain's view) as fast as it can while
+ * the module keeps calling out to ki_h_leak, which would copy the secret to
+ * ki_leak.  At every point of a rebuild the helper's first fetch must leave
+ * the module's view, and its read in view 0 is denied; had the view been
+ * reset to all rights for a moment, the helper would have run in it.
+ */
+struct rebuilder {
+	int fd;
+	u32 id;
+	volatile bool stop;
+	u64 imports;
+	int err;
+};
+
+static void *rebuild_loop(void *arg)
+{
+	struct rebuilder *rb = arg;
+	struct kvm_isolate_ctl_array a = { .vm = rb->id };
+
+	while (!READ_ONCE(rb->stop) && !rb->err) {
+		if (ioctl(rb->fd, KVM_ISOLATE_CTL_PROFILE_SET, &a))
+			rb->err = errno;
+		rb->imports++;
+		/*
+		 * A pause, or the vCPU may starve: every import resets the view it
+		 * runs in, and the import holds the lock its faults wait for.
+		 */
+		usleep(200);
+	}
+	return NULL;
+}
+
+TEST_F_TIMEOUT(gates, profile_rebuilds_never_run_foreign_code_in_the_view, 300)
+{
+	struct rebuilder rb = { .fd = self->fd, .id = self->id };
+	const char *e = getenv("KI_RACE_ROUNDS");
+	u64 calls = e && *e ? strtoull(e, NULL, 0) : 200;
+	pthread_t th;
+	struct reply r;
+
+	register_entries(self);
+	TEST_ASSERT_EQ(pthread_create(&th, NULL, rebuild_loop, &rb), 0);
+	r = step(self, CMD_LOOP, A(ki_g_callout), self->secret_gva, A(ki_h_leak), 0, calls);
+	WRITE_ONCE(rb.stop, true);
+	pthread_join(th, NULL);
+	sync_global_from_guest(self->vm, ki_leak);
+	ksft_print_msg("%lu calls out of the module during %lu profile imports\n", calls,
+		       rb.imports);
+	TEST_ASSERT(!rb.err, "PROFILE_SET: %s", strerror(rb.err));
+	TEST_ASSERT(ki_leak != SECRET && r.ret == 0,
+		    "the helper ran in the module's view (%lu calls returned the secret)", r.ret);
+	TEST_ASSERT(r.gp == calls && r.gp_rip == A(ki_h_leak),
+		    "%lu of %lu helper reads denied, the last at 0x%lx (want 0x%lx)", r.gp, calls,
+		    r.gp_rip, A(ki_h_leak));
+	TEST_ASSERT(rb.imports, "no profile import ran during the calls");
 	entries_were_registered(self);
 }
 

@@ -234,6 +234,10 @@ pub fn apply_modes<O: ViewOps>(
 
 /// Sets a mode of the VM (`d == 0`) or of domain `d` (`None`: inherit), as the guest or the
 /// host, and applies it to the views ([`apply_modes`]). Returns the previous mode (`MODE_*`).
+///
+/// If the views cannot follow (a failed call), the engine goes back to the previous mode and the
+/// pages the change had reached get their old rights back (best effort), so that the engine and
+/// the views stay in step; the error is returned.
 pub fn set_mode<O: ViewOps>(
     ops: &mut O,
     e: &mut Engine,
@@ -249,9 +253,16 @@ pub fn set_mode<O: ViewOps>(
     } else {
         e.own_mode(d).map_or(abi::MODE_INHERIT, |m| m as u64)
     };
+    let old = if d == 0 { Some(e.mode()) } else { e.own_mode(d) };
     // CAST: below `MAX_DOMAINS + 1`, 256.
     let before = core::array::from_fn(|d| e.view0_rights(d as u8));
     e.set_mode(d, mode);
-    apply_modes(ops, e, views, &before)?;
+    if let Err(err) = apply_modes(ops, e, views, &before) {
+        // CAST: as above.
+        let after = core::array::from_fn(|d| e.view0_rights(d as u8));
+        e.set_mode(d, old);
+        let _ = apply_modes(ops, e, views, &after);
+        return Err(err);
+    }
     Ok(prev)
 }

@@ -714,6 +714,7 @@ fn a_failed_creation_leaves_a_view_that_grants_nothing() {
     }
 }
 
+/// A failed mode change also leaves the engine and the views in the old mode.
 #[test]
 fn a_failed_mode_change_grants_nothing_neither_mode_grants() {
     for vm in vms() {
@@ -749,6 +750,9 @@ fn a_failed_mode_change_grants_nothing_neither_mode_grants() {
                 let r = apply::set_mode(&mut f, &mut e2, vm.views, d, mode, false);
                 assert_eq!(r, Err(Error::NoMem), "{what}");
                 check_change(&what, &f, &old, &new);
+                // Back in the old mode, engine and views alike (only call `k` fails).
+                assert_eq!(want(&e2, vm.views), old, "{what}: the engine's mode");
+                assert_eq!(f.rights(), old, "{what}: the views");
             }
         }
     }

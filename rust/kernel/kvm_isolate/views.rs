@@ -211,6 +211,14 @@ impl Vm {
         to_result(unsafe { bindings::kvm_isolate_reset_view(self.as_raw(), view.0) })
     }
 
+    /// Lets vCPUs that switch views with VMFUNC ([`Vcpu::vmfunc`]) switch to `view` without an
+    /// exit, until the view is reset: the policy's word that any guest code may enter it.
+    #[inline]
+    pub fn list_view(&self, view: View) -> Result {
+        // SAFETY: `self` is a live VM by the type invariant.
+        to_result(unsafe { bindings::kvm_isolate_list_view(self.as_raw(), view.0) })
+    }
+
     /// Whether a vCPU is in `view` or about to switch to it.
     #[inline]
     pub fn view_in_use(&self, view: View) -> bool {
@@ -407,6 +415,9 @@ pub enum Verdict {
     },
     /// Stop the vCPU with a `KVM_EXIT_MEMORY_FAULT` naming the page.
     Exit,
+    /// Retry as is: the view grants the access now (its rights changed after the fault, while
+    /// the violation waited for the policy).
+    Retry,
 }
 
 /// A hypercall in the kvm-isolate range: number and arguments, as the guest passed them.
@@ -568,6 +579,7 @@ impl<T: Policy> Registration<T> {
                 error_code,
             ),
             Verdict::Exit => (bindings::KVM_ISOLATE_VERDICT_EXIT, 0, 0, 0),
+            Verdict::Retry => (bindings::KVM_ISOLATE_VERDICT_RETRY, 0, 0, 0),
         };
         // SAFETY: KVM passes a verdict to fill in.
         unsafe {
