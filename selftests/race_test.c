@@ -79,6 +79,8 @@ static void reader(void)
 				continue;
 			*(volatile u64 *)(a + 8) = *(volatile u64 *)a + passes;
 		}
+		/* An exit per pass, so that the threads interleave often on a one-CPU host. */
+		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_VIEW, 0, 0, 0), 0);
 		passes++;
 	}
 	GUEST_SYNC_ARGS(passes, 0, 0, 0, 0);
