@@ -20,7 +20,8 @@
  *    the VM gone (ENOENT); nothing else.  The sanitizer rig runs this with
  *    KASAN and kmemleak.
  *
- * KI_RACE_ROUNDS scales both (default 200 rounds of vCPU 1, 40 VMs).
+ * KI_RACE_ROUNDS scales both (default 200 rounds of vCPU 1, 41 VMs; each test may take
+ * up to 600 s).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +48,11 @@
 #define STRIDE		(64 * PAGE_SIZE)	/* vCPU 0 touches a page per stride */
 #define RW		(KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_W)
 #define RWX		(RW | KVM_ISOLATE_ACCESS_X)
+
+/* No state: a fixture only for the timeout, which scales with KI_RACE_ROUNDS. */
+FIXTURE(race) {};
+FIXTURE_SETUP(race) {}
+FIXTURE_TEARDOWN(race) {}
 
 /* KI_RACE_ROUNDS, else 200. */
 static u64 race_rounds(void)
@@ -141,7 +147,7 @@ static void *run_vcpu(void *p)
 	}
 }
 
-TEST(hugepage_rights_hold_while_views_change)
+TEST_F_TIMEOUT(race, hugepage_rights_hold_while_views_change, 600)
 {
 	struct runner r0 = {}, r1 = {};
 	pthread_t t0, t1;
@@ -254,7 +260,7 @@ static void *prober(void *arg)
 	return NULL;
 }
 
-TEST(control_plane_survives_vm_teardown)
+TEST_F_TIMEOUT(race, control_plane_survives_vm_teardown, 600)
 {
 	struct prober p = {};
 	struct kvm_isolate_ctl_vm *vms;
