@@ -985,8 +985,8 @@ TEST_F_TIMEOUT(gates, code_write_from_outside_is_denied, 120)
 
 /*
  * Issue 9 item 7, as a stress test: a host thread imports the profile
- * (PROFILE_SET, which rebuilds every domain's view) as fast as it can while
- * the module keeps calling out to ki_h_leak, which would copy the secret to
+ * (PROFILE_SET, which rebuilds every domain's view) once per completed call
+ * while the module keeps calling out to ki_h_leak, which would copy the secret to
  * ki_leak.  At every point of a rebuild the helper's first fetch must leave
  * the module's view, and its read in view 0 is denied; had the view been
  * reset to all rights for a moment, the helper would have run in it.
