@@ -348,6 +348,44 @@ fn overlaps<T>(items: &[T], lo: u64, n: u64, span: impl Fn(&T) -> (u64, u64)) ->
     (i > 0 && hit(&items[i - 1])) || items.get(i).is_some_and(hit)
 }
 
+/// What a guest-physical page is, each looked up once and only if asked. Regions and code pages
+/// are disjoint (an [`Engine`] invariant), so finding one answers the other.
+struct Page<'a> {
+    e: &'a Engine,
+    gfn: u64,
+    region: Option<Option<&'a Region>>,
+    code: Option<Option<&'a Code>>,
+}
+
+impl<'a> Page<'a> {
+    fn new(e: &'a Engine, gfn: u64) -> Self {
+        Page {
+            e,
+            gfn,
+            region: None,
+            code: None,
+        }
+    }
+
+    /// The region holding the page.
+    fn region(&mut self) -> Option<&'a Region> {
+        let (e, gfn, code) = (self.e, self.gfn, self.code);
+        *self.region.get_or_insert_with(|| match code {
+            Some(Some(_)) => None,
+            _ => e.region_at(gfn),
+        })
+    }
+
+    /// The code range whose pages hold the page.
+    fn code(&mut self) -> Option<&'a Code> {
+        let (e, gfn, region) = (self.e, self.gfn, self.region);
+        *self.code.get_or_insert_with(|| match region {
+            Some(Some(_)) => None,
+            _ => e.code_at_gfn(gfn),
+        })
+    }
+}
+
 /// The per-VM policy state.
 ///
 /// # Invariants
@@ -402,6 +440,12 @@ impl Default for Engine {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// `(hi, lo)` as one number, ordered as the pair is: a binary search comparing it needs no
+/// branch on the first field, whose outcome the CPU could not predict.
+fn wide(hi: u64, lo: u64) -> u128 {
+    (u128::from(hi) << 64) | u128::from(lo)
 }
 
 fn overlap(a: u64, alen: u64, b: u64, blen: u64) -> bool {
@@ -565,6 +609,14 @@ impl Engine {
         self.entries.as_slice().binary_search(g).is_ok()
     }
 
+    /// The entry point at guest-physical `gpa` and virtual `gva`, of whichever domain. O(log n).
+    fn entry_at(&self, gpa: u64, gva: u64) -> Option<&Gate> {
+        let e = self.entries.as_slice();
+        let key = wide(gpa, gva);
+        let i = e.partition_point(|x| wide(x.gpa, x.gva) < key);
+        e.get(i).filter(|x| (x.gpa, x.gva) == (gpa, gva))
+    }
+
     /// Return sites pending at `g` (calls out not yet returned from). O(log n).
     pub fn pending(&self, g: &Gate) -> u32 {
         let r = self.returns.as_slice();
@@ -590,7 +642,8 @@ impl Engine {
     /// The rule of region `region` whose accessor range contains `rip`. O(log n).
     pub fn rule_at(&self, region: u64, rip: u64) -> Option<&Rule> {
         let r = self.rules.as_slice();
-        let i = r.partition_point(|x| (x.region, x.start) <= (region, rip));
+        let key = wide(region, rip);
+        let i = r.partition_point(|x| wide(x.region, x.start) <= key);
         r[..i].last().filter(|x| x.region == region && rip < x.end)
     }
 
@@ -607,21 +660,33 @@ impl Engine {
         };
         let deny = |d| out(Decision::Deny(self.deny), d, Some(ctl::LOG_DENIED));
         let gfn = f.gpa / PAGE;
+        let in_domain = self.is_domain(f.view);
 
-        if f.access != X {
-            if let Some(c) = self.code_at_gfn(gfn) {
+        // Each lookup is a binary search, the decision's whole cost: each case makes at most two
+        // for what the fault names (plus one for a rule or the return address), and none twice.
+        // An entry point lies in its domain's code, so a fetch there from outside needs no other
+        // lookup to find the domain.
+        if f.access == X && !in_domain {
+            if let Some(g) = self.entry_at(f.gpa, f.rip) {
+                return self.enter(f, g.domain, true);
+            }
+        }
+        let mut page = Page::new(self, gfn);
+
+        if f.access != X && page.region().is_none() {
+            if let Some(c) = page.code() {
                 // A domain's code is readable everywhere and writable nowhere: no alias may
                 // plant instructions in it, whatever the guest's own violation policy says.
                 return deny(c.domain);
             }
         }
-        if self.is_domain(f.view) {
+        if in_domain {
             let d = f.view;
             if f.access == X {
                 // Running in d's view: only d's code and code its profile names may. Which code
                 // runs is decided by the page it comes from, whatever address the guest mapped
                 // it at (d's code is executable here, so a fault on it is a rebuild's race).
-                let mine = self.code_at_gfn(gfn).is_some_and(|c| c.domain == d);
+                let mine = page.code().is_some_and(|c| c.domain == d);
                 if !mine && !self.names_accessor(d, f.rip) {
                     let mut o = out(Decision::Leave, d, None);
                     o.gate = self.called_out(d, f).map(GateOp::Called);
@@ -631,25 +696,23 @@ impl Engine {
                 // this view). A region's page is the region's whoever fetches it: its rights bound
                 // the access, and another domain's region is not mapped here. The guest can map
                 // any page at the code's address, so this is decided as a region access below.
-                if self.region_at(gfn).is_none() {
+                if page.region().is_none() {
                     return out(Decision::GrantExec, d, None);
                 }
             }
-            if let Some(r) = self.region_at(gfn) {
-                if r.domain == d {
-                    // The owner's own rights are the limit, in every mode.
-                    return deny(d);
-                }
+            if page.region().is_some_and(|r| r.domain == d) {
+                // The owner's own rights are the limit, in every mode.
+                return deny(d);
             }
         }
 
         if f.access == X {
-            if let Some(c) = self.code_at_gfn(gfn) {
-                return self.enter(f, c.domain);
+            if let Some(c) = page.code() {
+                return self.enter(f, c.domain, false);
             }
         }
 
-        let Some(r) = self.region_at(gfn) else {
+        let Some(r) = page.region() else {
             return out(Decision::NotOurs, 0, None);
         };
         let d = r.domain;
@@ -707,7 +770,9 @@ impl Engine {
     /// wherever the caller chose, in `d`'s view; or be a return site `d` left from, which it uses
     /// up: a call out that comes back in through an entry point (a callback, a retpoline thunk's
     /// `jmp`) returns there inside `d`'s view, without a violation.
-    fn enter(&self, f: &Fault, d: u8) -> Outcome {
+    ///
+    /// `entry`: whether the caller already found that the fetch is at an entry point of `d`.
+    fn enter(&self, f: &Fault, d: u8, entry: bool) -> Outcome {
         let mut o = Outcome {
             decision: Decision::Switch(d),
             domain: d,
@@ -725,7 +790,8 @@ impl Engine {
             gva: f.rip,
             domain: d,
         };
-        if self.is_entry(&g) {
+        let entry = entry || self.is_entry(&g);
+        if entry {
             match f.stack.map(|s| self.gate_at(d, s.top)) {
                 Some(None) => return o,
                 Some(Some(r)) if self.pending(&r) > 0 => {
@@ -740,7 +806,7 @@ impl Engine {
             return o;
         }
         if mode == Mode::Learn {
-            if !self.is_entry(&g) {
+            if !entry {
                 o.gate = Some(GateOp::Learn(g));
                 o.log = Some(ctl::LOG_LEARNED);
             }
@@ -765,7 +831,8 @@ impl Engine {
     /// Whether a rule of domain `d`'s regions has an accessor range containing `rip`. O(log n).
     fn names_accessor(&self, d: u8, rip: u64) -> bool {
         let a = self.accessors.as_slice();
-        let i = a.partition_point(|x| (x.domain, x.start) <= (d, rip));
+        let key = wide(d.into(), rip);
+        let i = a.partition_point(|x| wide(x.domain.into(), x.start) <= key);
         i > 0 && a[i - 1].domain == d && a[i - 1].reach > rip
     }
 
