@@ -3,9 +3,9 @@
 //! `cargo bench --bench scale`: the decision's latency as a VM grows to many domains and ranges,
 //! against a linear scan of the same tables. Each domain owns code ranges and regions, spread
 //! over guest-physical memory as real modules are (interleaved, not contiguous); faults mix the
-//! three lookups a decision makes: a data access from view 0 (region, then rule), a fetch of a
-//! domain's code from outside (code range by page, then entry point), and a fetch outside the
-//! domain's code in its view (does a rule of the domain name the accessor?).
+//! four kinds of decision: a data access from view 0 (region, then rule), a call into a domain's
+//! entry point from outside, a fetch outside the domain's code in its view (does a rule of the
+//! domain name the accessor?), and a return into the domain at a pending return site.
 
 use kvm_isolate_core::policy::*;
 use std::hint::black_box;
@@ -58,11 +58,25 @@ fn vm(nd: u64, nr: u64) -> Vm {
         .unwrap();
     }
     e.set_mode(0, Some(Mode::Enforce));
+    // Each code range's module called out from its second instruction (the helper's first
+    // fetch left the domain's view with the return address at RSP): a pending return site each.
+    for i in 0..nr {
+        e.handle(&Fault {
+            view: dom(i),
+            gpa: 0x20_0000 * P,
+            rip: 0xffff_ffff_9000_0000,
+            access: 4,
+            stack: Some(Stack {
+                below: 0,
+                top: 0xffff_ffff_c000_0000 + i * 2 * P + 16,
+            }),
+        });
+    }
     // The last items: where a scan looks longest.
     let faults = (0..1024u64)
         .map(|k| {
             let i = nr - 1 - (k % nr.min(64));
-            match k % 3 {
+            match k % 4 {
                 0 => Fault {
                     view: 0,
                     gpa: (0x10_0001 + i * 2) * P + 8,
@@ -80,12 +94,23 @@ fn vm(nd: u64, nr: u64) -> Vm {
                         top: 0xffff_ffff_8100_0000,
                     }),
                 },
-                _ => Fault {
+                2 => Fault {
                     view: dom(i),
                     gpa: 0x20_0000 * P,
                     rip: 0xffff_ffff_9000_0000,
                     access: 4,
                     stack: None,
+                },
+                // The helper returns into the module at its return site.
+                _ => Fault {
+                    view: 0,
+                    gpa: (0x10_0000 + i * 2) * P + 16,
+                    rip: 0xffff_ffff_c000_0000 + i * 2 * P + 16,
+                    access: 4,
+                    stack: Some(Stack {
+                        below: 0xffff_ffff_c000_0000 + i * 2 * P + 16,
+                        top: 0xffff_ffff_8100_0000,
+                    }),
                 },
             }
         })
@@ -119,7 +144,13 @@ fn naive(e: &Engine, f: &Fault) -> u8 {
             .entries()
             .iter()
             .any(|g| g.gpa == f.gpa && g.gva == f.rip && g.domain == c.domain);
-        return if entry { 1 } else { 3 };
+        // Pending return sites through the engine's own lookup: it lists them nowhere.
+        let site = Gate {
+            gpa: f.gpa,
+            gva: f.rip,
+            domain: c.domain,
+        };
+        return if entry || e.pending(&site) > 0 { 1 } else { 3 };
     }
     let Some(r) = e
         .regions()
@@ -162,7 +193,7 @@ fn time(rounds: u32, mut f: impl FnMut() -> u64) -> f64 {
 
 fn main() {
     println!(
-        "decision latency, ns (mixed: view-0 data access, entry fetch, fetch in a domain's view):"
+        "decision latency, ns (mixed: view-0 data access, entry fetch, fetch in a domain's view, return to a call site):"
     );
     println!(
         "{:>8} {:>8} {:>10} {:>12} {:>9}",

@@ -619,9 +619,20 @@ impl Engine {
 
     /// Return sites pending at `g` (calls out not yet returned from). O(log n).
     pub fn pending(&self, g: &Gate) -> u32 {
+        self.return_at(g).map_or(0, |i| self.returns.as_slice()[i].count)
+    }
+
+    /// Where return site `g` is in `returns` (`Ok`), or would be inserted (`Err`). O(log n),
+    /// comparing `(gpa, gva)` as one number: a location belongs to one domain's code, so that
+    /// orders the sites as `Gate` does.
+    fn return_at(&self, g: &Gate) -> Result<usize, usize> {
         let r = self.returns.as_slice();
-        r.binary_search_by(|p| p.gate.cmp(g))
-            .map_or(0, |i| r[i].count)
+        let key = wide(g.gpa, g.gva);
+        let i = r.partition_point(|p| wide(p.gate.gpa, p.gate.gva) < key);
+        match r.get(i) {
+            Some(p) if p.gate == *g => Ok(i),
+            _ => Err(i),
+        }
     }
 
     /// Return sites pending, all domains together, counted once per site.
@@ -708,7 +719,9 @@ impl Engine {
 
         if f.access == X {
             if let Some(c) = page.code() {
-                return self.enter(f, c.domain, false);
+                // Outside a domain's view the entry point lookup above missed.
+                let entry = in_domain && self.entry_at(f.gpa, f.rip).is_some();
+                return self.enter(f, c.domain, entry);
             }
         }
 
@@ -771,7 +784,7 @@ impl Engine {
     /// up: a call out that comes back in through an entry point (a callback, a retpoline thunk's
     /// `jmp`) returns there inside `d`'s view, without a violation.
     ///
-    /// `entry`: whether the caller already found that the fetch is at an entry point of `d`.
+    /// `entry`: whether the fetch is at an entry point of `d`, which the caller looked up.
     fn enter(&self, f: &Fault, d: u8, entry: bool) -> Outcome {
         let mut o = Outcome {
             decision: Decision::Switch(d),
@@ -790,7 +803,6 @@ impl Engine {
             gva: f.rip,
             domain: d,
         };
-        let entry = entry || self.is_entry(&g);
         if entry {
             match f.stack.map(|s| self.gate_at(d, s.top)) {
                 Some(None) => return o,
@@ -983,8 +995,7 @@ impl Engine {
     fn push_return(&mut self, g: Gate) {
         self.calls += 1;
         let used = self.calls;
-        let r = self.returns.as_slice();
-        let at = match r.binary_search_by(|p| p.gate.cmp(&g)) {
+        let at = match self.return_at(&g) {
             Ok(i) => {
                 let p = &mut self.returns.as_mut_slice()[i];
                 p.count = p.count.saturating_add(1);
@@ -994,6 +1005,7 @@ impl Engine {
             Err(at) => at,
         };
         let mut at = at;
+        let r = self.returns.as_slice();
         if r.len() >= self.limits.returns {
             let Some(old) = (0..r.len()).min_by_key(|&i| r[i].used) else {
                 // A cap of 0: nothing is kept.
@@ -1018,7 +1030,7 @@ impl Engine {
 
     /// Uses up one pending return at `g`.
     fn pop_return(&mut self, g: &Gate) {
-        if let Ok(i) = self.returns.as_slice().binary_search_by(|p| p.gate.cmp(g)) {
+        if let Ok(i) = self.return_at(g) {
             let p = &mut self.returns.as_mut_slice()[i];
             p.count -= 1;
             if p.count == 0 {
