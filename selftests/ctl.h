@@ -2,7 +2,7 @@
 /*
  * The selftests' host-side helpers for kvm_isolate's control plane,
  * /dev/kvm-isolate (KVM_ISOLATE_CTL_* in include/uapi/linux/kvm_isolate.h).
- * Each asserts that its ioctl succeeded.
+ * Each asserts that its ioctl succeeded.  Also the stress tests' scale.
  */
 #ifndef KVM_ISOLATE_CTL_H
 #define KVM_ISOLATE_CTL_H
@@ -100,6 +100,16 @@ static inline struct kvm_isolate_ctl_vm ki_vm_info(int fd, u32 id)
 	v = vms[i];
 	free(vms);
 	return v;
+}
+
+/* The stress tests' scale: KI_RACE_ROUNDS (from the kernel command line), else 200. */
+static inline u64 ki_race_rounds(void)
+{
+	const char *e = getenv("KI_RACE_ROUNDS");
+	u64 n = e && *e ? strtoull(e, NULL, 0) : 200;
+
+	TEST_ASSERT(n > 0, "KI_RACE_ROUNDS=%s: want a positive number", e);
+	return n;
 }
 
 #endif /* KVM_ISOLATE_CTL_H */

@@ -1027,8 +1027,7 @@ TEST_F_TIMEOUT(gates, profile_rebuilds_never_run_foreign_code_in_the_view, 300)
 	struct rebuilder rb = {
 		.fd = self->fd, .id = self->id, .calls = addr_gva2hva(self->vm, A(&loop_calls)),
 	};
-	const char *e = getenv("KI_RACE_ROUNDS");
-	u64 calls = e && *e ? strtoull(e, NULL, 0) : 200;
+	u64 calls = ki_race_rounds();
 	pthread_t th;
 	struct reply r;
 

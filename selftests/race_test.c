@@ -54,16 +54,6 @@ FIXTURE(race) {};
 FIXTURE_SETUP(race) {}
 FIXTURE_TEARDOWN(race) {}
 
-/* KI_RACE_ROUNDS, else 200. */
-static u64 race_rounds(void)
-{
-	const char *e = getenv("KI_RACE_ROUNDS");
-	u64 n = e && *e ? strtoull(e, NULL, 0) : 200;
-
-	TEST_ASSERT(n > 0, "KI_RACE_ROUNDS=%s: want a positive number", e);
-	return n;
-}
-
 static u64 hc(u64 nr, u64 a0, u64 a1, u64 a2, u64 a3)
 {
 	return kvm_hypercall(nr, a0, a1, a2, a3);
@@ -152,7 +142,7 @@ TEST_F_TIMEOUT(race, hugepage_rights_hold_while_views_change, 600)
 	struct runner r0 = {}, r1 = {};
 	pthread_t t0, t1;
 	struct kvm_vm *vm;
-	u64 flips = 0, h0, huge, huge_max = 0, rounds = race_rounds();
+	u64 flips = 0, h0, huge, huge_max = 0, rounds = ki_race_rounds();
 
 	vm = vm_create_with_one_vcpu(&r0.vcpu, reader);
 	r1.vcpu = vm_vcpu_add(vm, 1, toggler);
@@ -266,7 +256,7 @@ TEST_F_TIMEOUT(race, control_plane_survives_vm_teardown, 600)
 	struct kvm_isolate_ctl_vm *vms;
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
-	u64 i, page, nvms = race_rounds() / 5 + 1;
+	u64 i, page, nvms = ki_race_rounds() / 5 + 1;
 	pthread_t t;
 	u32 n, left = 0;
 
