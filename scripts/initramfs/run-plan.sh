@@ -4,13 +4,16 @@
 # out of the serial console. Plan lines: "NAME TIMEOUT COMMAND...". A test that prints TAP
 # results contributes each of them; otherwise its exit status decides (0 pass, 4 skip).
 plan=$1
+# Where the runner keeps its files, and kmemleak: other places only for scripts_test.sh on the
+# build machine.
+tmpd=${KI_PLAN_TMP:-/tmp}
 n=0
 fails=0
 emit() { echo "@ki $*"; }
 emit "TAP version 13"
 emit "# rig=$KI_RIG kernel=$(uname -r)"
 # Under the sanitizer profile: only what the plan leaks counts, not what booting left.
-leaks=/sys/kernel/debug/kmemleak
+leaks=${KI_PLAN_LEAKS:-/sys/kernel/debug/kmemleak}
 [ -w $leaks ] && echo clear >$leaks
 while read -r name timeout cmd; do
 	case "$name" in ''|'#'*) continue ;; esac
@@ -20,28 +23,34 @@ while read -r name timeout cmd; do
 	fi
 	emit "# === $name"
 	start=$(cut -d' ' -f1 /proc/uptime)
-	# bash, not "sh": busybox applets would exec busybox's own sh (and its modprobe).
-	timeout -s KILL "$timeout" /bin/bash -c "$cmd" >/tmp/out 2>&1 </dev/null &
+	# bash, not "sh": busybox applets would exec busybox's own sh (and its modprobe). In a
+	# process group of its own, so that a timeout kills all of it: a kselftest runs each test in
+	# a child that would otherwise outlive its killed parent and run on under the next tests.
+	setsid /bin/bash -c "$cmd" >"$tmpd/out" 2>&1 </dev/null &
 	pid=$!
+	( sleep "$timeout" & wait; kill -KILL -- -"$pid" 2>/dev/null ) &
+	watchdog=$!
 	# A heartbeat every 10 s (emulated time) while the test runs: a slow test is not a hung host.
 	# Under Bochs a busy test can run minutes of wall time for seconds of its own, silently.
 	( t=0; while sleep 10; do t=$((t + 10)); emit "# ... $name still running (${t}s)"; done ) &
 	beat=$!
 	wait "$pid"
 	rc=$?
-	kill "$beat" 2>/dev/null; wait "$beat" 2>/dev/null
+	# Whatever the test left running goes with it.
+	kill -KILL -- -"$pid" 2>/dev/null
+	kill "$beat" "$watchdog" 2>/dev/null; wait "$beat" "$watchdog" 2>/dev/null
 	end=$(cut -d' ' -f1 /proc/uptime)
-	awk '{ print "@ki # " $0 }' /tmp/out   # awk: also ends an unterminated last line
+	awk '{ print "@ki # " $0 }' "$tmpd/out"   # awk: also ends an unterminated last line
 	secs=$(awk "BEGIN { printf \"%.1f\", $end - $start }")
 	# Results of the test's own TAP (unindented "ok"/"not ok" lines), renumbered from n+1.
-	awk -v base="$n" -v name="$name" '
+	awk -v base="$n" -v name="$name" -v t="$tmpd" '
 		/^(not )?ok [0-9]+/ {
 			notok = ($1 == "not"); sub(/^(not )?ok [0-9]+ ?(- )?/, "")
 			k++; printf "@ki %s %d %s: %s\n", notok ? "not ok" : "ok", base + k, name, $0
 			if (notok && $0 !~ /# (SKIP|TODO)/) bad++
 		}
-		END { print k + 0 > "/tmp/count"; print bad + 0 > "/tmp/bad" }' /tmp/out
-	k=$(cat /tmp/count); bad=$(cat /tmp/bad)
+		END { print k + 0 > t "/count"; print bad + 0 > t "/bad" }' "$tmpd/out"
+	k=$(cat "$tmpd/count"); bad=$(cat "$tmpd/bad")
 	n=$((n + k)); fails=$((fails + bad))
 	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 		n=$((n + 1)); fails=$((fails + 1)); emit "not ok $n $name # timed out after ${timeout}s"
@@ -49,7 +58,7 @@ while read -r name timeout cmd; do
 		n=$((n + 1))
 		case $rc in
 		0) emit "ok $n $name # ${secs}s" ;;
-		4) why=$(grep -m1 -i skip /tmp/out || tail -n 1 /tmp/out)
+		4) why=$(grep -m1 -i skip "$tmpd/out" || tail -n 1 "$tmpd/out")
 		   emit "ok $n $name # SKIP $(echo "$why" | cut -c1-100)" ;;
 		*) fails=$((fails + 1)); emit "not ok $n $name # exit status $rc" ;;
 		esac
