@@ -29,7 +29,8 @@ use crate::{
     abi,
     apply::{
         build_domain_view,
-        domain_views, //
+        domain_views,
+        rebuild_lenses, //
     },
     ctl::{
         self,
@@ -275,11 +276,12 @@ impl Control {
         with_vm(a.vm, |vm, g| {
             g.engine.check_profile(&mut rules).map_err(err)?;
             g.engine.set_profile(&rules).map_err(err)?;
-            // Code the old profile allowed must not keep running in the domains' views.
+            // Code the old profile allowed must not keep running in the domains' views, nor
+            // with the old rules' rights in their lenses.
             for d in domain_views(&g.engine) {
                 build_domain_view(&mut KvmViews(vm), &g.engine, d).map_err(err)?;
             }
-            Ok(())
+            rebuild_lenses(&mut KvmViews(vm), &g.engine, 0).map_err(err)
         })
     }
 

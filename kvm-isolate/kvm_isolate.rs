@@ -102,6 +102,7 @@ use policy::{
     Deny,
     Engine,
     Fault,
+    Lens,
     Limits,
     Mode,
     Region,
@@ -348,7 +349,7 @@ impl Isolate {
             }
             Call::ViewDestroy(v) => {
                 // Domains' views go with their domains; nothing is relaxed while locked.
-                if g.engine.is_domain(v) || locked {
+                if g.engine.owns_view(v) || locked {
                     return Err(abi::Error::Perm);
                 }
                 g.views.check_destroy(v, vm.view_in_use(view(v)?))?;
@@ -368,7 +369,7 @@ impl Isolate {
                 }
                 // Domains' views, code and regions are the engine's alone.
                 let e = &g.engine;
-                if e.is_domain(v)
+                if e.owns_view(v)
                     || e.regions()
                         .iter()
                         .any(|r| r.gfn < gfn + npages && gfn < r.gfn + r.npages)
@@ -392,8 +393,9 @@ impl Isolate {
             }
             Call::Switch(v) => {
                 exists(&g.views, v)?;
-                // A domain's view is entered only through its entry points and return sites.
-                if g.engine.is_domain(v) {
+                // A domain's view is entered only through its entry points and return sites, a
+                // lens only by the engine's decision.
+                if g.engine.owns_view(v) {
                     return Err(abi::Error::Perm);
                 }
                 let prev = vcpu.view();
@@ -424,7 +426,7 @@ impl Isolate {
                 }
                 if let OnViolation::Switch(target) = action {
                     exists(&g.views, target)?;
-                    if g.engine.is_domain(target) {
+                    if g.engine.owns_view(target) {
                         return Err(abi::Error::Perm);
                     }
                 }
@@ -494,7 +496,15 @@ impl Isolate {
             Call::DomainDestroy(d) => {
                 g.engine.check_destroy(d, true)?;
                 g.views.check_destroy(d, vm.view_in_use(view(d)?))?;
+                for l in g.engine.lenses().iter().filter(|l| l.domain == d) {
+                    if vm.view_in_use(view(l.view)?) {
+                        return Err(abi::Error::Busy);
+                    }
+                }
                 apply::release_domain(&mut KvmViews(vm), &g.engine, g.views, d)?;
+                for v in g.engine.drop_lenses(d) {
+                    g.views.remove(v);
+                }
                 g.engine.destroy_domain(d);
                 g.views.remove(d);
                 Ok(0)
@@ -511,6 +521,34 @@ impl Isolate {
                 Ok(0)
             }
         }
+    }
+
+    /// The lens on domain `d` for the code at the violation's RIP: found, or made in a free view
+    /// and built. A lens the vCPU is in already is stale (a failed rebuild left it reset): it is
+    /// built again, and the caller retries.
+    fn lens(vm: &Vm, g: &mut VmViews, d: u8, v: &Violation) -> Result<View, abi::Error> {
+        if let Some(l) = g.engine.lens_for(d, v.rip) {
+            let lv = view(l)?;
+            if lv == v.view {
+                if let Some(l) = g.engine.lens(l).copied() {
+                    apply::build_lens(&mut KvmViews(vm), &g.engine, &l)?;
+                }
+            }
+            return Ok(lv);
+        }
+        let l = Lens {
+            view: g.views.free()?,
+            domain: d,
+            rep: v.rip,
+        };
+        // Built before the engine holds it: until then no change is applied to it.
+        apply::build_lens(&mut KvmViews(vm), &g.engine, &l)?;
+        if let Err(e) = g.engine.add_lens(l.view, d, l.rep) {
+            let _ = vm.reset_view(view(l.view)?);
+            return Err(e);
+        }
+        g.views.insert(l.view);
+        view(l.view)
     }
 
     /// The ABI v1 answer to a violation outside every domain.
@@ -615,6 +653,12 @@ impl Policy for Isolate {
         };
         let e = &mut g.engine;
         let o = e.handle(&f);
+        if o.learn.is_some() && !matches!(o.decision, Decision::Deny(_)) {
+            // The domain's rules changed: so do its lenses' rights. A lens that cannot be
+            // rebuilt is left with no rights (its code's next fault tries again).
+            let _ = apply::rebuild_lenses(&mut KvmViews(vcpu.vm()), e, o.domain);
+        }
+        let e = &mut g.engine;
         if let Some(verdict) = o.log {
             let rec = CtlRecord {
                 seq: 0,
@@ -635,9 +679,19 @@ impl Policy for Isolate {
             e.log.push(rec, rec.time_ns);
         }
         warn_full(data.id, e, &mut g.warned);
-        match o.decision {
+        let decision = match o.decision {
+            Decision::Narrow(d) => match Self::lens(vcpu.vm(), g, d, v) {
+                Ok(l) if l == v.view => return Verdict::Retry,
+                Ok(l) => Decision::Switch(l.index() as u8),
+                Err(_) => Decision::Deny(g.engine.deny()),
+            },
+            d => d,
+        };
+        match decision {
             Decision::NotOurs => Self::on_violation(g, v),
             Decision::Switch(d) => View::new(u64::from(d)).map_or(Verdict::Exit, Verdict::Switch),
+            // Replaced above.
+            Decision::Narrow(_) => Verdict::Exit,
             Decision::GrantExec => Verdict::Grant,
             Decision::Leave => View::new(0).map_or(Verdict::Exit, Verdict::Switch),
             Decision::Deny(Deny::Exit) => Verdict::Exit,

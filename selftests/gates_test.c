@@ -76,6 +76,10 @@
  *    module's ret leaves it, then jumps to @inside;
  *  - ki_h_write(gva, byte) stores @byte at @gva;
  *  - ki_h_leak(gva) copies the word at @gva to ki_leak, in .data.
+ *
+ * A third page holds two helpers of the kind a profile names (accessors):
+ * ki_a_read(gva) reads the word at @gva; ki_a_write(gva) reads it, then
+ * overwrites its low half (at ki_a_write_store).
  */
 asm(".pushsection .text.ki_gates, \"ax\"\n"
     ".balign 4096\n"
@@ -118,6 +122,13 @@ asm(".pushsection .text.ki_gates, \"ax\"\n"
     ".global ki_h_leak\n"
     "ki_h_leak: mov (%rdi), %rax\n mov %rax, ki_leak(%rip)\n ret\n"
     ".balign 4096\n"
+    ".global ki_a_read\n"
+    "ki_a_read: mov (%rdi), %rax\n ret\n"
+    ".global ki_a_write\n"
+    "ki_a_write: mov (%rdi), %rax\n"
+    ".global ki_a_write_store\n"
+    "ki_a_write_store: movl $0x41414141, (%rdi)\n ret\n"
+    ".balign 4096\n"
     ".popsection\n"
     ".pushsection .data\n"
     ".balign 8\n"
@@ -144,6 +155,9 @@ void ki_h_forge(void);
 void ki_h_after_ret(void);
 void ki_h_write(void);
 void ki_h_leak(void);
+void ki_a_read(void);
+void ki_a_write(void);
+void ki_a_write_store(void);
 extern u64 ki_saved_rsp, ki_leak;
 
 /* A label's address, as the guest and the host (same binary) both see it. */
@@ -642,6 +656,103 @@ TEST_F_TIMEOUT(gates, learn_then_enforce, 120)
 		      "learned ki_g_callout(ki_h_plain) in enforce mode");
 	expect_fetch_denied(self, call(self, A(ki_g_gadget), self->secret_gva, 0),
 			    A(ki_g_gadget), 1, "calling ki_g_gadget (never learned)");
+}
+
+/* The profile: one rule, code on ki_a_read's page may access the secret with @access. */
+static void set_accessor_rule(struct _test_data_gates *self, u32 access)
+{
+	struct kvm_isolate_ctl_rule r = {
+		.domain = DOMAIN, .access = access, .region_gpa = self->secret_gpa,
+		.accessor_start = A(ki_a_read), .accessor_end = A(ki_a_read) + PAGE_SIZE,
+	};
+	struct kvm_isolate_ctl_array a = { .vm = self->id, .count = 1, .ptr = (u64)&r };
+
+	TEST_ASSERT(!ioctl(self->fd, KVM_ISOLATE_CTL_PROFILE_SET, &a), "PROFILE_SET: %s",
+		    strerror(errno));
+}
+
+/*
+ * g) A rule's rights bound its accessor where the owner calls it: a helper
+ * the profile lets read the owner's secret reads it, and its write is
+ * denied (in a lens on the domain, a view with the rule's rights), not
+ * done with the owner's rights.  A rule with the owner's rights lets it
+ * write.  The lens is the engine's view: the guest cannot switch to it,
+ * change it or destroy it.
+ */
+TEST_F_TIMEOUT(gates, rule_rights_bound_the_accessor_the_owner_calls, 120)
+{
+	struct kvm_isolate_ctl_record rec = {};
+	u64 *secret = addr_gva2hva(self->vm, self->secret_gva);
+	struct reply r;
+	u32 n;
+
+	register_entries(self);
+	set_accessor_rule(self, KVM_ISOLATE_ACCESS_R);
+	expect_secret(self, call(self, A(ki_g_callout), self->secret_gva, A(ki_a_read)), 0,
+		      "ki_g_callout(ki_a_read), read allowed by the rule");
+	r = call(self, A(ki_g_callout), self->secret_gva, A(ki_a_write));
+	TEST_ASSERT(*secret == SECRET, "ki_a_write, allowed only to read, wrote the secret: 0x%lx",
+		    *secret);
+	TEST_ASSERT(r.gp == 1 && r.gp_rip == A(ki_a_write_store) && r.ret == (u64)POISON,
+		    "ki_a_write: %lu #GP, the last at 0x%lx, returned 0x%lx; want one at 0x%lx",
+		    r.gp, r.gp_rip, r.ret, A(ki_a_write_store));
+	TEST_ASSERT_EQ(domain_info(self).denied, 1);
+	n = read_denials(self, &rec);
+	TEST_ASSERT(n == 1 && rec.rip == A(ki_a_write_store) &&
+		    rec.access == KVM_ISOLATE_ACCESS_W && rec.gpa == self->secret_gpa &&
+		    rec.domain == DOMAIN && rec.view != 0 && rec.view != DOMAIN,
+		    "%u denials; the last: rip 0x%lx access %u gpa 0x%lx domain %u view %u", n,
+		    (u64)rec.rip, rec.access, (u64)rec.gpa, rec.domain, rec.view);
+	/* The lens (the denial's view) is not the guest's. */
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_SWITCH, rec.view, 0, 0, 0), E(EPERM));
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_VIEW_DESTROY, rec.view, 0, 0, 0), E(EPERM));
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_SET_ACCESS, rec.view, self->secret_gpa, 1,
+			     KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_W), E(EPERM));
+	print_cost(self, A(ki_g_callout), self->secret_gva, A(ki_a_read),
+		   "call into the module, out to a reader in its lens and back");
+
+	/* With the owner's rights in its rule, a helper runs in the owner's view, and writes. */
+	set_accessor_rule(self, KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_W);
+	print_cost(self, A(ki_g_callout), self->secret_gva, A(ki_a_read),
+		   "call into the module, out to a helper with the owner's rights and back");
+	r = call(self, A(ki_g_callout), self->secret_gva, A(ki_a_write));
+	TEST_ASSERT(!r.gp && (u32)*secret == 0x41414141,
+		    "ki_a_write allowed RW: %lu #GP, secret 0x%lx", r.gp, *secret);
+	entries_were_registered(self);
+}
+
+/*
+ * g2) Learn mode learns what a helper the owner calls does, in its lens:
+ * ki_a_write's read, then its write (the lens is rebuilt with the widened
+ * rule), one rule of both rights; enforcing, the same call is allowed.
+ */
+TEST_F_TIMEOUT(gates, learn_mode_widens_a_helper_rule_in_its_lens, 120)
+{
+	struct kvm_isolate_ctl_rule rule[4];
+	u64 *secret = addr_gva2hva(self->vm, self->secret_gva);
+	struct reply r;
+	u32 n;
+
+	register_entries(self);
+	set_mode(self, KVM_ISOLATE_MODE_LEARN);
+	r = call(self, A(ki_g_callout), self->secret_gva, A(ki_a_write));
+	TEST_ASSERT(!r.gp && (u32)*secret == 0x41414141,
+		    "ki_a_write in learn mode: %lu #GP at 0x%lx, secret 0x%lx", r.gp, r.gp_rip,
+		    *secret);
+	n = ki_ctl_get(self->fd, KVM_ISOLATE_CTL_PROFILE_GET, self->id, rule, 4);
+	TEST_ASSERT(n == 1 && rule[0].accessor_start == A(ki_a_read) &&
+		    rule[0].accessor_end == A(ki_a_read) + PAGE_SIZE &&
+		    rule[0].access == (KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_W),
+		    "%u rules; the first: [0x%lx, 0x%lx) access %u", n,
+		    (u64)rule[0].accessor_start, (u64)rule[0].accessor_end, rule[0].access);
+	*secret = SECRET;
+	set_mode(self, KVM_ISOLATE_MODE_ENFORCE);
+	r = call(self, A(ki_g_callout), self->secret_gva, A(ki_a_write));
+	TEST_ASSERT(!r.gp && (u32)*secret == 0x41414141,
+		    "the learned ki_a_write enforcing: %lu #GP at 0x%lx, secret 0x%lx", r.gp,
+		    r.gp_rip, *secret);
+	TEST_ASSERT_EQ(domain_info(self).denied, 0);
+	entries_were_registered(self);
 }
 
 #define ENTRIES_MAX	64

@@ -2,10 +2,12 @@
 
 //! `cargo bench --bench scale`: the decision's latency as a VM grows to many domains and ranges,
 //! against a linear scan of the same tables. Each domain owns code ranges and regions, spread
-//! over guest-physical memory as real modules are (interleaved, not contiguous); faults mix the
-//! four kinds of decision: a data access from view 0 (region, then rule), a call into a domain's
-//! entry point from outside, a fetch outside the domain's code in its view (does a rule of the
-//! domain name the accessor?), and a return into the domain at a pending return site.
+//! over guest-physical memory as real modules are (interleaved, not contiguous); faults mix five
+//! kinds of decision: a data access from view 0 (region, then rule), a call into a domain's entry
+//! point from outside, a fetch outside the domain's code in its view (does a rule of the domain
+//! name the accessor?), a return into the domain at a pending return site, and a fetch of
+//! profile code in the domain's view (do its rules give it all of the owner's rights, or does it
+//! go to a lens?).
 
 use kvm_isolate_core::policy::*;
 use std::hint::black_box;
@@ -76,7 +78,7 @@ fn vm(nd: u64, nr: u64) -> Vm {
     let faults = (0..1024u64)
         .map(|k| {
             let i = nr - 1 - (k % nr.min(64));
-            match k % 4 {
+            match k % 5 {
                 0 => Fault {
                     view: 0,
                     gpa: (0x10_0001 + i * 2) * P + 8,
@@ -101,6 +103,14 @@ fn vm(nd: u64, nr: u64) -> Vm {
                     access: 4,
                     stack: None,
                 },
+                // Profile code (region i's reader) called by the module: to a lens.
+                4 => Fault {
+                    view: dom(i),
+                    gpa: 0x20_0000 * P,
+                    rip: 0xffff_ffff_8000_0000 + i * 2 * P + 8,
+                    access: 4,
+                    stack: None,
+                },
                 // The helper returns into the module at its return site.
                 _ => Fault {
                     view: 0,
@@ -117,7 +127,7 @@ fn vm(nd: u64, nr: u64) -> Vm {
         .collect::<Vec<_>>();
     // Had no return site been recorded (or kept: the table holds the most recent ones), the
     // fourth kind would time denials, on which the scan agrees too.
-    for f in faults.iter().skip(3).step_by(4) {
+    for f in faults.iter().skip(3).step_by(5) {
         assert_eq!(kind(e.decide(f).decision), 1, "return not switched: {f:?}");
     }
     Vm { e, faults }
@@ -136,7 +146,22 @@ fn naive(e: &Engine, f: &Fault) -> u8 {
                 .rules()
                 .iter()
                 .any(|x| x.domain == f.view && f.rip >= x.start && f.rip < x.end);
-            return if mine || named { 1 } else { 2 };
+            if mine {
+                return 1;
+            }
+            if !named {
+                return 2;
+            }
+            // All of the owner's rights over each of its regions, or a lens.
+            let all = e.regions().iter().filter(|r| r.domain == f.view).all(|r| {
+                e.rules().iter().any(|x| {
+                    x.region == r.gfn
+                        && f.rip >= x.start
+                        && f.rip < x.end
+                        && x.rights & r.rights == r.rights
+                })
+            });
+            return if all { 1 } else { 4 };
         }
         let Some(c) = e
             .code()
@@ -184,6 +209,7 @@ fn kind(d: Decision) -> u8 {
         Decision::Switch(_) | Decision::GrantExec => 1,
         Decision::Leave => 2,
         Decision::Deny(_) => 3,
+        Decision::Narrow(_) => 4,
     }
 }
 
@@ -198,7 +224,7 @@ fn time(rounds: u32, mut f: impl FnMut() -> u64) -> f64 {
 
 fn main() {
     println!(
-        "decision latency, ns (mixed: view-0 data access, entry fetch, fetch in a domain's view, return to a call site):"
+        "decision latency, ns (mixed: view-0 data access, entry fetch, fetch in a domain's view, return to a call site, profile code to a lens):"
     );
     println!(
         "{:>8} {:>8} {:>10} {:>12} {:>9}",

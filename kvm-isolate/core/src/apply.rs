@@ -19,7 +19,7 @@
 //! then reset by the callers that own it, so that it grants nothing.
 
 use crate::abi::{self, Error, Views};
-use crate::policy::{self, Code, Engine, Mode, Region};
+use crate::policy::{self, Code, Engine, Lens, Mode, Region};
 
 /// The operations on a VM's views the functions of this module need. Rights are the ABI's R/W/X
 /// bits (`ACCESS_*`); a view is its index. No call changes anything when it fails.
@@ -38,13 +38,18 @@ pub fn domain_views(e: &Engine) -> impl Iterator<Item = u8> + '_ {
     e.domain_ids()
 }
 
+/// Lenses that exist, as view indices.
+pub fn lens_views(e: &Engine) -> impl Iterator<Item = u8> + '_ {
+    e.lenses().iter().map(|l| l.view)
+}
+
 /// Views that belong to no domain: view 0 and the guest's ABI v1 views. A domain's regions are
 /// hidden in all of them alike, or a guest could read them through a view of its own.
 pub fn plain_views(e: &Engine, views: Views) -> impl Iterator<Item = u8> + '_ {
     // CAST: below `MAX_VIEWS`, 256.
     (0..abi::MAX_VIEWS)
         .map(|v| v as u8)
-        .filter(move |&v| views.exists(v) && !e.is_domain(v))
+        .filter(move |&v| views.exists(v) && !e.owns_view(v))
 }
 
 /// Gives code range `c`'s pages their rights in every view.
@@ -57,7 +62,7 @@ pub fn apply_code<O: ViewOps>(
     for v in plain_views(e, views) {
         ops.set(v, c.gfn, c.npages, e.code_rights(c, v, false))?;
     }
-    for d in domain_views(e) {
+    for d in domain_views(e).chain(lens_views(e)) {
         ops.set(d, c.gfn, c.npages, e.code_rights(c, d, true))?;
     }
     Ok(())
@@ -75,6 +80,9 @@ pub fn apply_region<O: ViewOps>(
     }
     for d in domain_views(e) {
         ops.set(d, r.gfn, r.npages, Engine::view_rights(r, d))?;
+    }
+    for l in e.lenses() {
+        ops.set(l.view, r.gfn, r.npages, e.lens_rights(l, r))?;
     }
     Ok(())
 }
@@ -130,12 +138,15 @@ pub fn release_pages<O: ViewOps>(
     for d in domain_views(e).filter(|&d| d != except) {
         ops.set(d, gfn, npages, policy::DOMAIN_VIEW_DEFAULT)?;
     }
+    for l in e.lenses().iter().filter(|l| l.domain != except) {
+        ops.set(l.view, gfn, npages, policy::DOMAIN_VIEW_DEFAULT)?;
+    }
     Ok(())
 }
 
 /// Gives domain `d`'s regions and code back to the other views as pages of no domain
-/// ([`release_pages`]), then takes every right in `d`'s view away. The engine still holds `d`;
-/// the caller destroys it after.
+/// ([`release_pages`]), then takes every right in `d`'s view and its lenses away. The engine
+/// still holds `d` and its lenses; the caller destroys them after.
 pub fn release_domain<O: ViewOps>(
     ops: &mut O,
     e: &Engine,
@@ -148,6 +159,9 @@ pub fn release_domain<O: ViewOps>(
     for c in e.code().iter().filter(|c| c.domain == d) {
         release_pages(ops, e, views, c.gfn, c.npages, d)?;
     }
+    for l in e.lenses().iter().filter(|l| l.domain == d) {
+        ops.reset(l.view)?;
+    }
     ops.reset(d)
 }
 
@@ -158,15 +172,47 @@ pub fn release_domain<O: ViewOps>(
 /// On error the view is left reset and partly built (no page has more than its final rights),
 /// or untouched if the reset failed.
 pub fn build_domain_view<O: ViewOps>(ops: &mut O, e: &Engine, d: u8) -> Result<(), Error> {
+    build(ops, e, d, |r| Engine::view_rights(r, d))
+}
+
+/// Builds a domain's view or a lens, `v`, with `rights` for each region ([`build_domain_view`]).
+fn build<O: ViewOps>(
+    ops: &mut O,
+    e: &Engine,
+    v: u8,
+    rights: impl Fn(&Region) -> u8,
+) -> Result<(), Error> {
     // No rights until built: the code and regions first, the default (opening the rest) last.
-    ops.reset(d)?;
+    ops.reset(v)?;
     for c in e.code() {
-        ops.set(d, c.gfn, c.npages, e.code_rights(c, d, true))?;
+        ops.set(v, c.gfn, c.npages, e.code_rights(c, v, true))?;
     }
     for r in e.regions() {
-        ops.set(d, r.gfn, r.npages, Engine::view_rights(r, d))?;
+        ops.set(v, r.gfn, r.npages, rights(r))?;
     }
-    ops.set_default(d, policy::DOMAIN_VIEW_DEFAULT)
+    ops.set_default(v, policy::DOMAIN_VIEW_DEFAULT)
+}
+
+/// Builds lens `l` from scratch, as a domain's view ([`build_domain_view`]) but with its
+/// domain's regions given the lens's rights ([`Engine::lens_rights`]) and no code of its own:
+/// profile code becomes executable in it page by page (`GrantExec`). On error the lens is reset
+/// (best effort) and the error returned.
+pub fn build_lens<O: ViewOps>(ops: &mut O, e: &Engine, l: &Lens) -> Result<(), Error> {
+    let r = build(ops, e, l.view, |r| e.lens_rights(l, r));
+    if r.is_err() {
+        let _ = ops.reset(l.view);
+    }
+    r
+}
+
+/// Rebuilds the lenses on domain `d` (every lens if `d == 0`) after its rules changed: rights
+/// from the new rules, and no page executable until profile code with those rights fetches it
+/// again. On error the failed lens is left reset and the error returned.
+pub fn rebuild_lenses<O: ViewOps>(ops: &mut O, e: &Engine, d: u8) -> Result<(), Error> {
+    for l in e.lenses().iter().filter(|l| d == 0 || l.domain == d) {
+        build_lens(ops, e, l)?;
+    }
+    Ok(())
 }
 
 /// Builds the view of new domain `d` ([`build_domain_view`]); on error takes every right in it

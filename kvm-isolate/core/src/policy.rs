@@ -10,7 +10,9 @@
 //! nothing. [`Engine::decide`] only reads. Lookups and overlap checks are binary searches:
 //! O(log n) in code ranges, regions and rules.
 //!
-//! Views are named by domain: domain `d` owns view `d` (1 ..= 15); view 0 belongs to no domain.
+//! Views are named by domain: domain `d` owns view `d` (1 ..= 255); view 0 belongs to no domain.
+//! A [`Lens`] on a domain is a view of the engine's too, where profile code with fewer rights
+//! than the owner's runs with its rules' rights.
 //!
 //! Entry gates: a protected domain's code is executable only in its own view, so code outside
 //! starts running it with an instruction fetch violation, which [`Engine::decide`] allows only at
@@ -225,6 +227,9 @@ pub enum Decision {
     GrantExec,
     /// Code outside the domain ran in the domain's view: back to view 0 and retry.
     Leave,
+    /// Profile code whose rules give it less than the owner's rights runs in domain `d`'s view:
+    /// switch to the lens its rules make ([`Engine::lens_for`], built on first use) and retry.
+    Narrow(u8),
     /// Denied.
     Deny(Deny),
 }
@@ -313,6 +318,8 @@ pub struct Counters {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Domain {
     active: bool,
+    /// How many regions it has.
+    regions: usize,
     /// Own mode + 1, or 0 to inherit the VM's.
     mode: u8,
     /// Counters.
@@ -329,13 +336,38 @@ struct Pending {
 
 /// A rule's accessor range, indexed by domain: `reach` is the largest `end` of the domain's
 /// entries up to this one, so the last entry starting at or below an address says whether any
-/// of them contains it.
+/// of them contains it, and walking back from it while `reach` is above the address finds all
+/// of them.
 #[derive(Clone, Copy, Debug, Default)]
 struct Accessor {
     domain: u8,
     start: u64,
     reach: u64,
+    /// The rule's own end, region and rights (within the region's).
+    end: u64,
+    region: u64,
+    rights: u8,
+    /// Whether the rule gives all of the region's rights.
+    full: bool,
 }
+
+/// A *lens* on a domain: a view in which code the domain's profile names runs with its rules'
+/// rights rather than the owner's. It maps the domain's regions with the rights the rules give
+/// `rep` (only those), no other domain's region, no code writable, and executes only profile
+/// code with exactly those rights ([`Engine::decide`] grants it page by page). Accessors whose
+/// rules give them the same rights over the domain's regions share one lens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lens {
+    /// Its view: an index the VM's guest did not create (the module takes it from the free ones).
+    pub view: u8,
+    /// The domain it is a lens on.
+    pub domain: u8,
+    /// An accessor address whose rules are its rights.
+    pub rep: u64,
+}
+
+/// Lenses per VM, all domains together.
+pub const MAX_LENSES: usize = 32;
 
 /// Whether `[lo, lo + n)` overlaps an item of `items`, which are sorted by start and disjoint,
 /// each spanning `span(item) = (start, length)`. Only the neighbours of `lo` can: O(log n).
@@ -395,8 +427,9 @@ impl<'a> Page<'a> {
 /// region overlaps any code range's pages; `rules` is sorted by `(region, start)`, and the rules
 /// of one region are disjoint; `entries` is sorted and each lies in its domain's code, as does
 /// each of `returns`, sorted by gate, with `count >= 1`; every code range, region, rule, entry
-/// and return site belongs to an active domain, every rule to a region. No table holds more
-/// than its cap in `limits`.
+/// and return site belongs to an active domain, every rule to a region; `lenses` is sorted by
+/// view, and each is a lens on an active domain, in a view no domain has. No table holds more
+/// than its cap in `limits` (`lenses`: [`MAX_LENSES`]).
 pub struct Engine {
     mode: Mode,
     deny: Deny,
@@ -412,6 +445,8 @@ pub struct Engine {
     accessors: List<Accessor>,
     entries: List<Gate>,
     returns: List<Pending>,
+    /// Lenses, sorted by view.
+    lenses: List<Lens>,
     /// The clock of `Pending::used`.
     calls: u64,
     /// Return sites forgotten because `returns` was full.
@@ -473,6 +508,7 @@ impl Engine {
             accessors: List::new(),
             entries: List::new(),
             returns: List::new(),
+            lenses: List::new(),
             calls: 0,
             returns_dropped: 0,
             violations: 0,
@@ -658,6 +694,132 @@ impl Engine {
         r[..i].last().filter(|x| x.region == region && rip < x.end)
     }
 
+    // ---- lenses ----
+
+    /// The rules of domain `d` whose accessor ranges hold `rip`, from the accessor index: at most
+    /// one per region (a region's rules are disjoint). O(log n + the entries walked).
+    fn rules_holding(&self, d: u8, rip: u64) -> impl Iterator<Item = &Accessor> + Clone + '_ {
+        let a = self.accessors.as_slice();
+        let key = wide(d.into(), rip);
+        let i = a.partition_point(|x| wide(x.domain.into(), x.start) <= key);
+        a[..i]
+            .iter()
+            .rev()
+            .take_while(move |x| x.domain == d && x.reach > rip)
+            .filter(move |x| x.end > rip)
+    }
+
+    /// Whether the rules give code at `rip` all of the owner's rights over every region of
+    /// domain `d`: such code may run in `d`'s view.
+    pub fn covers(&self, d: u8, rip: u64) -> bool {
+        let regions = self
+            .domains
+            .as_slice()
+            .get(usize::from(d))
+            .map_or(0, |x| x.regions);
+        self.rules_holding(d, rip).filter(|x| x.full).count() == regions
+    }
+
+    /// Whether the rules give code at `a` and at `b` the same rights over domain `d`'s regions:
+    /// rules of the same regions with the same rights hold both (a region without one gives
+    /// none). O(k^2) in the rules holding them.
+    fn same_rights(&self, d: u8, a: u64, b: u64) -> bool {
+        let (ra, rb) = (self.rules_holding(d, a), self.rules_holding(d, b));
+        ra.clone().count() == rb.clone().count()
+            && ra.clone().all(|x| {
+                rb.clone()
+                    .any(|y| (y.region, y.rights) == (x.region, x.rights))
+            })
+    }
+
+    /// The rights the rules give code at `rip` over region `r`, within the region's own.
+    fn rights_at(&self, r: &Region, rip: u64) -> u8 {
+        self.rule_at(r.gfn, rip).map_or(0, |x| x.rights & r.rights)
+    }
+
+    /// The lens in view `v`, if it is one.
+    pub fn lens(&self, v: u8) -> Option<&Lens> {
+        let l = self.lenses.as_slice();
+        l.binary_search_by_key(&v, |x| x.view).ok().map(|i| &l[i])
+    }
+
+    /// Lenses, by view.
+    pub fn lenses(&self) -> &[Lens] {
+        self.lenses.as_slice()
+    }
+
+    /// The view of the lens on domain `d` whose rights are those of code at `rip`, if there is
+    /// one yet. O(lenses of `d` x regions of `d` x log rules).
+    pub fn lens_for(&self, d: u8, rip: u64) -> Option<u8> {
+        self.lenses
+            .as_slice()
+            .iter()
+            .find(|l| l.domain == d && self.same_rights(d, rip, l.rep))
+            .map(|l| l.view)
+    }
+
+    /// Whether view `v` is the engine's (a domain's or a lens): the guest's ABI v1 calls may not
+    /// destroy, change, list or switch to it.
+    pub fn owns_view(&self, v: u8) -> bool {
+        self.is_domain(v) || self.lens(v).is_some()
+    }
+
+    /// Adds a lens on domain `d` in view `v`, for code at `rep`. Fails (changing nothing) if `v`
+    /// is the engine's already, `d` is no domain, there are [`MAX_LENSES`], or memory is short.
+    pub fn add_lens(&mut self, v: u8, d: u8, rep: u64) -> Result<(), Error> {
+        if v == 0 || self.owns_view(v) || !self.is_domain(d) {
+            return Err(Error::Inval);
+        }
+        if self.lenses.len() >= MAX_LENSES {
+            return Err(Error::NoSpc);
+        }
+        let i = self.lenses.as_slice().partition_point(|x| x.view < v);
+        self.lenses.insert(
+            i,
+            Lens {
+                view: v,
+                domain: d,
+                rep,
+            },
+        )
+    }
+
+    /// Forgets domain `d`'s lenses (all lenses if `d == 0`); returns their views, which the
+    /// caller resets and frees.
+    pub fn drop_lenses(&mut self, d: u8) -> impl Iterator<Item = u8> + use<> {
+        let mut gone = [false; abi::MAX_VIEWS as usize];
+        for l in self.lenses.as_slice() {
+            if d == 0 || l.domain == d {
+                gone[usize::from(l.view)] = true;
+            }
+        }
+        self.lenses.retain(|l| !(d == 0 || l.domain == d));
+        // CAST: below `MAX_VIEWS`, 256.
+        (0..gone.len()).filter(move |&v| gone[v]).map(|v| v as u8)
+    }
+
+    /// The rights lens `l` gives region `r`: its rules' for its domain's regions, none for
+    /// other domains' (as in a domain's view).
+    pub fn lens_rights(&self, l: &Lens, r: &Region) -> u8 {
+        if r.domain == l.domain {
+            self.rights_at(r, l.rep)
+        } else {
+            0
+        }
+    }
+
+    /// The decision for profile code of domain `d` that runs in `d`'s view or a lens on it but
+    /// has less than the owner's rights: its lens, recording a return site if `d` called it.
+    fn narrow(&self, f: &Fault, d: u8) -> Outcome {
+        Outcome {
+            decision: Decision::Narrow(d),
+            domain: d,
+            learn: None,
+            gate: self.called_out(d, f).map(GateOp::Called),
+            log: None,
+        }
+    }
+
     // ---- the decision ----
 
     /// Decides about a fault. Reads only; allocates nothing.
@@ -683,6 +845,12 @@ impl Engine {
             }
         }
         let mut page = Page::new(self, gfn);
+        // In a lens on a domain, profile code runs with its rules' rights: at most those.
+        let lens = if in_domain || self.lenses.is_empty() {
+            None
+        } else {
+            self.lens(f.view)
+        };
 
         if f.access != X && page.region().is_none() {
             if let Some(c) = page.code() {
@@ -707,13 +875,40 @@ impl Engine {
                 // this view). A region's page is the region's whoever fetches it: its rights bound
                 // the access, and another domain's region is not mapped here. The guest can map
                 // any page at the code's address, so this is decided as a region access below.
+                // Profile code with less than the owner's rights runs in its lens instead.
                 if page.region().is_none() {
+                    if !mine && !self.covers(d, f.rip) {
+                        return self.narrow(f, d);
+                    }
                     return out(Decision::GrantExec, d, None);
                 }
             }
             if page.region().is_some_and(|r| r.domain == d) {
                 // The owner's own rights are the limit, in every mode.
                 return deny(d);
+            }
+        }
+
+        if let Some(l) = lens {
+            let d = l.domain;
+            if f.access == X && page.code().is_none() && page.region().is_none() {
+                // Profile code of `d` with this lens's rights runs here; other profile code of
+                // `d` in its own lens (or `d`'s view if it has all of the owner's rights); the
+                // rest in view 0, with nothing to record (the lens runs no code of `d`'s).
+                if !self.names_accessor(d, f.rip) {
+                    return out(Decision::Leave, d, None);
+                }
+                if self.same_rights(d, f.rip, l.rep) {
+                    return out(Decision::GrantExec, d, None);
+                }
+                return if self.covers(d, f.rip) {
+                    out(Decision::Switch(d), d, None)
+                } else {
+                    out(Decision::Narrow(d), d, None)
+                };
+            }
+            if let Some(r) = page.region().filter(|r| r.domain == d && f.access != X) {
+                return self.in_lens(f, r);
             }
         }
 
@@ -750,17 +945,10 @@ impl Engine {
                     // An accessor no rule can describe (the last page of the address space)
                     // must not be allowed: its code could never run in the domain's view, and
                     // the access would switch back and forth for ever.
-                    let Some((start, end)) = self.accessor(f.rip) else {
+                    let Some(rule) = self.rule_to_learn(f, r) else {
                         return deny(d);
                     };
-                    o.learn = Some(Rule {
-                        region: r.gfn,
-                        start,
-                        end,
-                        rights: f.access,
-                        domain: d,
-                        trusted: false,
-                    });
+                    o.learn = Some(rule);
                     o.log = Some(ctl::LOG_LEARNED);
                 }
                 o
@@ -772,6 +960,63 @@ impl Engine {
                     deny(d)
                 }
             }
+        }
+    }
+
+    /// The rule learn mode records for the access `f` to region `r`: never trusted on its own;
+    /// `None` for an accessor no rule can describe ([`Engine::accessor`]).
+    fn rule_to_learn(&self, f: &Fault, r: &Region) -> Option<Rule> {
+        let (start, end) = self.accessor(f.rip)?;
+        Some(Rule {
+            region: r.gfn,
+            start,
+            end,
+            rights: f.access,
+            domain: r.domain,
+            trusted: false,
+        })
+    }
+
+    /// An access to region `r` in a lens on its domain beyond the lens's rights: within the
+    /// rules of the faulting code, to its lens (this one, stale, or another); in learn mode, a
+    /// rule learned (or widened) for it, then its lens; else denied.
+    fn in_lens(&self, f: &Fault, r: &Region) -> Outcome {
+        let d = r.domain;
+        let narrow = Outcome {
+            decision: Decision::Narrow(d),
+            domain: d,
+            learn: None,
+            gate: None,
+            log: None,
+        };
+        let deny = Outcome {
+            decision: Decision::Deny(self.deny),
+            log: Some(ctl::LOG_DENIED),
+            ..narrow
+        };
+        if r.rights & f.access == 0 {
+            return deny;
+        }
+        if self
+            .rule_at(r.gfn, f.rip)
+            .is_some_and(|x| x.rights & f.access != 0)
+        {
+            return narrow;
+        }
+        match self.effective_mode(d) {
+            Mode::Off => Outcome {
+                decision: Decision::Switch(d),
+                ..narrow
+            },
+            Mode::Learn => match self.rule_to_learn(f, r) {
+                Some(rule) => Outcome {
+                    learn: Some(rule),
+                    log: Some(ctl::LOG_LEARNED),
+                    ..narrow
+                },
+                None => deny,
+            },
+            Mode::Enforce => deny,
         }
     }
 
@@ -852,10 +1097,15 @@ impl Engine {
     fn index_accessors(&mut self) {
         self.accessors.retain(|_| false);
         for r in self.rules.as_slice() {
+            let all = self.region_at(r.region).map_or(0, |x| x.rights);
             let a = Accessor {
                 domain: r.domain,
                 start: r.start,
                 reach: r.end,
+                end: r.end,
+                region: r.region,
+                rights: r.rights & all,
+                full: r.rights & all == all,
             };
             // Cannot fail: there is room for every rule.
             let _ = self.accessors.push(a);
@@ -1050,7 +1300,7 @@ impl Engine {
         };
         let c = &mut dom.counters;
         match o.decision {
-            Decision::Switch(_) | Decision::GrantExec => c.allowed += 1,
+            Decision::Switch(_) | Decision::GrantExec | Decision::Narrow(_) => c.allowed += 1,
             Decision::Leave => c.left += 1,
             Decision::Deny(_) => c.denied += 1,
             Decision::NotOurs => {}
@@ -1222,7 +1472,7 @@ impl Engine {
     /// Creates domain `d` (its view was just created); fails (changing nothing) if memory is
     /// short.
     pub fn create_domain(&mut self, d: u8) -> Result<(), Error> {
-        if d == 0 || self.is_domain(d) {
+        if d == 0 || self.owns_view(d) {
             return Err(Error::Inval);
         }
         let i = usize::from(d);
@@ -1238,8 +1488,7 @@ impl Engine {
         }
         self.domains.as_mut_slice()[i] = Domain {
             active: true,
-            mode: 0,
-            counters: Counters::default(),
+            ..Domain::default()
         };
         Ok(())
     }
@@ -1320,7 +1569,11 @@ impl Engine {
     /// short.
     pub fn add_region(&mut self, r: Region) -> Result<(), Error> {
         let at = self.regions.as_slice().partition_point(|x| x.gfn < r.gfn);
-        self.regions.insert(at, r)
+        self.regions.insert(at, r)?;
+        if let Some(x) = self.domains.as_mut_slice().get_mut(usize::from(r.domain)) {
+            x.regions += 1;
+        }
+        Ok(())
     }
 
     /// Checks that domain `d` may be destroyed.
@@ -1343,6 +1596,7 @@ impl Engine {
         self.index_accessors();
         self.entries.retain(|x| x.domain != d);
         self.returns.retain(|x| x.gate.domain != d);
+        self.lenses.retain(|x| x.domain != d);
         if let Some(x) = self.domains.as_mut_slice().get_mut(usize::from(d)) {
             *x = Domain::default();
         }

@@ -18,7 +18,7 @@
 
 use kvm_isolate_core::abi::{Error, Views, MODE_INHERIT};
 use kvm_isolate_core::apply::{self, ViewOps};
-use kvm_isolate_core::policy::{Code, Engine, Mode, Region};
+use kvm_isolate_core::policy::{Code, Engine, Mode, Region, Rule};
 
 const PAGE: u64 = 4096;
 /// Guest pages the fake models; every setup fits in them.
@@ -839,5 +839,117 @@ fn a_failed_destruction_grants_nothing_neither_state_grants() {
                 check_change(&what, &f, &old, &new);
             }
         }
+    }
+}
+
+// ---- lenses ----
+
+/// What lens `lens` on domain `d` gives page `gfn`: "the domain's regions with the rights its
+/// rules give (only those), no other domain's region, no code writable", everything else
+/// readable and writable but not executable (as a domain's view).
+fn want_lens_page(e: &Engine, lens: u8, gfn: u64) -> u8 {
+    let l = e.lens(lens).unwrap();
+    if let Some(r) = region_at(e, gfn) {
+        if r.domain != l.domain {
+            return 0;
+        }
+        return e
+            .rules()
+            .iter()
+            .find(|x| x.region == r.gfn && x.start <= l.rep && l.rep < x.end)
+            .map_or(0, |x| x.rights & r.rights);
+    }
+    if let Some(c) = code_at(e, gfn) {
+        return if protected(e, c.domain) { R } else { RW };
+    }
+    RW
+}
+
+/// A lens built from any state (here: everything granted) never has more than its final
+/// rights, changes no other view, and ends with exactly its rules' rights; when its rules
+/// change, a rebuild follows them.
+#[test]
+fn a_lens_never_has_more_than_its_rules_rights() {
+    const LENS: u8 = 7;
+    const REP: u64 = 0x7100_0000;
+    for vm in vms() {
+        let mut e = vm.e;
+        let Some(r0) = e
+            .regions()
+            .iter()
+            .copied()
+            .find(|r| protected(&e, r.domain))
+        else {
+            continue;
+        };
+        let d = r0.domain;
+        let mut rule = Rule {
+            region: r0.gfn,
+            start: REP,
+            end: REP + PAGE,
+            rights: R,
+            domain: d,
+            trusted: false,
+        };
+        e.learn(rule).unwrap();
+        e.add_lens(LENS, d, REP).unwrap();
+        let l = *e.lens(LENS).unwrap();
+        let mut start = want(&e, vm.views);
+        start[usize::from(LENS)] = [RWX; PAGES];
+        let mut f = fake(&e, &start);
+        let what = format!("{}: building a lens on {d}", vm.name);
+        apply::build_lens(&mut f, &e, &l).unwrap();
+        let mut fin = [0; PAGES];
+        for (gfn, x) in fin.iter_mut().enumerate() {
+            *x = want_lens_page(&e, LENS, gfn as u64);
+        }
+        assert_eq!(fin[r0.gfn as usize], R, "{what}");
+        for (i, step) in f.steps.iter().enumerate().skip(1) {
+            for p in 0..PAGES {
+                assert!(
+                    subset(step[usize::from(LENS)][p], fin[p]),
+                    "{what}: after call {i} page {p} has {:#x}, final {:#x}",
+                    step[usize::from(LENS)][p],
+                    fin[p]
+                );
+            }
+            for v in (0..VIEWS).filter(|&v| v != usize::from(LENS)) {
+                assert_eq!(step[v], start[v], "{what}: view {v} changed");
+            }
+        }
+        assert_eq!(f.rights()[usize::from(LENS)], fin, "{what}");
+
+        // The rule widens (learn mode): the rebuilt lens follows, within the region's rights.
+        rule.rights = W;
+        e.learn(rule).unwrap();
+        apply::rebuild_lenses(&mut f, &e, d).unwrap();
+        assert_eq!(
+            f.rights()[usize::from(LENS)][r0.gfn as usize],
+            r0.rights & (R | W),
+            "{what}: after the rule widened"
+        );
+        // A new region of d gets nothing in the lens (no rule names it), nor does any region
+        // but the rule's.
+        let r1 = Region {
+            gfn: free_pages(&e, 1),
+            npages: 1,
+            rights: RW,
+            domain: d,
+        };
+        e.check_region(&r1).unwrap();
+        apply::place_region(&mut f, &e, vm.views, &r1).unwrap();
+        e.add_region(r1).unwrap();
+        for r in e.regions() {
+            if r.gfn != r0.gfn {
+                assert_eq!(f.rights()[usize::from(LENS)][r.gfn as usize], 0, "{what}");
+            }
+        }
+        // Destroying d resets the lens with its view.
+        apply::release_domain(&mut f, &e, vm.views, d).unwrap();
+        assert_eq!(
+            f.rights()[usize::from(LENS)],
+            [0; PAGES],
+            "{what}: after release"
+        );
     }
 }

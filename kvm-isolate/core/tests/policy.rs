@@ -163,10 +163,11 @@ fn learn_then_enforce() {
     let again = e.decide(&f);
     assert_eq!((again.learn, again.log), (None, None));
     e.set_mode(0, Some(Mode::Enforce));
-    // Enforcing, the learned rule lets its code run in the owner's view (called by the owner)...
+    // Enforcing, the learned rule lets its code run where the owner calls it: in a lens, for
+    // it gives only R over a region the owner may also write...
     assert_eq!(
         e.decide(&fault(1, 0x77 * P, FOREIGN, X)).decision,
-        Decision::GrantExec
+        Decision::Narrow(1)
     );
     // ... but not in from view 0 on its own: that takes the administrator's trust.
     assert_eq!(e.decide(&f), denied(&e, 1));
@@ -219,16 +220,22 @@ fn exec_in_a_domain_view() {
         Decision::Leave
     );
     // Profile-named code may run in the view whose region it may access, trusted on its own or
-    // not.
-    e.learn(Rule {
+    // not, if its rules give it all of the owner's rights; with fewer, in its lens.
+    let mut rule = Rule {
         region: 0x200,
         start: 0x7000_0000,
         end: 0x7000_1000,
         rights: R,
         domain: 1,
         trusted: false,
-    })
-    .unwrap();
+    };
+    e.learn(rule).unwrap();
+    assert_eq!(
+        e.decide(&fault(1, 0x77 * P, FOREIGN, X)).decision,
+        Decision::Narrow(1)
+    );
+    rule.rights = W;
+    e.learn(rule).unwrap();
     assert_eq!(
         e.decide(&fault(1, 0x77 * P, FOREIGN, X)).decision,
         Decision::GrantExec
@@ -514,11 +521,12 @@ fn enforce_switches_only_for_a_rule_trusted_on_its_own() {
     assert_eq!((e.counters(1).denied, e.counters(1).allowed), (3, 3));
     // A trusted rule still allows only its rights.
     assert_eq!(e.decide(&fault(0, 0x201 * P, TRUSTED, W)), denied(&e, 1));
-    // Both rules' code runs in the owner's view, where the owner called it.
+    // Both rules' code runs where the owner called it: in a lens, for they give only R over a
+    // region the owner may also write.
     for rip in [UNTRUSTED, TRUSTED] {
         assert_eq!(
             e.decide(&fault(1, HELPER_PAGE, rip + 0x10, X)).decision,
-            Decision::GrantExec
+            Decision::Narrow(1)
         );
     }
     // A domain's own mode decides: learning, domain 1 lets the untrusted rule in.
@@ -2023,7 +2031,21 @@ impl Naive<'_> {
                     return (Decision::Leave, called.map(GateOp::Called));
                 }
                 // A region's page is never made executable: it is decided as a region access.
+                // Profile code without all of the owner's rights goes to its lens.
                 if region.is_none() {
+                    let all = e.regions().iter().filter(|r| r.domain == f.view).all(|r| {
+                        e.rules()
+                            .iter()
+                            .find(|x| x.region == r.gfn && x.start <= f.rip && f.rip < x.end)
+                            .is_some_and(|x| x.rights & r.rights == r.rights)
+                    });
+                    if !mine && !all {
+                        let called = f
+                            .stack
+                            .filter(|s| s.below != f.rip)
+                            .and_then(|s| self.site(f.view, s.top));
+                        return (Decision::Narrow(f.view), called.map(GateOp::Called));
+                    }
                     return (Decision::GrantExec, None);
                 }
             }
@@ -2643,4 +2665,154 @@ proptest! {
             }
         }
     }
+}
+
+// ---- lenses ----
+
+/// A reader of domain 1's region (R of its RW), a writer (RW: all of the owner's rights), and
+/// another reader, in kernel pages of their own.
+const READER: u64 = 0x7100_0000;
+const WRITER: u64 = 0x7200_0000;
+const READER2: u64 = 0x7300_0000;
+
+/// `gated()` with the three accessors' rules and a lens on domain 1 for the readers (view 9).
+fn with_lens() -> Box<Engine> {
+    let mut e = gated();
+    e.learn(rule(0x200, READER, READER + P, R)).unwrap();
+    e.learn(rule(0x200, WRITER, WRITER + P, R | W)).unwrap();
+    e.learn(rule(0x200, READER2, READER2 + P, R)).unwrap();
+    e.add_lens(9, 1, READER).unwrap();
+    e
+}
+
+fn narrow(d: u8, gate: Option<GateOp>) -> Outcome {
+    Outcome {
+        decision: Decision::Narrow(d),
+        gate,
+        ..switch(d, None)
+    }
+}
+
+/// "A rule's rights bound its accessor": the owner calling a helper whose rules give it less
+/// than the owner's rights sends it to a lens (recording the return site, as leaving does); a
+/// helper with all of them runs in the owner's view.
+#[test]
+fn profile_code_with_fewer_rights_than_the_owner_runs_in_a_lens() {
+    let mut e = with_lens();
+    let call = fetch(1, READER + 0x10, HELPER_PAGE, called_from(SITE));
+    assert_eq!(
+        e.handle(&call),
+        narrow(1, Some(GateOp::Called(gate1(SITE))))
+    );
+    assert_eq!(e.pending(&gate1(SITE)), 1);
+    assert!(!e.covers(1, READER) && e.covers(1, WRITER));
+    let call = fetch(1, WRITER + 0x10, HELPER_PAGE, called_from(SITE));
+    assert_eq!(e.decide(&call).decision, Decision::GrantExec);
+    // Both readers share the lens; the writer has none.
+    assert_eq!(e.lens_for(1, READER + 0x800), Some(9));
+    assert_eq!(e.lens_for(1, READER2), Some(9));
+    assert_eq!(e.lens_for(1, WRITER), None);
+    assert_eq!(e.lens_for(2, READER), None);
+}
+
+/// In a lens: code with its rights runs; the region beyond them is denied; the owner is resumed
+/// only at a pending return site (or an entry point); other profile code goes to its own lens or
+/// the owner's view; other code leaves, recording nothing.
+#[test]
+fn a_lens_runs_only_code_with_its_rights_within_them() {
+    let mut e = with_lens();
+    e.handle(&fetch(1, READER + 0x10, HELPER_PAGE, called_from(SITE)));
+    assert_eq!(
+        e.decide(&fetch(9, READER + 0x10, HELPER_PAGE, None))
+            .decision,
+        Decision::GrantExec
+    );
+    assert_eq!(
+        e.decide(&fetch(9, READER2, HELPER_PAGE + P, None)).decision,
+        Decision::GrantExec
+    );
+    // The reader writes the owner's region: denied, counted and logged as domain 1's.
+    let denied_before = e.counters(1).denied;
+    assert_eq!(
+        e.handle(&fault(9, 0x201 * P, READER + 0x20, W)),
+        denied(&e, 1)
+    );
+    assert_eq!(e.counters(1).denied, denied_before + 1);
+    // A read it may do faults only if the lens is stale: to its lens, to be rebuilt.
+    assert_eq!(
+        e.decide(&fault(9, 0x201 * P, READER + 0x20, R)),
+        narrow(1, None)
+    );
+    // Code with other rights: the writer to the owner's view, unnamed code to view 0.
+    assert_eq!(
+        e.decide(&fetch(9, WRITER, HELPER_PAGE, None)),
+        switch(1, None)
+    );
+    let out = e.decide(&fetch(9, FOREIGN, HELPER_PAGE, called_from(SITE)));
+    assert_eq!((out.decision, out.gate), (Decision::Leave, None));
+    // The owner's code: at its pending return site once, elsewhere denied.
+    assert_eq!(
+        e.decide(&fetch(9, MIDDLE, gpa1(MIDDLE), None)).decision,
+        Decision::Deny(e.deny())
+    );
+    let back = fetch(9, SITE, gpa1(SITE), None);
+    assert_eq!(
+        e.handle(&back),
+        switch(1, Some(GateOp::Returned(gate1(SITE))))
+    );
+    assert_eq!(e.decide(&back).decision, Decision::Deny(e.deny()));
+    // An entry point is a way in from a lens too.
+    assert_eq!(
+        e.decide(&fetch(9, ENTRY, gpa1(ENTRY), called_from(READER))),
+        switch(1, None)
+    );
+    // Another domain's region is not the lens's.
+    assert_eq!(e.decide(&fault(9, 0x400 * P, READER, R)), denied(&e, 2));
+}
+
+/// Learning in a lens widens the accessor's rule (the module then rebuilds the domain's
+/// lenses); the region's own rights still bound it.
+#[test]
+fn learning_in_a_lens_widens_the_rule() {
+    let mut e = with_lens();
+    e.set_mode(1, Some(Mode::Learn));
+    let o = e.handle(&fault(9, 0x201 * P, READER + 0x20, W));
+    assert_eq!(o.decision, Decision::Narrow(1));
+    assert_eq!(o.log, Some(ctl::LOG_LEARNED));
+    assert_eq!(e.rule_at(0x200, READER).map(|x| x.rights), Some(R | W));
+    assert!(e.covers(1, READER));
+    // Domain 2's region is read-only: learning cannot widen past it.
+    e.add_lens(10, 2, READER).unwrap();
+    assert_eq!(
+        e.handle(&fault(10, 0x400 * P, READER, W)).decision,
+        Decision::Deny(e.deny())
+    );
+}
+
+/// Lenses are the engine's views: none in view 0, a domain's view or a lens's, none on a missing
+/// domain, at most `MAX_LENSES`; they go with their domain.
+#[test]
+fn lenses_are_checked_capped_and_go_with_their_domain() {
+    let mut e = with_lens();
+    assert_eq!(e.add_lens(0, 1, READER), Err(Error::Inval));
+    assert_eq!(e.add_lens(1, 2, READER), Err(Error::Inval));
+    assert_eq!(e.add_lens(9, 2, READER), Err(Error::Inval));
+    assert_eq!(e.add_lens(11, 7, READER), Err(Error::Inval));
+    assert!(e.owns_view(9) && e.owns_view(1) && !e.owns_view(11));
+    // A lens's view cannot become a domain.
+    assert_eq!(e.create_domain(9), Err(Error::Inval));
+    let mut n = e.lenses().len();
+    let mut v = 20u8;
+    while n < MAX_LENSES {
+        e.add_lens(v, 2, READER).unwrap();
+        v += 1;
+        n += 1;
+    }
+    assert_eq!(e.add_lens(v, 2, READER), Err(Error::NoSpc));
+    assert!(e.lenses().windows(2).all(|x| x[0].view < x[1].view));
+    // Dropping domain 1's lenses names their views; destroying domain 2 drops its own.
+    assert_eq!(e.drop_lenses(1).collect::<Vec<_>>(), vec![9]);
+    assert!(e.lens(9).is_none());
+    e.destroy_domain(2);
+    assert!(e.lenses().is_empty());
 }

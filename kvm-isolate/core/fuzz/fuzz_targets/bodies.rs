@@ -138,6 +138,15 @@ fn code_loc(e: &Engine, x: u64) -> Option<(u64, u64)> {
 }
 
 /// The rules trusted on their own.
+/// The rights the rules give code at `rip` over each of domain `d`'s regions.
+fn rights(e: &Engine, d: u8, rip: u64) -> Vec<u8> {
+    e.regions()
+        .iter()
+        .filter(|r| r.domain == d)
+        .map(|r| e.rule_at(r.gfn, rip).map_or(0, |x| x.rights & r.rights))
+        .collect()
+}
+
 fn trusted(e: &Engine) -> Vec<Rule> {
     e.rules().iter().copied().filter(|x| x.trusted).collect()
 }
@@ -213,6 +222,15 @@ pub fn decide(data: &[u8]) {
         e.set_profile(&profile).unwrap();
         assert_eq!(e.profile().collect::<Vec<_>>(), profile);
     }
+    // Lenses, in the views above the domains', for the rules' accessors as decisions make them.
+    let mut v = n + 1;
+    for x in e.rules().to_vec() {
+        if v < 16 && e.lens_for(x.domain, x.start).is_none() {
+            e.add_lens(v, x.domain, x.start).unwrap();
+            assert_eq!(e.lens_for(x.domain, x.start), Some(v));
+            v += 1;
+        }
+    }
     e.set_mode(0, Mode::from_u32((w.next().unwrap_or(0) % 3) as u32));
     while let (Some(a), Some(b)) = (w.next(), w.next()) {
         let s = w.next().unwrap_or(0);
@@ -262,14 +280,35 @@ pub fn decide(data: &[u8]) {
             }
         }
         assert!(!o.learn.is_some_and(|r| r.trusted), "{o:?}");
+        // The domain whose view or lens the fault is in.
+        let owner = e.lens(f.view).map_or(f.view, |l| l.domain);
         match o.decision {
             Decision::Switch(d) => assert!(e.is_domain(d) && d != f.view),
             Decision::GrantExec => {
-                assert!(f.access == 4 && e.is_domain(f.view));
+                assert!(f.access == 4 && e.is_domain(owner));
                 // Only code pages are made executable, never a region's.
                 assert!(e.region_at(f.gpa / 4096).is_none(), "{f:?}");
+                // Profile code runs with no more than its rules' rights: in the owner's view
+                // only if they are all of the owner's, in a lens only if they are the lens's.
+                let mine = e
+                    .code_at_gfn(f.gpa / 4096)
+                    .is_some_and(|c| c.domain == owner);
+                match e.lens(f.view) {
+                    Some(l) => assert_eq!(rights(&e, owner, f.rip), rights(&e, owner, l.rep)),
+                    None => assert!(mine || e.covers(owner, f.rip), "{f:?}"),
+                }
             }
-            Decision::Leave => assert!(f.access == 4 && e.is_domain(f.view) && o.domain == f.view),
+            Decision::Narrow(d) => {
+                assert!(
+                    e.is_domain(d)
+                        && d == owner
+                        && e.region_at(f.gpa / 4096).is_none_or(|r| r.domain == d)
+                );
+                if f.access == 4 {
+                    assert!(!e.covers(d, f.rip), "{f:?}");
+                }
+            }
+            Decision::Leave => assert!(f.access == 4 && e.is_domain(owner) && o.domain == owner),
             Decision::NotOurs => assert!(e.region_at(f.gpa / 4096).is_none()),
             Decision::Deny(_) => assert!(o.domain != 0),
         }
@@ -284,7 +323,9 @@ pub fn decide(data: &[u8]) {
                     .is_some_and(|c| c.domain == g.domain));
             }
             Some(GateOp::Called(g)) => {
-                assert_eq!((o.decision, g.domain), (Decision::Leave, f.view));
+                // Out of the owner's view only: a lens runs none of the owner's code.
+                assert!(matches!(o.decision, Decision::Leave | Decision::Narrow(_)));
+                assert_eq!(g.domain, f.view);
                 let st = f.stack.unwrap();
                 assert!(st.top == g.gva && st.below != f.rip, "{f:?}");
                 assert_eq!(e.gate_at(g.domain, g.gva), Some(g));
