@@ -206,7 +206,8 @@ impl Control {
                         code_ranges: e.code().iter().filter(|c| c.domain == d).count() as u32,
                         regions: e.regions().iter().filter(|r| r.domain == d).count() as u32,
                         rules: e.rule_count(d) as u32,
-                        pad: 0,
+                        // CAST: at most `MAX_LENSES`, 32.
+                        lenses: e.lenses().iter().filter(|l| l.domain == d).count() as u32,
                         allowed: k.allowed,
                         denied: k.denied,
                         learned: k.learned,

@@ -489,6 +489,13 @@ impl Isolate {
                 if !vm.range_mapped(Gfn(gfn), npages) {
                     return Err(abi::Error::Range);
                 }
+                // Profile code that had all of the owner's rights has none over the new region:
+                // its pages stop being executable in the owner's view (rebuilt first, so that
+                // no code runs there with the region mapped), and its next fetch there sends it
+                // to a lens. Violations wait for this lock, so none decides in between.
+                if g.engine.rule_count(domain) > 0 {
+                    apply::build_domain_view(&mut KvmViews(vm), &g.engine, domain)?;
+                }
                 apply::place_region(&mut KvmViews(vm), &g.engine, g.views, &r)?;
                 g.engine.add_region(r)?;
                 Ok(u64::from(rights))
@@ -653,7 +660,7 @@ impl Policy for Isolate {
         };
         let e = &mut g.engine;
         let o = e.handle(&f);
-        if o.learn.is_some() && !matches!(o.decision, Decision::Deny(_)) {
+        if o.learn.is_some() {
             // The domain's rules changed: so do its lenses' rights. A lens that cannot be
             // rebuilt is left with no rights (its code's next fault tries again).
             let _ = apply::rebuild_lenses(&mut KvmViews(vcpu.vm()), e, o.domain);
@@ -682,7 +689,8 @@ impl Policy for Isolate {
         let decision = match o.decision {
             Decision::Narrow(d) => match Self::lens(vcpu.vm(), g, d, v) {
                 Ok(l) if l == v.view => return Verdict::Retry,
-                Ok(l) => Decision::Switch(l.index() as u8),
+                Ok(l) => return Verdict::Switch(l),
+                // No lens can be made (no free view index, or memory short): denied.
                 Err(_) => Decision::Deny(g.engine.deny()),
             },
             d => d,
@@ -690,7 +698,7 @@ impl Policy for Isolate {
         match decision {
             Decision::NotOurs => Self::on_violation(g, v),
             Decision::Switch(d) => View::new(u64::from(d)).map_or(Verdict::Exit, Verdict::Switch),
-            // Replaced above.
+            // Answered above.
             Decision::Narrow(_) => Verdict::Exit,
             Decision::GrantExec => Verdict::Grant,
             Decision::Leave => View::new(0).map_or(Verdict::Exit, Verdict::Switch),

@@ -77,9 +77,11 @@
  *  - ki_h_write(gva, byte) stores @byte at @gva;
  *  - ki_h_leak(gva) copies the word at @gva to ki_leak, in .data.
  *
- * A third page holds two helpers of the kind a profile names (accessors):
+ * A third page holds helpers of the kind a profile names (accessors):
  * ki_a_read(gva) reads the word at @gva; ki_a_write(gva) reads it, then
- * overwrites its low half (at ki_a_write_store).
+ * overwrites its low half (at ki_a_write_store); ki_a_destroy_vmcall and
+ * ki_a_destroy_vmmcall (Intel, AMD) ask KVM to destroy domain 1 and leave
+ * the answer in ki_hc_ret.
  */
 asm(".pushsection .text.ki_gates, \"ax\"\n"
     ".balign 4096\n"
@@ -128,6 +130,16 @@ asm(".pushsection .text.ki_gates, \"ax\"\n"
     "ki_a_write: mov (%rdi), %rax\n"
     ".global ki_a_write_store\n"
     "ki_a_write_store: movl $0x41414141, (%rdi)\n ret\n"
+    ".global ki_a_destroy_vmcall\n"
+    "ki_a_destroy_vmcall: push %rbx\n"
+    " mov $" __stringify(KVM_HC_ISOLATE_DOMAIN_DESTROY) ", %eax\n"
+    " mov $" __stringify(DOMAIN) ", %ebx\n vmcall\n"
+    " pop %rbx\n mov %rax, ki_hc_ret(%rip)\n ret\n"
+    ".global ki_a_destroy_vmmcall\n"
+    "ki_a_destroy_vmmcall: push %rbx\n"
+    " mov $" __stringify(KVM_HC_ISOLATE_DOMAIN_DESTROY) ", %eax\n"
+    " mov $" __stringify(DOMAIN) ", %ebx\n vmmcall\n"
+    " pop %rbx\n mov %rax, ki_hc_ret(%rip)\n ret\n"
     ".balign 4096\n"
     ".popsection\n"
     ".pushsection .data\n"
@@ -136,6 +148,8 @@ asm(".pushsection .text.ki_gates, \"ax\"\n"
     "ki_saved_rsp: .quad 0\n"
     ".global ki_leak\n"
     "ki_leak: .quad 0\n"
+    ".global ki_hc_ret\n"
+    "ki_hc_ret: .quad 0\n"
     ".popsection\n");
 
 /* Labels of the asm above; the guest calls them only through ki_h_call. */
@@ -158,7 +172,9 @@ void ki_h_leak(void);
 void ki_a_read(void);
 void ki_a_write(void);
 void ki_a_write_store(void);
-extern u64 ki_saved_rsp, ki_leak;
+void ki_a_destroy_vmcall(void);
+void ki_a_destroy_vmmcall(void);
+extern u64 ki_saved_rsp, ki_leak, ki_hc_ret;
 
 /* A label's address, as the guest and the host (same binary) both see it. */
 #define A(sym)		((u64)(sym))
@@ -658,6 +674,12 @@ TEST_F_TIMEOUT(gates, learn_then_enforce, 120)
 			    A(ki_g_gadget), 1, "calling ki_g_gadget (never learned)");
 }
 
+/* What the last ki_a_destroy_* hypercall returned, read from guest memory. */
+static u64 ki_hc_ret_of(struct _test_data_gates *self)
+{
+	return *(u64 *)addr_gva2hva(self->vm, A(&ki_hc_ret));
+}
+
 /* The profile: one rule, code on ki_a_read's page may access the secret with @access. */
 static void set_accessor_rule(struct _test_data_gates *self, u32 access)
 {
@@ -697,6 +719,7 @@ TEST_F_TIMEOUT(gates, rule_rights_bound_the_accessor_the_owner_calls, 120)
 		    "ki_a_write: %lu #GP, the last at 0x%lx, returned 0x%lx; want one at 0x%lx",
 		    r.gp, r.gp_rip, r.ret, A(ki_a_write_store));
 	TEST_ASSERT_EQ(domain_info(self).denied, 1);
+	TEST_ASSERT_EQ(domain_info(self).lenses, 1);
 	n = read_denials(self, &rec);
 	TEST_ASSERT(n == 1 && rec.rip == A(ki_a_write_store) &&
 		    rec.access == KVM_ISOLATE_ACCESS_W && rec.gpa == self->secret_gpa &&
@@ -752,6 +775,62 @@ TEST_F_TIMEOUT(gates, learn_mode_widens_a_helper_rule_in_its_lens, 120)
 		    "the learned ki_a_write enforcing: %lu #GP at 0x%lx, secret 0x%lx", r.gp,
 		    r.gp_rip, *secret);
 	TEST_ASSERT_EQ(domain_info(self).denied, 0);
+	entries_were_registered(self);
+}
+
+/*
+ * g2b) A helper with all of the owner's rights runs in the owner's view; a
+ * region the owner adds later is not the helper's: its page stops being
+ * executable there, and in its lens the new region is not mapped.
+ */
+TEST_F_TIMEOUT(gates, a_new_region_is_not_a_helper_s_by_default, 120)
+{
+	u64 gva2 = vm_alloc_page(self->vm), gpa2 = addr_gva2gpa(self->vm, gva2);
+	u64 *secret2 = addr_gva2hva(self->vm, gva2);
+	struct reply r;
+
+	*secret2 = SECRET;
+	register_entries(self);
+	set_accessor_rule(self, KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_W);
+	r = call(self, A(ki_g_callout), self->secret_gva, A(ki_a_write));
+	TEST_ASSERT(!r.gp, "ki_a_write with the owner's rights: #GP at 0x%lx", r.gp_rip);
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_REGION, DOMAIN, gpa2, 1,
+			     KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_W),
+		       KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_W);
+	r = call(self, A(ki_g_callout), gva2, A(ki_a_write));
+	TEST_ASSERT(*secret2 == SECRET, "ki_a_write, with no rule for the new region, wrote it");
+	TEST_ASSERT(r.gp == 1 && r.gp_rip == A(ki_a_write),
+		    "ki_a_write on the new region: %lu #GP, the last at 0x%lx; want one at 0x%lx",
+		    r.gp, r.gp_rip, A(ki_a_write));
+	entries_were_registered(self);
+}
+
+/*
+ * g3) A domain is not destroyed while a vCPU is in one of its lenses: a
+ * helper in its lens asks (EBUSY), and the domain goes with its lens, whose
+ * view is free again, when asked from view 0.
+ */
+TEST_F_TIMEOUT(gates, domain_destroy_waits_for_its_lenses, 120)
+{
+	u64 fn = host_cpu_is_intel ? A(ki_a_destroy_vmcall) : A(ki_a_destroy_vmmcall);
+	struct kvm_isolate_ctl_record rec = {};
+	u64 word, lens;
+
+	register_entries(self);
+	set_accessor_rule(self, KVM_ISOLATE_ACCESS_R);
+	expect_secret(self, call(self, A(ki_g_callout), self->secret_gva, fn), 0,
+		      "ki_g_callout(a helper asking to destroy domain 1)");
+	TEST_ASSERT_EQ(ki_hc_ret_of(self), E(EBUSY));
+	TEST_ASSERT_EQ(domain_info(self).lenses, 1);
+	/* The lens's view: the one a denial there names. */
+	call(self, A(ki_g_callout), self->secret_gva, A(ki_a_write));
+	TEST_ASSERT_EQ(read_denials(self, &rec), 1);
+	lens = rec.view;
+	word = hcall(self, KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_VIEWS, lens / 32, 0, 0);
+	TEST_ASSERT(word & (1ull << (lens % 32)), "lens view %lu not listed", lens);
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_DESTROY, DOMAIN, 0, 0, 0), 0);
+	word = hcall(self, KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_VIEWS, lens / 32, 0, 0);
+	TEST_ASSERT(!(word & (1ull << (lens % 32))), "lens view %lu still listed", lens);
 	entries_were_registered(self);
 }
 

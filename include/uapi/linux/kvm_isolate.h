@@ -211,7 +211,7 @@ struct kvm_isolate_ctl_domain {
 	__u32 code_ranges;
 	__u32 regions;
 	__u32 rules;
-	__u32 pad;
+	__u32 lenses;		/* views its profile code with fewer rights runs in */
 	__u64 allowed;		/* switched into the domain's view */
 	__u64 denied;
 	__u64 learned;		/* rules and entry points learned */
@@ -220,7 +220,8 @@ struct kvm_isolate_ctl_domain {
 
 /*
  * A profile rule: code at [accessor_start, accessor_end) may access the region
- * while it runs in the owner's view (called by the owner); with
+ * while it runs where the owner called it (the owner's view, or a lens with
+ * only its rules' rights: Documentation/kvm-isolate/domains.rst); with
  * KVM_ISOLATE_RULE_TRUSTED also on its own, from any other view.
  */
 #define KVM_ISOLATE_RULE_TRUSTED	0x100	/* in kvm_isolate_ctl_rule.access */

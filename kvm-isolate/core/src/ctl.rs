@@ -134,8 +134,8 @@ pub struct CtlDomain {
     pub regions: u32,
     /// Profile rules.
     pub rules: u32,
-    /// Zero.
-    pub pad: u32,
+    /// Lenses on it: views where its profile code with fewer rights than the owner's runs.
+    pub lenses: u32,
     /// Accesses allowed by switching into the view.
     pub allowed: u64,
     /// Accesses denied.

@@ -2768,6 +2768,8 @@ fn a_lens_runs_only_code_with_its_rights_within_them() {
     );
     // Another domain's region is not the lens's.
     assert_eq!(e.decide(&fault(9, 0x400 * P, READER, R)), denied(&e, 2));
+    // A page of no domain faults only in a stale lens (reset by a failed rebuild): rebuilt.
+    assert_eq!(e.decide(&fault(9, 0x5000 * P, READER, W)), narrow(1, None));
 }
 
 /// Learning in a lens widens the accessor's rule (the module then rebuilds the domain's

@@ -190,6 +190,7 @@ pub struct DomainJson {
     pub code_ranges: u32,
     pub regions: u32,
     pub rules: u32,
+    pub lenses: u32,
     pub allowed: u64,
     pub denied: u64,
     pub learned: u64,
@@ -209,6 +210,7 @@ impl DomainJson {
             code_ranges: d.code_ranges,
             regions: d.regions,
             rules: d.rules,
+            lenses: d.lenses,
             allowed: d.allowed,
             denied: d.denied,
             learned: d.learned,
@@ -318,12 +320,13 @@ pub fn usage_row(v: &CtlVm) -> Vec<String> {
 }
 
 /// Columns of `show`'s domain table.
-pub const DOMAIN_HEADERS: [&str; 9] = [
+pub const DOMAIN_HEADERS: [&str; 10] = [
     "DOMAIN",
     "MODE",
     "CODE_RANGES",
     "REGIONS",
     "RULES",
+    "LENSES",
     "ALLOWED",
     "DENIED",
     "LEARNED",
@@ -343,6 +346,7 @@ pub fn domain_row(d: &CtlDomain, vm_mode: u32) -> Vec<String> {
         d.code_ranges.to_string(),
         d.regions.to_string(),
         d.rules.to_string(),
+        d.lenses.to_string(),
         d.allowed.to_string(),
         d.denied.to_string(),
         d.learned.to_string(),

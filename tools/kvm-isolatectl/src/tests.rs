@@ -101,7 +101,7 @@ fn fake() -> Fake {
                 denied: 3,
                 learned: 0,
                 left: 5,
-                pad: 0,
+                lenses: 1,
             },
         ],
         rules: vec![
@@ -343,6 +343,7 @@ fn show_lists_domains_with_inherited_mode() {
             "CODE_RANGES",
             "REGIONS",
             "RULES",
+            "LENSES",
             "ALLOWED",
             "DENIED",
             "LEARNED",
@@ -351,11 +352,11 @@ fn show_lists_domains_with_inherited_mode() {
     );
     assert_eq!(
         lines[1].split_whitespace().collect::<Vec<_>>(),
-        ["1", "inherit(enforce)", "2", "1", "2", "7", "3", "0", "5"]
+        ["1", "inherit(enforce)", "2", "1", "2", "1", "7", "3", "0", "5"]
     );
     assert_eq!(
         lines[2].split_whitespace().collect::<Vec<_>>(),
-        ["2", "learn", "1", "3", "0", "0", "0", "0", "9"]
+        ["2", "learn", "1", "3", "0", "0", "0", "0", "0", "9"]
     );
 
     let v: Value = serde_json::from_str(&ok(&fake(), &["show", "1", "--json"])).unwrap();
@@ -365,6 +366,8 @@ fn show_lists_domains_with_inherited_mode() {
     assert_eq!(v["domains"][0]["mode"], "inherit");
     assert_eq!(v["domains"][0]["effective_mode"], "enforce");
     assert_eq!(v["domains"][1]["code_ranges"], 1);
+    assert_eq!(v["domains"][0]["lenses"], 1);
+    assert_eq!(v["domains"][1]["lenses"], 0);
 
     assert_eq!(runtime_err(&fake(), &["show", "3"]), "no VM 3");
 }
