@@ -80,8 +80,9 @@
  * A third page holds helpers of the kind a profile names (accessors):
  * ki_a_read(gva) reads the word at @gva; ki_a_write(gva) reads it, then
  * overwrites its low half (at ki_a_write_store); ki_a_destroy_vmcall and
- * ki_a_destroy_vmmcall (Intel, AMD) ask KVM to destroy domain 1 and leave
- * the answer in ki_hc_ret.
+ * ki_a_destroy_vmmcall (Intel, AMD) ask KVM to destroy domain 1 (the
+ * arguments it does not take zero, as the ABI wants) and leave the answer in
+ * ki_hc_ret.
  */
 asm(".pushsection .text.ki_gates, \"ax\"\n"
     ".balign 4096\n"
@@ -133,12 +134,14 @@ asm(".pushsection .text.ki_gates, \"ax\"\n"
     ".global ki_a_destroy_vmcall\n"
     "ki_a_destroy_vmcall: push %rbx\n"
     " mov $" __stringify(KVM_HC_ISOLATE_DOMAIN_DESTROY) ", %eax\n"
-    " mov $" __stringify(DOMAIN) ", %ebx\n vmcall\n"
+    " mov $" __stringify(DOMAIN) ", %ebx\n"
+    " xor %ecx, %ecx\n xor %edx, %edx\n xor %esi, %esi\n vmcall\n"
     " pop %rbx\n mov %rax, ki_hc_ret(%rip)\n ret\n"
     ".global ki_a_destroy_vmmcall\n"
     "ki_a_destroy_vmmcall: push %rbx\n"
     " mov $" __stringify(KVM_HC_ISOLATE_DOMAIN_DESTROY) ", %eax\n"
-    " mov $" __stringify(DOMAIN) ", %ebx\n vmmcall\n"
+    " mov $" __stringify(DOMAIN) ", %ebx\n"
+    " xor %ecx, %ecx\n xor %edx, %edx\n xor %esi, %esi\n vmmcall\n"
     " pop %rbx\n mov %rax, ki_hc_ret(%rip)\n ret\n"
     ".balign 4096\n"
     ".popsection\n"
