@@ -749,7 +749,7 @@ impl Engine {
     }
 
     /// The view of the lens on domain `d` whose rights are those of code at `rip`, if there is
-    /// one yet. O(lenses of `d` x regions of `d` x log rules).
+    /// one yet. O(lenses x k^2) in the rules holding the two addresses compared.
     pub fn lens_for(&self, d: u8, rip: u64) -> Option<u8> {
         self.lenses
             .as_slice()
@@ -893,19 +893,17 @@ impl Engine {
             let d = l.domain;
             if f.access == X && page.code().is_none() && page.region().is_none() {
                 // Profile code of `d` with this lens's rights runs here; other profile code of
-                // `d` in its own lens (or `d`'s view if it has all of the owner's rights); the
-                // rest in view 0, with nothing to record (the lens runs no code of `d`'s).
+                // `d` in its own lens, even with all of the owner's rights: `d`'s view would let
+                // it return into `d`'s code unchecked (only a call from `d`'s view runs it
+                // there); the rest in view 0, with nothing to record (the lens runs no code of
+                // `d`'s).
                 if !self.names_accessor(d, f.rip) {
                     return out(Decision::Leave, d, None);
                 }
                 if self.same_rights(d, f.rip, l.rep) {
                     return out(Decision::GrantExec, d, None);
                 }
-                return if self.covers(d, f.rip) {
-                    out(Decision::Switch(d), d, None)
-                } else {
-                    out(Decision::Narrow(d), d, None)
-                };
+                return out(Decision::Narrow(d), d, None);
             }
             if let Some(r) = page.region().filter(|r| r.domain == d && f.access != X) {
                 return self.in_lens(f, r);

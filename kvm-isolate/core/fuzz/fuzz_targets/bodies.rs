@@ -304,8 +304,19 @@ pub fn decide(data: &[u8]) {
                         && d == owner
                         && e.region_at(f.gpa / 4096).is_none_or(|r| r.domain == d)
                 );
+                // Out of the owner's view, only code without all of its rights; out of a lens,
+                // code without the lens's rights.
                 if f.access == 4 {
-                    assert!(!e.covers(d, f.rip), "{f:?}");
+                    match e.lens(f.view) {
+                        Some(l) => {
+                            assert_ne!(rights(&e, d, f.rip), rights(&e, d, l.rep), "{f:?}")
+                        }
+                        None => assert!(!e.covers(d, f.rip), "{f:?}"),
+                    }
+                }
+                // Never from a lens into the owner's view but at a way in.
+                if let (Some(_), Decision::Switch(s)) = (e.lens(f.view), o.decision) {
+                    assert!(f.access != 4 || e.code_at_gfn(f.gpa / 4096).is_some(), "{f:?} {s}");
                 }
             }
             Decision::Leave => assert!(f.access == 4 && e.is_domain(owner) && o.domain == owner),
