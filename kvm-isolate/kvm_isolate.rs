@@ -530,11 +530,18 @@ impl Isolate {
         }
     }
 
-    /// The lens on domain `d` for the code at the violation's RIP: found, or made in a free view
-    /// and built. A lens the vCPU is in already is stale (a failed rebuild left it reset): it is
-    /// built again, and the caller retries.
-    fn lens(vm: &Vm, g: &mut VmViews, d: u8, v: &Violation) -> Result<View, abi::Error> {
-        if let Some(l) = g.engine.lens_for(d, v.rip) {
+    /// The lens on domain `d` for the code at the violation's RIP (`trusted`: of its rules
+    /// trusted on their own): found, or made in a free view and built. A lens the vCPU is in
+    /// already is stale (a failed rebuild left it reset): it is built again, and the caller
+    /// retries.
+    fn lens(
+        vm: &Vm,
+        g: &mut VmViews,
+        d: u8,
+        v: &Violation,
+        trusted: bool,
+    ) -> Result<View, abi::Error> {
+        if let Some(l) = g.engine.lens_for(d, v.rip, trusted) {
             let lv = view(l)?;
             if lv == v.view {
                 if let Some(l) = g.engine.lens(l).copied() {
@@ -547,10 +554,11 @@ impl Isolate {
             view: g.views.free()?,
             domain: d,
             rep: v.rip,
+            trusted,
         };
         // Built before the engine holds it: until then no change is applied to it.
         apply::build_lens(&mut KvmViews(vm), &g.engine, &l)?;
-        if let Err(e) = g.engine.add_lens(l.view, d, l.rep) {
+        if let Err(e) = g.engine.add_lens(l.view, d, l.rep, trusted) {
             let _ = vm.reset_view(view(l.view)?);
             return Err(e);
         }
@@ -687,7 +695,13 @@ impl Policy for Isolate {
         }
         warn_full(data.id, e, &mut g.warned);
         let decision = match o.decision {
-            Decision::Narrow(d) => match Self::lens(vcpu.vm(), g, d, v) {
+            Decision::Narrow(d) | Decision::Trusted(d) => match Self::lens(
+                vcpu.vm(),
+                g,
+                d,
+                v,
+                matches!(o.decision, Decision::Trusted(_)),
+            ) {
                 Ok(l) if l == v.view => return Verdict::Retry,
                 Ok(l) => return Verdict::Switch(l),
                 // No lens can be made (no free view index, or memory short): denied.
@@ -699,7 +713,7 @@ impl Policy for Isolate {
             Decision::NotOurs => Self::on_violation(g, v),
             Decision::Switch(d) => View::new(u64::from(d)).map_or(Verdict::Exit, Verdict::Switch),
             // Answered above.
-            Decision::Narrow(_) => Verdict::Exit,
+            Decision::Narrow(_) | Decision::Trusted(_) => Verdict::Exit,
             Decision::GrantExec => Verdict::Grant,
             Decision::Leave => View::new(0).map_or(Verdict::Exit, Verdict::Switch),
             Decision::Deny(Deny::Exit) => Verdict::Exit,

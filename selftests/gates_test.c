@@ -79,7 +79,8 @@
  *
  * A third page holds helpers of the kind a profile names (accessors):
  * ki_a_read(gva) reads the word at @gva; ki_a_write(gva) reads it, then
- * overwrites its low half (at ki_a_write_store); ki_a_destroy_vmcall and
+ * overwrites its low half (at ki_a_write_store); ki_a_two(a, b) reads the
+ * word at @a, then (at ki_a_two_second) the one at @b; ki_a_destroy_vmcall and
  * ki_a_destroy_vmmcall (Intel, AMD) ask KVM to destroy domain 1 (the
  * arguments it does not take zero, as the ABI wants) and leave the answer in
  * ki_hc_ret.
@@ -131,6 +132,10 @@ asm(".pushsection .text.ki_gates, \"ax\"\n"
     "ki_a_write: mov (%rdi), %rax\n"
     ".global ki_a_write_store\n"
     "ki_a_write_store: movl $0x41414141, (%rdi)\n ret\n"
+    ".global ki_a_two\n"
+    "ki_a_two: mov (%rdi), %rax\n"
+    ".global ki_a_two_second\n"
+    "ki_a_two_second: mov (%rsi), %rax\n ret\n"
     ".global ki_a_destroy_vmcall\n"
     "ki_a_destroy_vmcall: push %rbx\n"
     " mov $" __stringify(KVM_HC_ISOLATE_DOMAIN_DESTROY) ", %eax\n"
@@ -175,6 +180,8 @@ void ki_h_leak(void);
 void ki_a_read(void);
 void ki_a_write(void);
 void ki_a_write_store(void);
+void ki_a_two(void);
+void ki_a_two_second(void);
 void ki_a_destroy_vmcall(void);
 void ki_a_destroy_vmmcall(void);
 extern u64 ki_saved_rsp, ki_leak, ki_hc_ret;
@@ -806,6 +813,43 @@ TEST_F_TIMEOUT(gates, a_new_region_is_not_a_helper_s_by_default, 120)
 		    "ki_a_write on the new region: %lu #GP, the last at 0x%lx; want one at 0x%lx",
 		    r.gp, r.gp_rip, A(ki_a_write));
 	entries_were_registered(self);
+}
+
+/*
+ * g2c) Trust does not spread: a helper trusted on its own to read the
+ * secret, and allowed (not trusted) to read a second region when the owner
+ * calls it, called from outside reads the secret, and its read of the second
+ * region is denied: it runs in a lens of its trusted rules only.
+ */
+TEST_F_TIMEOUT(gates, a_trusted_rule_lends_no_other_rule_s_rights, 120)
+{
+	u64 gva2 = vm_alloc_page(self->vm), gpa2 = addr_gva2gpa(self->vm, gva2);
+	struct kvm_isolate_ctl_rule r[2] = {
+		{ .domain = DOMAIN, .region_gpa = self->secret_gpa,
+		  .access = KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_RULE_TRUSTED },
+		{ .domain = DOMAIN, .region_gpa = gpa2, .access = KVM_ISOLATE_ACCESS_R },
+	};
+	struct kvm_isolate_ctl_array a = { .vm = self->id, .count = 2, .ptr = (u64)r };
+	struct reply rep;
+
+	*(u64 *)addr_gva2hva(self->vm, gva2) = SECRET + 1;
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_REGION, DOMAIN, gpa2, 1,
+			     KVM_ISOLATE_ACCESS_R), KVM_ISOLATE_ACCESS_R);
+	r[0].accessor_start = r[1].accessor_start = A(ki_a_read);
+	r[0].accessor_end = r[1].accessor_end = A(ki_a_read) + PAGE_SIZE;
+	TEST_ASSERT(!ioctl(self->fd, KVM_ISOLATE_CTL_PROFILE_SET, &a), "PROFILE_SET: %s",
+		    strerror(errno));
+	/* The trusted read alone works from outside. */
+	rep = call(self, A(ki_a_read), self->secret_gva, 0);
+	TEST_ASSERT(rep.ret == SECRET && !rep.gp, "ki_a_read(secret) from outside: 0x%lx, %lu #GP",
+		    rep.ret, rep.gp);
+	/* The untrusted read, after the trusted one, is denied. */
+	rep = call(self, A(ki_a_two), self->secret_gva, gva2);
+	TEST_ASSERT(rep.ret != SECRET + 1, "ki_a_two read the second region from outside");
+	TEST_ASSERT(rep.gp == 1 && rep.gp_rip == A(ki_a_two_second),
+		    "ki_a_two: %lu #GP, the last at 0x%lx; want one at 0x%lx", rep.gp, rep.gp_rip,
+		    A(ki_a_two_second));
+	TEST_ASSERT_EQ(domain_info(self).denied, 1);
 }
 
 /*

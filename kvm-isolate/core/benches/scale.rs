@@ -206,7 +206,8 @@ fn naive(e: &Engine, f: &Fault) -> u8 {
 fn kind(d: Decision) -> u8 {
     match d {
         Decision::NotOurs => 0,
-        Decision::Switch(_) | Decision::GrantExec => 1,
+        // Allowed: switched to the owner's view, made executable, to a trusted rule's lens.
+        Decision::Switch(_) | Decision::GrantExec | Decision::Trusted(_) => 1,
         Decision::Leave => 2,
         Decision::Deny(_) => 3,
         Decision::Narrow(_) => 4,

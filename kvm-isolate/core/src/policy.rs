@@ -230,6 +230,9 @@ pub enum Decision {
     /// Profile code whose rules give it less than the owner's rights runs in domain `d`'s view:
     /// switch to the lens its rules make ([`Engine::lens_for`], built on first use) and retry.
     Narrow(u8),
+    /// A rule trusted on its own lets its accessor at domain `d`'s region from outside: switch
+    /// to the lens its trusted rules alone make (never the owner's view) and retry.
+    Trusted(u8),
     /// Denied.
     Deny(Deny),
 }
@@ -349,6 +352,8 @@ struct Accessor {
     rights: u8,
     /// Whether the rule gives all of the region's rights.
     full: bool,
+    /// Whether the rule is trusted on its own.
+    trusted: bool,
 }
 
 /// A *lens* on a domain: a view in which code the domain's profile names runs with its rules'
@@ -364,6 +369,9 @@ pub struct Lens {
     pub domain: u8,
     /// An accessor address whose rules are its rights.
     pub rep: u64,
+    /// Entered from outside, by a rule trusted on its own: its rights are those of `rep`'s
+    /// trusted rules only.
+    pub trusted: bool,
 }
 
 /// Lenses per VM, all domains together.
@@ -698,7 +706,13 @@ impl Engine {
 
     /// The rules of domain `d` whose accessor ranges hold `rip`, from the accessor index: at most
     /// one per region (a region's rules are disjoint). O(log n + the entries walked).
-    fn rules_holding(&self, d: u8, rip: u64) -> impl Iterator<Item = &Accessor> + Clone + '_ {
+    /// With `trusted`, only rules trusted on their own.
+    fn rules_holding(
+        &self,
+        d: u8,
+        rip: u64,
+        trusted: bool,
+    ) -> impl Iterator<Item = &Accessor> + Clone + '_ {
         let a = self.accessors.as_slice();
         let key = wide(d.into(), rip);
         let i = a.partition_point(|x| wide(x.domain.into(), x.start) <= key);
@@ -706,7 +720,7 @@ impl Engine {
             .iter()
             .rev()
             .take_while(move |x| x.domain == d && x.reach > rip)
-            .filter(move |x| x.end > rip)
+            .filter(move |x| x.end > rip && (x.trusted || !trusted))
     }
 
     /// Whether the rules give code at `rip` all of the owner's rights over every region of
@@ -717,14 +731,18 @@ impl Engine {
             .as_slice()
             .get(usize::from(d))
             .map_or(0, |x| x.regions);
-        self.rules_holding(d, rip).filter(|x| x.full).count() == regions
+        self.rules_holding(d, rip, false).filter(|x| x.full).count() == regions
     }
 
     /// Whether the rules give code at `a` and at `b` the same rights over domain `d`'s regions:
     /// rules of the same regions with the same rights hold both (a region without one gives
-    /// none). O(k^2) in the rules holding them.
-    fn same_rights(&self, d: u8, a: u64, b: u64) -> bool {
-        let (ra, rb) = (self.rules_holding(d, a), self.rules_holding(d, b));
+    /// none). O(k^2) in the rules holding them. With `trusted`, of the rules trusted on their
+    /// own only.
+    fn same_rights(&self, d: u8, a: u64, b: u64, trusted: bool) -> bool {
+        let (ra, rb) = (
+            self.rules_holding(d, a, trusted),
+            self.rules_holding(d, b, trusted),
+        );
         ra.clone().count() == rb.clone().count()
             && ra.clone().all(|x| {
                 rb.clone()
@@ -732,9 +750,12 @@ impl Engine {
             })
     }
 
-    /// The rights the rules give code at `rip` over region `r`, within the region's own.
-    fn rights_at(&self, r: &Region, rip: u64) -> u8 {
-        self.rule_at(r.gfn, rip).map_or(0, |x| x.rights & r.rights)
+    /// The rights the rules (with `trusted`, those trusted on their own) give code at `rip` over
+    /// region `r`, within the region's own.
+    fn rights_at(&self, r: &Region, rip: u64, trusted: bool) -> u8 {
+        self.rule_at(r.gfn, rip)
+            .filter(|x| x.trusted || !trusted)
+            .map_or(0, |x| x.rights & r.rights)
     }
 
     /// The lens in view `v`, if it is one.
@@ -748,13 +769,16 @@ impl Engine {
         self.lenses.as_slice()
     }
 
-    /// The view of the lens on domain `d` whose rights are those of code at `rip`, if there is
-    /// one yet. O(lenses x k^2) in the rules holding the two addresses compared.
-    pub fn lens_for(&self, d: u8, rip: u64) -> Option<u8> {
+    /// The view of the lens on domain `d` whose rights are those of code at `rip` (with
+    /// `trusted`, of its rules trusted on their own), if there is one yet. O(lenses x k^2) in the
+    /// rules holding the two addresses compared.
+    pub fn lens_for(&self, d: u8, rip: u64, trusted: bool) -> Option<u8> {
         self.lenses
             .as_slice()
             .iter()
-            .find(|l| l.domain == d && self.same_rights(d, rip, l.rep))
+            .find(|l| {
+                l.domain == d && l.trusted == trusted && self.same_rights(d, rip, l.rep, trusted)
+            })
             .map(|l| l.view)
     }
 
@@ -764,9 +788,10 @@ impl Engine {
         self.is_domain(v) || self.lens(v).is_some()
     }
 
-    /// Adds a lens on domain `d` in view `v`, for code at `rep`. Fails (changing nothing) if `v`
-    /// is the engine's already, `d` is no domain, there are [`MAX_LENSES`], or memory is short.
-    pub fn add_lens(&mut self, v: u8, d: u8, rep: u64) -> Result<(), Error> {
+    /// Adds a lens on domain `d` in view `v`, for code at `rep` (`trusted`: entered from outside
+    /// by its rules trusted on their own). Fails (changing nothing) if `v` is the engine's
+    /// already, `d` is no domain, there are [`MAX_LENSES`], or memory is short.
+    pub fn add_lens(&mut self, v: u8, d: u8, rep: u64, trusted: bool) -> Result<(), Error> {
         if v == 0 || self.owns_view(v) || !self.is_domain(d) {
             return Err(Error::Inval);
         }
@@ -780,6 +805,7 @@ impl Engine {
                 view: v,
                 domain: d,
                 rep,
+                trusted,
             },
         )
     }
@@ -802,7 +828,7 @@ impl Engine {
     /// other domains' (as in a domain's view).
     pub fn lens_rights(&self, l: &Lens, r: &Region) -> u8 {
         if r.domain == l.domain {
-            self.rights_at(r, l.rep)
+            self.rights_at(r, l.rep, l.trusted)
         } else {
             0
         }
@@ -891,27 +917,38 @@ impl Engine {
 
         if let Some(l) = lens {
             let d = l.domain;
+            // A lens entered from outside runs only code its trusted rules name.
+            let again = if l.trusted {
+                Decision::Trusted(d)
+            } else {
+                Decision::Narrow(d)
+            };
             if f.access == X && page.code().is_none() && page.region().is_none() {
                 // Profile code of `d` with this lens's rights runs here; other profile code of
                 // `d` in its own lens, even with all of the owner's rights: `d`'s view would let
                 // it return into `d`'s code unchecked (only a call from `d`'s view runs it
                 // there); the rest in view 0, with nothing to record (the lens runs no code of
                 // `d`'s).
-                if !self.names_accessor(d, f.rip) {
+                let named = if l.trusted {
+                    self.rules_holding(d, f.rip, true).next().is_some()
+                } else {
+                    self.names_accessor(d, f.rip)
+                };
+                if !named {
                     return out(Decision::Leave, d, None);
                 }
-                if self.same_rights(d, f.rip, l.rep) {
+                if self.same_rights(d, f.rip, l.rep, l.trusted) {
                     return out(Decision::GrantExec, d, None);
                 }
-                return out(Decision::Narrow(d), d, None);
+                return out(again, d, None);
             }
             if let Some(r) = page.region().filter(|r| r.domain == d && f.access != X) {
-                return self.in_lens(f, r);
+                return self.in_lens(f, r, l.trusted);
             }
             if f.access != X && page.code().is_none() && page.region().is_none() {
                 // A lens grants every page of no domain: this one is stale (a rebuild failed
                 // and left it reset), and the code running in it has its rights.
-                return out(Decision::Narrow(d), d, None);
+                return out(again, d, None);
             }
         }
 
@@ -956,9 +993,12 @@ impl Engine {
                 }
                 o
             }
+            // To the lens of its trusted rules: not the owner's view, where it could return into
+            // the owner's code unchecked, nor with the rights of its other rules, which let it
+            // in only when the owner calls it.
             Mode::Enforce => {
                 if rule.is_some_and(|x| x.trusted) {
-                    out(Decision::Switch(d), d, None)
+                    out(Decision::Trusted(d), d, None)
                 } else {
                     deny(d)
                 }
@@ -983,10 +1023,14 @@ impl Engine {
     /// An access to region `r` in a lens on its domain beyond the lens's rights: within the
     /// rules of the faulting code, to its lens (this one, stale, or another); in learn mode, a
     /// rule learned (or widened) for it, then its lens; else denied.
-    fn in_lens(&self, f: &Fault, r: &Region) -> Outcome {
+    fn in_lens(&self, f: &Fault, r: &Region, trusted: bool) -> Outcome {
         let d = r.domain;
         let narrow = Outcome {
-            decision: Decision::Narrow(d),
+            decision: if trusted {
+                Decision::Trusted(d)
+            } else {
+                Decision::Narrow(d)
+            },
             domain: d,
             learn: None,
             gate: None,
@@ -1000,10 +1044,10 @@ impl Engine {
         if r.rights & f.access == 0 {
             return deny;
         }
-        if self
+        let rule = self
             .rule_at(r.gfn, f.rip)
-            .is_some_and(|x| x.rights & f.access != 0)
-        {
+            .filter(|x| x.rights & f.access != 0);
+        if rule.is_some_and(|x| x.trusted || !trusted) {
             return narrow;
         }
         match self.effective_mode(d) {
@@ -1011,8 +1055,14 @@ impl Engine {
                 decision: Decision::Switch(d),
                 ..narrow
             },
+            // Learning, any rule lets code in (the lens of all of its rules, then).
+            Mode::Learn if rule.is_some() => Outcome {
+                decision: Decision::Narrow(d),
+                ..narrow
+            },
             Mode::Learn => match self.rule_to_learn(f, r) {
                 Some(rule) => Outcome {
+                    decision: Decision::Narrow(d),
                     learn: Some(rule),
                     log: Some(ctl::LOG_LEARNED),
                     ..narrow
@@ -1109,6 +1159,7 @@ impl Engine {
                 region: r.region,
                 rights: r.rights & all,
                 full: r.rights & all == all,
+                trusted: r.trusted,
             };
             // Cannot fail: there is room for every rule.
             let _ = self.accessors.push(a);
@@ -1303,7 +1354,10 @@ impl Engine {
         };
         let c = &mut dom.counters;
         match o.decision {
-            Decision::Switch(_) | Decision::GrantExec | Decision::Narrow(_) => c.allowed += 1,
+            Decision::Switch(_)
+            | Decision::GrantExec
+            | Decision::Narrow(_)
+            | Decision::Trusted(_) => c.allowed += 1,
             Decision::Leave => c.left += 1,
             Decision::Deny(_) => c.denied += 1,
             Decision::NotOurs => {}

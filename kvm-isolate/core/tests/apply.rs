@@ -892,7 +892,7 @@ fn a_lens_never_has_more_than_its_rules_rights() {
             trusted: false,
         };
         e.learn(rule).unwrap();
-        e.add_lens(LENS, d, REP).unwrap();
+        e.add_lens(LENS, d, REP, false).unwrap();
         let l = *e.lens(LENS).unwrap();
         let mut start = want(&e, vm.views);
         start[usize::from(LENS)] = [RWX; PAGES];

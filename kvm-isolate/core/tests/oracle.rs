@@ -266,9 +266,9 @@ impl Spec {
                 None => self.deny(e),
             },
             // "in enforce mode, a rule trusted on its own allows the accessor (the guest RIP)
-            // this access: switch to the owner's view and retry."
+            // this access: switch to its lens of its trusted rules and retry."
             Mode::Enforce if self.profile_allows(gfn, rip, access, true) => {
-                self.allow(Decision::Switch(e), e, None)
+                self.allow(Decision::Trusted(e), e, None)
             }
             // "enforce: Only the owner's code, entered through its gates, and the profile may
             // access a region; the rest is denied and logged"; "anything else is denied".
@@ -1030,7 +1030,8 @@ fn accesses_near_rules_meet_both_kinds_of_rule() {
     use proptest::strategy::ValueTree;
     use proptest::test_runner::TestRunner;
     let mut runner = TestRunner::deterministic();
-    // (enforce: trusted switched, untrusted denied; learn: trusted, untrusted switched, learned)
+    // (enforce: trusted to its lens, untrusted denied; learn: trusted, untrusted switched,
+    // learned)
     let mut n = [0u32; 5];
     for _ in 0..300 {
         let mut s = spec().new_tree(&mut runner).unwrap().current();
@@ -1047,10 +1048,11 @@ fn accesses_near_rules_meet_both_kinds_of_rule() {
                 continue;
             };
             let (gfn, switched) = (region.1, matches!(w.decision, Decision::Switch(_)));
+            let lens = matches!(w.decision, Decision::Trusted(_));
             let trusted = s.profile_allows(gfn, f.rip, f.access, true);
             let any = s.profile_allows(gfn, f.rip, f.access, false);
             let slot = match (s.mode_of(region.0), trusted, any, switched) {
-                (Mode::Enforce, true, _, true) => 0,
+                (Mode::Enforce, true, _, false) if lens => 0,
                 (Mode::Enforce, false, true, false) => 1,
                 (Mode::Learn, true, _, true) => 2,
                 (Mode::Learn, false, true, true) => 3,
@@ -1071,7 +1073,7 @@ fn kind(s: &Spec, f: &Fault, w: &Want) -> usize {
         (Decision::Switch(_), false, None) if region => 1,
         (Decision::Switch(_), true, _) => 2,
         (Decision::GrantExec, ..) => 3,
-        (Decision::Narrow(_), ..) => 14,
+        (Decision::Narrow(_) | Decision::Trusted(_), ..) => 14,
         (Decision::Leave, _, None) => 4,
         (Decision::Leave, _, Some(GateOp::Called(_))) => 5,
         (Decision::Deny(_), ..) if w.log != Some(ctl::LOG_DENIED) => 12,

@@ -112,7 +112,7 @@ fn enforce_allows_the_profile_and_denies_others() {
     e.learn(trusted(0x200, 0x7000_0000, 0x7000_1000, R | W))
         .unwrap();
     let named = e.decide(&fault(0, 0x201 * P + 8, FOREIGN, W));
-    assert_eq!(named.decision, Decision::Switch(1));
+    assert_eq!(named.decision, Decision::Trusted(1));
     assert_eq!((named.learn, named.gate, named.log), (None, None, None));
     let other = e.decide(&fault(0, 0x201 * P, FOREIGN + P, R));
     assert_eq!(other.decision, Decision::Deny(Deny::Exit));
@@ -175,7 +175,7 @@ fn learn_then_enforce() {
     p[0].access |= ctl::RULE_TRUSTED;
     e.check_profile(&mut p).unwrap();
     e.set_profile(&p).unwrap();
-    assert_eq!(e.decide(&f).decision, Decision::Switch(1));
+    assert_eq!(e.decide(&f).decision, Decision::Trusted(1));
     // The rule allows reads only, from that page only.
     assert!(matches!(
         e.decide(&fault(0, 0x202 * P, FOREIGN, W)).decision,
@@ -275,7 +275,7 @@ fn access_to_another_domain_from_a_domain_view() {
     )])
     .unwrap();
     assert_eq!(e.rules(), &[r]);
-    assert_eq!(e.decide(&f).decision, Decision::Switch(1));
+    assert_eq!(e.decide(&f).decision, Decision::Trusted(1));
 }
 
 #[test]
@@ -516,7 +516,7 @@ fn enforce_switches_only_for_a_rule_trusted_on_its_own() {
         let f = fault(view, 0x201 * P + 8, UNTRUSTED + 0x10, R);
         assert_eq!(e.handle(&f), denied(&e, 1), "view {view}");
         let f = fault(view, 0x201 * P + 8, TRUSTED + 0x10, R);
-        assert_eq!(e.handle(&f), switch(1, None), "view {view}");
+        assert_eq!(e.handle(&f), trusted_lens(1), "view {view}");
     }
     assert_eq!((e.counters(1).denied, e.counters(1).allowed), (3, 3));
     // A trusted rule still allows only its rights.
@@ -577,7 +577,7 @@ fn learn_switches_for_any_rule_and_learns_untrusted_rules() {
     for (rip, want) in [
         (UNTRUSTED, denied(&e, 1)),
         (0x7000_2000, denied(&e, 1)),
-        (TRUSTED, switch(1, None)),
+        (TRUSTED, trusted_lens(1)),
     ] {
         assert_eq!(e.decide(&fault(0, 0x202 * P, rip, R)), want, "{rip:#x}");
     }
@@ -803,7 +803,7 @@ fn profile_round_trip() {
     f.set_mode(0, Some(Mode::Enforce));
     assert_eq!(
         f.decide(&fault(0, 0x200 * P, 0x7000_4100, W)).decision,
-        Decision::Switch(1)
+        Decision::Trusted(1)
     );
     assert_eq!(
         f.decide(&fault(0, 0x200 * P, 0x7000_0100, R)),
@@ -1192,6 +1192,14 @@ fn switch(d: u8, gate: Option<GateOp>) -> Outcome {
         learn: None,
         gate,
         log: None,
+    }
+}
+
+/// A rule trusted on its own lets its accessor at domain `d`'s region in: to its trusted lens.
+fn trusted_lens(d: u8) -> Outcome {
+    Outcome {
+        decision: Decision::Trusted(d),
+        ..switch(d, None)
     }
 }
 
@@ -2096,7 +2104,7 @@ impl Naive<'_> {
                 Decision::Deny(e.deny())
             }
             Mode::Off | Mode::Learn => Decision::Switch(r.domain),
-            Mode::Enforce if trusted_rule(r) => Decision::Switch(r.domain),
+            Mode::Enforce if trusted_rule(r) => Decision::Trusted(r.domain),
             Mode::Enforce => Decision::Deny(e.deny()),
         };
         (decision, None)
@@ -2355,14 +2363,16 @@ proptest! {
         }
         e.set_mode(0, Some(Mode::Enforce));
         for f in &learned {
-            let switched = matches!(e.decide(f).decision, Decision::Switch(_));
+            let d = e.decide(f).decision;
+            let switched = matches!(d, Decision::Switch(_));
             match e.region_at(f.gpa / P) {
-                // A data access (or a fetch of a region's page) from view 0.
+                // A data access (or a fetch of a region's page) from view 0: to the trusted
+                // rule's lens.
                 Some(r) => {
                     let trusted = e
                         .rule_at(r.gfn, f.rip)
                         .is_some_and(|x| x.trusted && x.rights & f.access != 0);
-                    prop_assert_eq!(switched, trusted, "{:?}", f);
+                    prop_assert_eq!(matches!(d, Decision::Trusted(_)), trusted, "{:?}", f);
                 }
                 // An entry into a domain.
                 None => prop_assert!(switched, "{:?}", f),
@@ -2380,7 +2390,11 @@ proptest! {
         e.set_profile(&all).unwrap();
         prop_assert!(e.rules().iter().all(|x| x.trusted));
         for f in &learned {
-            prop_assert!(matches!(e.decide(f).decision, Decision::Switch(_)), "{:?}", f);
+            prop_assert!(
+                matches!(e.decide(f).decision, Decision::Switch(_) | Decision::Trusted(_)),
+                "{:?}",
+                f
+            );
         }
     }
 
@@ -2681,7 +2695,7 @@ fn with_lens() -> Box<Engine> {
     e.learn(rule(0x200, READER, READER + P, R)).unwrap();
     e.learn(rule(0x200, WRITER, WRITER + P, R | W)).unwrap();
     e.learn(rule(0x200, READER2, READER2 + P, R)).unwrap();
-    e.add_lens(9, 1, READER).unwrap();
+    e.add_lens(9, 1, READER, false).unwrap();
     e
 }
 
@@ -2709,10 +2723,10 @@ fn profile_code_with_fewer_rights_than_the_owner_runs_in_a_lens() {
     let call = fetch(1, WRITER + 0x10, HELPER_PAGE, called_from(SITE));
     assert_eq!(e.decide(&call).decision, Decision::GrantExec);
     // Both readers share the lens; the writer has none.
-    assert_eq!(e.lens_for(1, READER + 0x800), Some(9));
-    assert_eq!(e.lens_for(1, READER2), Some(9));
-    assert_eq!(e.lens_for(1, WRITER), None);
-    assert_eq!(e.lens_for(2, READER), None);
+    assert_eq!(e.lens_for(1, READER + 0x800, false), Some(9));
+    assert_eq!(e.lens_for(1, READER2, false), Some(9));
+    assert_eq!(e.lens_for(1, WRITER, false), None);
+    assert_eq!(e.lens_for(2, READER, false), None);
 }
 
 /// In a lens: code with its rights runs; the region beyond them is denied; the owner is resumed
@@ -2785,7 +2799,7 @@ fn learning_in_a_lens_widens_the_rule() {
     assert_eq!(e.rule_at(0x200, READER).map(|x| x.rights), Some(R | W));
     assert!(e.covers(1, READER));
     // Domain 2's region is read-only: learning cannot widen past it.
-    e.add_lens(10, 2, READER).unwrap();
+    e.add_lens(10, 2, READER, false).unwrap();
     assert_eq!(
         e.handle(&fault(10, 0x400 * P, READER, W)).decision,
         Decision::Deny(e.deny())
@@ -2797,25 +2811,66 @@ fn learning_in_a_lens_widens_the_rule() {
 #[test]
 fn lenses_are_checked_capped_and_go_with_their_domain() {
     let mut e = with_lens();
-    assert_eq!(e.add_lens(0, 1, READER), Err(Error::Inval));
-    assert_eq!(e.add_lens(1, 2, READER), Err(Error::Inval));
-    assert_eq!(e.add_lens(9, 2, READER), Err(Error::Inval));
-    assert_eq!(e.add_lens(11, 7, READER), Err(Error::Inval));
+    assert_eq!(e.add_lens(0, 1, READER, false), Err(Error::Inval));
+    assert_eq!(e.add_lens(1, 2, READER, false), Err(Error::Inval));
+    assert_eq!(e.add_lens(9, 2, READER, false), Err(Error::Inval));
+    assert_eq!(e.add_lens(11, 7, READER, false), Err(Error::Inval));
     assert!(e.owns_view(9) && e.owns_view(1) && !e.owns_view(11));
     // A lens's view cannot become a domain.
     assert_eq!(e.create_domain(9), Err(Error::Inval));
     let mut n = e.lenses().len();
     let mut v = 20u8;
     while n < MAX_LENSES {
-        e.add_lens(v, 2, READER).unwrap();
+        e.add_lens(v, 2, READER, false).unwrap();
         v += 1;
         n += 1;
     }
-    assert_eq!(e.add_lens(v, 2, READER), Err(Error::NoSpc));
+    assert_eq!(e.add_lens(v, 2, READER, false), Err(Error::NoSpc));
     assert!(e.lenses().windows(2).all(|x| x[0].view < x[1].view));
     // Dropping domain 1's lenses names their views; destroying domain 2 drops its own.
     assert_eq!(e.drop_lenses(1).collect::<Vec<_>>(), vec![9]);
     assert!(e.lens(9).is_none());
     e.destroy_domain(2);
     assert!(e.lenses().is_empty());
+}
+
+/// Trust does not spread: a rule trusted on its own lets its accessor in from outside to a lens
+/// of its trusted rules only; its untrusted rules' rights (which let it in only when the owner
+/// calls it) are not there.
+#[test]
+fn a_trusted_rule_lends_no_other_rule_s_rights() {
+    let mut e = gated();
+    let r2 = Region {
+        gfn: 0x210,
+        npages: 1,
+        rights: R | W,
+        domain: 1,
+    };
+    e.check_region(&r2).unwrap();
+    e.add_region(r2).unwrap();
+    e.learn(trusted(0x200, READER, READER + P, R)).unwrap();
+    e.learn(rule(0x210, READER, READER + P, R | W)).unwrap();
+    assert_eq!(e.decide(&fault(0, 0x201 * P, READER, R)), trusted_lens(1));
+    // A call from the owner gets all of its rules (its own lens), from outside only the
+    // trusted one's.
+    e.add_lens(9, 1, READER, false).unwrap();
+    e.add_lens(10, 1, READER, true).unwrap();
+    assert_eq!(e.lens_for(1, READER, true), Some(10));
+    assert_eq!(e.lens_for(1, READER, false), Some(9));
+    let region2 = e.region_at(0x210).copied().unwrap();
+    assert_eq!(e.lens_rights(e.lens(9).unwrap(), &region2), R | W);
+    assert_eq!(e.lens_rights(e.lens(10).unwrap(), &region2), 0);
+    // In the trusted lens: its code runs, the untrusted region is denied, the trusted one
+    // beyond its rule too.
+    assert_eq!(
+        e.decide(&fetch(10, READER, HELPER_PAGE, None)).decision,
+        Decision::GrantExec
+    );
+    assert_eq!(e.decide(&fault(10, 0x210 * P, READER, R)), denied(&e, 1));
+    assert_eq!(e.decide(&fault(10, 0x201 * P, READER, W)), denied(&e, 1));
+    // Code without a trusted rule is not run there.
+    assert_eq!(
+        e.decide(&fetch(10, WRITER, HELPER_PAGE, None)).decision,
+        Decision::Leave
+    );
 }

@@ -139,11 +139,16 @@ fn code_loc(e: &Engine, x: u64) -> Option<(u64, u64)> {
 
 /// The rules trusted on their own.
 /// The rights the rules give code at `rip` over each of domain `d`'s regions.
-fn rights(e: &Engine, d: u8, rip: u64) -> Vec<u8> {
+/// With `trusted`, of its rules trusted on their own only.
+fn rights(e: &Engine, d: u8, rip: u64, trusted: bool) -> Vec<u8> {
     e.regions()
         .iter()
         .filter(|r| r.domain == d)
-        .map(|r| e.rule_at(r.gfn, rip).map_or(0, |x| x.rights & r.rights))
+        .map(|r| {
+            e.rule_at(r.gfn, rip)
+                .filter(|x| x.trusted || !trusted)
+                .map_or(0, |x| x.rights & r.rights)
+        })
         .collect()
 }
 
@@ -224,11 +229,14 @@ pub fn decide(data: &[u8]) {
     }
     // Lenses, in the views above the domains', for the rules' accessors as decisions make them.
     let mut v = n + 1;
+    // Entered from the owner's view, and (trusted rules) from outside.
     for x in e.rules().to_vec() {
-        if v < 16 && e.lens_for(x.domain, x.start).is_none() {
-            e.add_lens(v, x.domain, x.start).unwrap();
-            assert_eq!(e.lens_for(x.domain, x.start), Some(v));
-            v += 1;
+        for t in [false, x.trusted] {
+            if v < 16 && e.lens_for(x.domain, x.start, t).is_none() {
+                e.add_lens(v, x.domain, x.start, t).unwrap();
+                assert_eq!(e.lens_for(x.domain, x.start, t), Some(v));
+                v += 1;
+            }
         }
     }
     e.set_mode(0, Mode::from_u32((w.next().unwrap_or(0) % 3) as u32));
@@ -280,6 +288,13 @@ pub fn decide(data: &[u8]) {
             }
         }
         assert!(!o.learn.is_some_and(|r| r.trusted), "{o:?}");
+        // Never from a lens into a domain's view, enforcing, but at a way in (its code).
+        if let (Some(_), Decision::Switch(s)) = (e.lens(f.view), o.decision) {
+            assert!(
+                e.effective_mode(s) != Mode::Enforce || e.code_at_gfn(f.gpa / 4096).is_some(),
+                "{f:?} {s}"
+            );
+        }
         // The domain whose view or lens the fault is in.
         let owner = e.lens(f.view).map_or(f.view, |l| l.domain);
         match o.decision {
@@ -294,7 +309,10 @@ pub fn decide(data: &[u8]) {
                     .code_at_gfn(f.gpa / 4096)
                     .is_some_and(|c| c.domain == owner);
                 match e.lens(f.view) {
-                    Some(l) => assert_eq!(rights(&e, owner, f.rip), rights(&e, owner, l.rep)),
+                    Some(l) => assert_eq!(
+                        rights(&e, owner, f.rip, l.trusted),
+                        rights(&e, owner, l.rep, l.trusted)
+                    ),
                     None => assert!(mine || e.covers(owner, f.rip), "{f:?}"),
                 }
             }
@@ -309,14 +327,31 @@ pub fn decide(data: &[u8]) {
                 if f.access == 4 {
                     match e.lens(f.view) {
                         Some(l) => {
-                            assert_ne!(rights(&e, d, f.rip), rights(&e, d, l.rep), "{f:?}")
+                            assert!(!l.trusted, "{f:?}");
+                            assert_ne!(
+                                rights(&e, d, f.rip, false),
+                                rights(&e, d, l.rep, false),
+                                "{f:?}"
+                            )
                         }
                         None => assert!(!e.covers(d, f.rip), "{f:?}"),
                     }
                 }
-                // Never from a lens into the owner's view but at a way in.
-                if let (Some(_), Decision::Switch(s)) = (e.lens(f.view), o.decision) {
-                    assert!(f.access != 4 || e.code_at_gfn(f.gpa / 4096).is_some(), "{f:?} {s}");
+            }
+            // From outside: a data access a trusted rule allows (enforcing), or code with other
+            // trusted rights in a lens entered that way; never with an untrusted rule's rights.
+            Decision::Trusted(d) => {
+                assert!(e.is_domain(d));
+                match e.lens(f.view) {
+                    Some(l) if l.trusted && l.domain == d => {}
+                    _ => {
+                        let r = e.region_at(f.gpa / 4096).unwrap();
+                        let x = e.rule_at(r.gfn, f.rip).unwrap();
+                        assert!(
+                            r.domain == d && x.trusted && x.rights & f.access != 0,
+                            "{f:?}"
+                        );
+                    }
                 }
             }
             Decision::Leave => assert!(f.access == 4 && e.is_domain(owner) && o.domain == owner),
