@@ -187,8 +187,7 @@ impl Vm {
     /// The rights `view` grants at `gfn`.
     #[inline]
     pub fn access(&self, view: View, gfn: Gfn) -> Access {
-        // SAFETY: `self` is a live VM by the type invariant.
-        Access(unsafe { bindings::kvm_isolate_get_access(self.as_raw(), view.0, gfn.0) })
+        self.range_access(view, gfn, 1)
     }
 
     /// The rights `view` grants every page of `[gfn, gfn + npages)`: the rights of its pages
