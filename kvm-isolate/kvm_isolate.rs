@@ -14,6 +14,7 @@
 //! The decoding and the engine are in the `no_std` core crate, shared with `cargo test`.
 
 use core::sync::atomic::{
+    AtomicBool,
     AtomicU32,
     Ordering, //
 };
@@ -221,6 +222,20 @@ struct VmViews {
     engine: KBox<Engine>,
     /// The engine's tables whose full cap was logged ([`policy::full`] bits).
     warned: u8,
+    /// The #VE information pages registered, as (vCPU id, gfn): KVM keeps them writable in
+    /// every view, so a domain's code or region cannot take them.
+    ve_pages: KVVec<(u32, u64)>,
+}
+
+impl VmViews {
+    /// `Busy` if a #VE information page lies in `[gfn, gfn + npages)`.
+    fn check_ve(&self, gfn: u64, npages: u64) -> Result<(), abi::Error> {
+        let inside = |&(_, p): &(u32, u64)| gfn <= p && p - gfn < npages;
+        if self.ve_pages.iter().any(inside) {
+            return Err(abi::Error::Busy);
+        }
+        Ok(())
+    }
 }
 
 /// Per-VM state, created on the VM's first kvm-isolate hypercall.
@@ -253,6 +268,16 @@ kernel::sync::global_lock! {
 /// Where the search for a free VM id starts; changed only under [`VMS`]'s lock.
 static NEXT_VM_ID: AtomicU32 = AtomicU32::new(1);
 
+/// Whether the CPU delivers EPT violations as #VE and KVM leaves #VE to us (neither of KVM's
+/// own #VE checks is built in); set once at load.
+static VE_HW: AtomicBool = AtomicBool::new(false);
+
+/// Whether `vcpu` can take #VE for its views: with VMFUNC only (an EPTP list), where the guest
+/// switches views itself.
+fn ve_possible(vcpu: &Vcpu) -> bool {
+    vcpu.vmfunc() && VE_HW.load(Ordering::Relaxed)
+}
+
 /// A VM id no live VM has (never 0), the first at or after [`NEXT_VM_ID`]: ids wrap after 2^32
 /// VMs, but never onto a live one. The caller holds [`VMS`]'s lock and passes its VMs.
 fn alloc_vm_id(vms: &[VmEntry]) -> u32 {
@@ -278,6 +303,11 @@ fn kernel_err(e: Error) -> abi::Error {
     } else if e == EOPNOTSUPP {
         // KVM keeps views and nested virtualization apart (the VM uses the latter).
         abi::Error::OpNotSupp
+    } else if e == EBUSY {
+        // A #VE information page keeps W in every view.
+        abi::Error::Busy
+    } else if e == EPERM {
+        abi::Error::Perm
     } else {
         abi::Error::Inval
     }
@@ -382,6 +412,9 @@ impl Isolate {
                 let access = Access::from_bits(u64::from(access))
                     .ok_or(abi::Error::Inval)?
                     .round();
+                if access.contains(Access::VE) && !ve_possible(vcpu) {
+                    return Err(abi::Error::OpNotSupp);
+                }
                 let vv = view(v)?;
                 // While locked only tightening: every page must grant the new rights already.
                 if locked && !vm.range_access(vv, Gfn(gfn), npages).contains(access) {
@@ -415,11 +448,34 @@ impl Isolate {
             }
             Call::QueryViews(w) => Ok(g.views.word(usize::from(w))),
             Call::QueryMaxViews => Ok(u64::from(views::MAX_VIEWS)),
-            Call::QueryFeatures => Ok(if vcpu.vmfunc() {
-                abi::FEATURE_VMFUNC
-            } else {
-                0
-            }),
+            Call::QueryFeatures => Ok((u64::from(vcpu.vmfunc()) * abi::FEATURE_VMFUNC)
+                | (u64::from(ve_possible(vcpu)) * abi::FEATURE_VE)),
+            Call::VeInfo(page) => {
+                if !ve_possible(vcpu) {
+                    return Err(abi::Error::OpNotSupp);
+                }
+                // KVM checks (and keeps) W in every view; a new page after lock would pin its
+                // rights against the host's later tightening.
+                let gpa = match page {
+                    Some(_) if locked => return Err(abi::Error::Perm),
+                    Some(gfn) if !vm.range_mapped(Gfn(gfn), 1) => return Err(abi::Error::Range),
+                    Some(gfn) => Some(Gfn(gfn)),
+                    None => None,
+                };
+                // Room first: once KVM has the page, this cannot fail.
+                g.ve_pages
+                    .reserve(1, GFP_KERNEL_ACCOUNT)
+                    .map_err(|_| abi::Error::NoMem)?;
+                vcpu.set_ve_info(gpa).map_err(kernel_err)?;
+                let id = vcpu.id();
+                g.ve_pages.retain(|e| e.0 != id);
+                if let Some(gfn) = gpa {
+                    g.ve_pages
+                        .push((id, gfn.0), GFP_KERNEL_ACCOUNT)
+                        .map_err(|_| abi::Error::NoMem)?;
+                }
+                Ok(0)
+            }
             Call::OnViolation(action) => {
                 if locked && matches!(action, OnViolation::Grant | OnViolation::Switch(_)) {
                     return Err(abi::Error::Perm);
@@ -457,6 +513,7 @@ impl Isolate {
                 if !vm.range_mapped(Gfn(gfn), npages) {
                     return Err(abi::Error::Range);
                 }
+                g.check_ve(gfn, npages)?;
                 apply::place_code(&mut KvmViews(vm), &g.engine, g.views, &c)?;
                 g.engine.add_code(c)?;
                 Ok(0)
@@ -489,6 +546,7 @@ impl Isolate {
                 if !vm.range_mapped(Gfn(gfn), npages) {
                     return Err(abi::Error::Range);
                 }
+                g.check_ve(gfn, npages)?;
                 // Profile code that had all of the owner's rights has none over the new region:
                 // its pages stop being executable in the owner's view (rebuilt first, so that
                 // no code runs there with the region mapped), and its next fetch there sends it
@@ -616,6 +674,7 @@ impl Policy for Isolate {
                     on_violation: OnViolation::Exit,
                     engine,
                     warned: 0,
+                    ve_pages: KVVec::new(),
                 }),
             }),
             GFP_KERNEL_ACCOUNT,
@@ -771,6 +830,10 @@ fn checked_limits() -> Result<Limits> {
 impl kernel::InPlaceModule for KvmIsolate {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         let hw = HwCaps::decode(&read_raw());
+        VE_HW.store(
+            hw.ept_violation_ve && !cfg!(CONFIG_KVM_INTEL_PROVE_VE) && !cfg!(CONFIG_KVM_PROVE_MMU),
+            Ordering::Relaxed,
+        );
         let report = Report {
             hw: &hw,
             kvm: kvm_paging(),

@@ -36,7 +36,7 @@
 #define SLOT_GPA	(SZ_1G - SZ_2M)
 #define SLOT_PAGES	(SZ_4M / PAGE_SIZE)
 #define FIRST		KVM_HC_ISOLATE_FIRST
-#define NFUNCS		(KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY - FIRST + 1)
+#define NFUNCS		(KVM_HC_ISOLATE_VE_INFO - FIRST + 1)
 
 static u64 state;
 
@@ -219,6 +219,9 @@ static void guest_code(u64 seed, u64 calls)
 		case KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY:
 			a[0] = view_arg();
 			a[1] = gpa_arg() + rnd() % PAGE_SIZE;	/* gva: the slot is identity mapped */
+			break;
+		case KVM_HC_ISOLATE_VE_INFO:
+			a[0] = (rnd() & 3) ? gpa_arg() : -1ull;
 			break;
 		}
 		/* Now and then an argument the function does not take, or any value. */

@@ -12,4 +12,5 @@ TEST_GEN_PROGS_x86 += x86/kvm_isolate/limits_test
 TEST_GEN_PROGS_x86 += x86/kvm_isolate/scale_test
 TEST_GEN_PROGS_x86 += x86/kvm_isolate/fuzz_test
 TEST_GEN_PROGS_x86 += x86/kvm_isolate/vmfunc_test
+TEST_GEN_PROGS_x86 += x86/kvm_isolate/ve_test
 TEST_GEN_PROGS_x86 += x86/kvm_isolate/race_test

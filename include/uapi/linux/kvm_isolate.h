@@ -74,6 +74,13 @@
  * call site it left from: see Documentation/kvm-isolate/domains.rst.
  */
 #define KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY	(KVM_HC_ISOLATE_FIRST + 14)
+/*
+ * (gpa) -> 0: the calling vCPU's #VE information page (KVM_ISOLATE_FEATURE_VE),
+ * or none with gpa ~0.  It must be writable in every view (KVM_ISOLATE_EPERM
+ * otherwise) and stays so while registered: taking W from it is
+ * KVM_ISOLATE_EBUSY.  See views.rst.
+ */
+#define KVM_HC_ISOLATE_VE_INFO		(KVM_HC_ISOLATE_FIRST + 15)
 
 /* Modes, from loosest to tightest; a domain in INHERIT follows its VM. */
 #define KVM_ISOLATE_MODE_OFF		0	/* allow, record nothing */
@@ -104,6 +111,11 @@
  * ECX the view, without a VM exit once listed (Intel; see views.rst).
  */
 #define KVM_ISOLATE_FEATURE_VMFUNC	(1 << 0)
+/*
+ * EPT-violation #VE (Intel, with VMFUNC): KVM_HC_ISOLATE_VE_INFO, and
+ * KVM_ISOLATE_ACCESS_VE in KVM_HC_ISOLATE_SET_ACCESS.
+ */
+#define KVM_ISOLATE_FEATURE_VE		(1 << 1)
 
 /* Exit to user space: KVM_EXIT_MEMORY_FAULT naming the page (the default). */
 #define KVM_ISOLATE_ON_VIOLATION_EXIT	0
@@ -126,6 +138,13 @@
 #define KVM_ISOLATE_ACCESS_W		0x2
 #define KVM_ISOLATE_ACCESS_X		0x4
 #define KVM_ISOLATE_ACCESS_RWX		0x7
+/*
+ * With KVM_ISOLATE_FEATURE_VE, in KVM_HC_ISOLATE_SET_ACCESS: a violation of
+ * the view's rights on these pages is a #VE (vector 20) in a vCPU with a #VE
+ * information page whose semaphore is clear, and never reaches the host.
+ * Needs R (a present entry); dropped without it.
+ */
+#define KVM_ISOLATE_ACCESS_VE		0x8
 
 /*
  * A view violation that the policy turns into an exit to user space is a

@@ -44,6 +44,8 @@ pub const HC_SET_MODE: u64 = HC_FIRST + 12;
 pub const HC_LOCK: u64 = HC_FIRST + 13;
 /// `KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY`.
 pub const HC_DOMAIN_ADD_ENTRY: u64 = HC_FIRST + 14;
+/// `KVM_HC_ISOLATE_VE_INFO`.
+pub const HC_VE_INFO: u64 = HC_FIRST + 15;
 
 /// `KVM_ISOLATE_QUERY_VIEW`.
 pub const QUERY_VIEW: u64 = 0;
@@ -57,6 +59,8 @@ pub const QUERY_MAX_VIEWS: u64 = 3;
 pub const QUERY_FEATURES: u64 = 4;
 /// `KVM_ISOLATE_FEATURE_VMFUNC`.
 pub const FEATURE_VMFUNC: u64 = 1 << 0;
+/// `KVM_ISOLATE_FEATURE_VE`.
+pub const FEATURE_VE: u64 = 1 << 1;
 
 /// `KVM_ISOLATE_ON_VIOLATION_EXIT`.
 pub const ON_VIOLATION_EXIT: u64 = 0;
@@ -99,6 +103,8 @@ pub const EXIT_FLAG_EXEC: u64 = 1 << 6;
 
 /// `KVM_ISOLATE_ACCESS_RWX`.
 pub const ACCESS_RWX: u64 = 0x7;
+/// `KVM_ISOLATE_ACCESS_VE`: violations go to the guest as #VE.
+pub const ACCESS_VE: u64 = 0x8;
 
 /// An ABI error; the guest sees it negated in RAX.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,7 +173,7 @@ pub enum Call {
         gfn: u64,
         /// Pages, 1 ..= `MAX_PAGES`.
         npages: u64,
-        /// R/W/X bits.
+        /// R/W/X bits, and `ACCESS_VE`.
         access: u8,
     },
     /// Switch the calling vCPU's view.
@@ -231,6 +237,8 @@ pub enum Call {
     },
     /// From now on the guest can only tighten.
     Lock,
+    /// The calling vCPU's #VE information page (a gfn), or none.
+    VeInfo(Option<u64>),
 }
 
 fn view_arg(v: u64) -> Result<u8, Error> {
@@ -285,7 +293,7 @@ pub fn decode(nr: u64, a: [u64; 4]) -> Result<Call, Error> {
         HC_SET_ACCESS => {
             let view = view_arg(a[0])?;
             let (gpa, npages, access) = (a[1], a[2], a[3]);
-            if access & !ACCESS_RWX != 0 {
+            if access & !(ACCESS_RWX | ACCESS_VE) != 0 {
                 return Err(Error::Inval);
             }
             Ok(Call::SetAccess {
@@ -338,6 +346,16 @@ pub fn decode(nr: u64, a: [u64; 4]) -> Result<Call, Error> {
             };
             zero(&a[1..2])?;
             Ok(Call::OnViolation(what))
+        }
+        HC_VE_INFO => {
+            zero(&a[1..])?;
+            match a[0] {
+                u64::MAX => Ok(Call::VeInfo(None)),
+                gpa if gpa % PAGE_SIZE == 0 && gpa < GPA_LIMIT => {
+                    Ok(Call::VeInfo(Some(gpa / PAGE_SIZE)))
+                }
+                _ => Err(Error::Range),
+            }
         }
         HC_DOMAIN_CREATE => zero(&a).map(|()| Call::DomainCreate),
         HC_DOMAIN_ADD_CODE => {

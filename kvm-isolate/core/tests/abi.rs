@@ -77,6 +77,7 @@ fn rust_mirror_matches_c_header() {
         ("KVM_HC_ISOLATE_SET_MODE", abi::HC_SET_MODE),
         ("KVM_HC_ISOLATE_LOCK", abi::HC_LOCK),
         ("KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY", abi::HC_DOMAIN_ADD_ENTRY),
+        ("KVM_HC_ISOLATE_VE_INFO", abi::HC_VE_INFO),
         ("KVM_ISOLATE_MODE_OFF", abi::MODE_OFF),
         ("KVM_ISOLATE_MODE_LEARN", abi::MODE_LEARN),
         ("KVM_ISOLATE_MODE_ENFORCE", abi::MODE_ENFORCE),
@@ -101,6 +102,7 @@ fn rust_mirror_matches_c_header() {
         ("KVM_ISOLATE_QUERY_MAX_VIEWS", abi::QUERY_MAX_VIEWS),
         ("KVM_ISOLATE_QUERY_FEATURES", abi::QUERY_FEATURES),
         ("KVM_ISOLATE_FEATURE_VMFUNC", abi::FEATURE_VMFUNC),
+        ("KVM_ISOLATE_FEATURE_VE", abi::FEATURE_VE),
         ("KVM_ISOLATE_ON_VIOLATION_EXIT", abi::ON_VIOLATION_EXIT),
         ("KVM_ISOLATE_ON_VIOLATION_GP", abi::ON_VIOLATION_GP),
         ("KVM_ISOLATE_ON_VIOLATION_UD", abi::ON_VIOLATION_UD),
@@ -109,6 +111,7 @@ fn rust_mirror_matches_c_header() {
         ("KVM_ISOLATE_MAX_VIEWS", abi::MAX_VIEWS),
         ("KVM_ISOLATE_MAX_PAGES", abi::MAX_PAGES),
         ("KVM_ISOLATE_ACCESS_RWX", abi::ACCESS_RWX),
+        ("KVM_ISOLATE_ACCESS_VE", abi::ACCESS_VE),
         ("KVM_ISOLATE_EXIT_FLAG_VIEW", abi::EXIT_FLAG_VIEW),
         ("KVM_ISOLATE_EXIT_FLAG_WRITE", abi::EXIT_FLAG_WRITE),
         ("KVM_ISOLATE_EXIT_FLAG_EXEC", abi::EXIT_FLAG_EXEC),
@@ -180,10 +183,7 @@ fn probe_version_create_take_no_arguments() {
 
 #[test]
 fn unknown_functions_are_enosys() {
-    assert_eq!(
-        abi::decode(abi::HC_DOMAIN_ADD_ENTRY + 1, [0; 4]),
-        Err(Error::NoSys)
-    );
+    assert_eq!(abi::decode(abi::HC_VE_INFO + 1, [0; 4]), Err(Error::NoSys));
     assert_eq!(abi::decode(abi::HC_LAST, [0; 4]), Err(Error::NoSys));
 }
 
@@ -220,6 +220,21 @@ fn destroy_and_switch_check_the_view() {
 }
 
 #[test]
+fn ve_info_takes_a_page_or_none() {
+    let d = |a| abi::decode(abi::HC_VE_INFO, a);
+    assert_eq!(d([0x5000, 0, 0, 0]), Ok(Call::VeInfo(Some(5))));
+    assert_eq!(d([0, 0, 0, 0]), Ok(Call::VeInfo(Some(0))));
+    assert_eq!(d([u64::MAX, 0, 0, 0]), Ok(Call::VeInfo(None)));
+    assert_eq!(d([0x5008, 0, 0, 0]), Err(Error::Range), "unaligned");
+    assert_eq!(
+        d([abi::GPA_LIMIT, 0, 0, 0]),
+        Err(Error::Range),
+        "above 2^52"
+    );
+    assert_eq!(d([0x5000, 1, 0, 0]), Err(Error::Inval), "unused argument");
+}
+
+#[test]
 fn set_access_validates_range_and_access() {
     let ok = |a| abi::decode(abi::HC_SET_ACCESS, a);
     assert_eq!(
@@ -232,9 +247,19 @@ fn set_access_validates_range_and_access() {
         })
     );
     assert_eq!(
-        ok([1, 0x1000, 1, 8]),
+        ok([1, 0x1000, 1, 0x10]),
         Err(Error::Inval),
         "unknown access bit"
+    );
+    assert_eq!(
+        ok([1, 0x1000, 1, 0x9]),
+        Ok(Call::SetAccess {
+            view: 1,
+            gfn: 1,
+            npages: 1,
+            access: 0x9
+        }),
+        "#VE"
     );
     assert_eq!(
         ok([256, 0x1000, 1, 1]),

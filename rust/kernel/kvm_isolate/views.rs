@@ -81,7 +81,8 @@ impl Gpa {
     }
 }
 
-/// Rights of a page in a view: any subset of read, write, execute.
+/// Rights of a page in a view: any subset of read, write, execute; and whether violations of
+/// them there go to the guest as #VE ([`Access::VE`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Access(u32);
 
@@ -96,11 +97,15 @@ impl Access {
     pub const X: Access = Access(bindings::KVM_ISOLATE_X);
     /// Everything: what a page not restricted in a view has.
     pub const RWX: Access = Access(bindings::KVM_ISOLATE_RWX);
+    /// Not a right: a violation of the others is a #VE in a vCPU that registered a #VE
+    /// information page ([`Vcpu::set_ve_info`]), on EPT; [`Access::round`] keeps it only with R
+    /// and without W.
+    pub const VE: Access = Access(bindings::KVM_ISOLATE_VE);
 
     /// Returns the access with these bits, or `None` if other bits are set.
     #[inline]
     pub fn from_bits(bits: u64) -> Option<Access> {
-        (bits & !u64::from(Self::RWX.0) == 0).then(|| Access(bits as u32))
+        (bits & !u64::from(Self::RWX.0 | Self::VE.0) == 0).then(|| Access(bits as u32))
     }
 
     /// The bits, as in the ABI.
@@ -361,6 +366,17 @@ impl Vcpu {
     pub fn switch_view(&self, view: View) -> Result {
         // SAFETY: `self` is live and its thread is the current one, by the type invariant.
         to_result(unsafe { bindings::kvm_isolate_switch_view(self.as_raw(), view.0) })
+    }
+
+    /// Registers the page the CPU writes #VE information to for this vCPU, or none, from its
+    /// next entry on. `EPERM` if a view with rights denies W there; while registered, taking W
+    /// from the page in any view is `EBUSY`.
+    #[inline]
+    pub fn set_ve_info(&self, page: Option<Gfn>) -> Result {
+        // `INVALID_GPA`: none.
+        let gpa = page.map_or(u64::MAX, |g| g.0 << bindings::PAGE_SHIFT);
+        // SAFETY: `self` is live and its thread is the current one, by the type invariant.
+        to_result(unsafe { bindings::kvm_isolate_set_ve_info(self.as_raw(), gpa) })
     }
 }
 

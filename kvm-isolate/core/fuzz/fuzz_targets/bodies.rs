@@ -38,7 +38,7 @@ pub fn abi_decode(data: &[u8]) {
                 npages,
                 access,
             }) => {
-                assert!(u64::from(view) < abi::MAX_VIEWS && access <= 7 && in_range(gfn, npages));
+                assert!(u64::from(view) < abi::MAX_VIEWS && access <= 0xf && in_range(gfn, npages));
             }
             Ok(Call::DomainAddRegion {
                 domain,
@@ -70,9 +70,16 @@ pub fn abi_decode(data: &[u8]) {
                 assert!(u64::from(domain) < abi::MAX_VIEWS);
                 assert!(mode.is_some_and(|m| m <= 2) || (mode.is_none() && domain != 0));
             }
+            Ok(Call::VeInfo(page)) => {
+                assert!(a[1..] == [0; 3]);
+                match page {
+                    Some(gfn) => assert!(a[0] == gfn * abi::PAGE_SIZE && a[0] < abi::GPA_LIMIT),
+                    None => assert!(a[0] == u64::MAX),
+                }
+            }
             Ok(_) => {}
             Err(e) => {
-                let known = (abi::HC_FIRST..=abi::HC_DOMAIN_ADD_ENTRY).contains(&nr);
+                let known = (abi::HC_FIRST..=abi::HC_VE_INFO).contains(&nr);
                 let why = match e {
                     Error::NoSys => !known,
                     Error::Perm => nr == abi::HC_VIEW_DESTROY && a[0] == 0,
@@ -81,6 +88,7 @@ pub fn abi_decode(data: &[u8]) {
                         abi::HC_QUERY,
                         abi::HC_DOMAIN_ADD_CODE,
                         abi::HC_DOMAIN_ADD_REGION,
+                        abi::HC_VE_INFO,
                     ]
                     .contains(&nr),
                     Error::Inval => known,
@@ -110,6 +118,7 @@ pub fn abi_decode(data: &[u8]) {
                     mode: Some(0),
                 }),
                 abi::HC_LOCK => Ok(Call::Lock),
+                abi::HC_VE_INFO => Ok(Call::VeInfo(Some(0))),
                 _ => Err(Error::NoSys),
             };
             assert_eq!(abi::decode(nr, a), want, "{nr:#x}");
