@@ -409,12 +409,12 @@ impl Isolate {
                 {
                     return Err(abi::Error::Perm);
                 }
-                let access = Access::from_bits(u64::from(access))
-                    .ok_or(abi::Error::Inval)?
-                    .round();
+                let access = Access::from_bits(u64::from(access)).ok_or(abi::Error::Inval)?;
+                // Asked for, not only kept by the rounding.
                 if access.contains(Access::VE) && !ve_possible(vcpu) {
                     return Err(abi::Error::OpNotSupp);
                 }
+                let access = access.round();
                 let vv = view(v)?;
                 // While locked only tightening: every page must grant the new rights already.
                 if locked && !vm.range_access(vv, Gfn(gfn), npages).contains(access) {

@@ -12,8 +12,10 @@
  * (semaphore set), a page without KVM_ISOLATE_ACCESS_VE (which W drops), or
  * a vCPU that unregistered its page exit to the host instead, whose
  * on-violation action applies; the page must be
- * writable in every view, stays so (EBUSY for a view, a domain's region or
- * code that would take W), and bad arguments change nothing; after lock no
+ * writable in every view (a domain's region is refused: the CPU would write
+ * #VE information into it), stays so (EBUSY for a view, a domain's region or
+ * code that would take W: the attack of a rogue that registers a page a
+ * module is about to protect), and bad arguments change nothing; after lock no
  * new page and no new #VE page.  Where the host offers no #VE (the QEMU
  * rig), both calls are EOPNOTSUPP.  Prints exits and guest TSC (Bochs:
  * retired instructions) per round trip through a #VE and through an
@@ -29,6 +31,7 @@
 #include "processor.h"
 #include "ucall_common.h"
 #include "kselftest_harness.h"
+#include "run.h"
 
 #define SLOT		10
 #define SLOT_GPA	(SZ_1G - SZ_2M)
@@ -38,12 +41,14 @@
 #define T2		(T + PAGE_SIZE)			/* R in view 1, no #VE */
 #define Q		(T + 2 * PAGE_SIZE)		/* R in view 1 (REFUSED) */
 #define F		(T + 3 * PAGE_SIZE)		/* R + #VE in view 1, first touch a write */
+#define P		(T + 4 * PAGE_SIZE)		/* a domain's region (ATTACK) */
+#define SECRET		0x5ec2e7c0ffee1234ull
 #define VE_VECTOR	20
 #define EXIT_REASON_EPT_VIOLATION	48
 #define N_OPS		1000
 #define E(x)		((u64)-(KVM_ISOLATE_##x))
 
-enum mode { DELIVERY, REFUSED, NO_VE, BENCH };
+enum mode { DELIVERY, REFUSED, NO_VE, BENCH, ATTACK };
 
 /* The #VE information area (SDM 26.5.7.2); Bochs may leave garbage after the EPTP index. */
 struct ve_info {
@@ -211,6 +216,9 @@ static void guest_code(u64 mode)
 		GUEST_ASSERT_EQ(access_of(0, VE_PAGE - PAGE_SIZE), KVM_ISOLATE_ACCESS_RWX);
 		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_CODE, 2, VE_PAGE, VE_PAGE, 1), E(EBUSY));
 		GUEST_ASSERT_EQ(access_of(0, VE_PAGE), KVM_ISOLATE_ACCESS_RWX);
+		/* A domain's region is no #VE page: the CPU would write into it. */
+		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_ADD_REGION, 2, F, 1, 3), 3);
+		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_VE_INFO, F, 0, 0, 0), E(EPERM));
 		/* Unregistered, the page can be protected again. */
 		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_VE_INFO, -1ull, 0, 0, 0), 0);
 		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_SET_ACCESS, 1, VE_PAGE, 1, KVM_ISOLATE_ACCESS_R),
@@ -223,12 +231,30 @@ static void guest_code(u64 mode)
 		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_VE_INFO, -1ull, 0, 0, 0), 0);
 		GUEST_DONE();
 		break;
+	case ATTACK:
+		/*
+		 * Rogue code registers as its #VE page a page a module is about to
+		 * protect as its region, and raises a #VE once it is protected.
+		 */
+		for (i = 0; i < PAGE_SIZE / 8; i++)
+			((volatile u64 *)P)[i] = SECRET;
+		((volatile u32 *)P)[1] = 0;		/* where the semaphore would be */
+		guest_views();
+		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_VE_INFO, P, 0, 0, 0), 0);
+		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_DOMAIN_CREATE, 0, 0, 0, 0), 2);
+		GUEST_SYNC(hc(KVM_HC_ISOLATE_DOMAIN_ADD_REGION, 2, P, 1, 3));
+		vmfunc(1);
+		*(volatile u64 *)T = 7;		/* #VE: its information goes to the page registered */
+		GUEST_DONE();
+		break;
 	case NO_VE:
 		GUEST_ASSERT(!(features & KVM_ISOLATE_FEATURE_VE));
 		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_VIEW_CREATE, 0, 0, 0, 0), 1);
 		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_VE_INFO, VE_PAGE, 0, 0, 0), E(EOPNOTSUPP));
 		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_SET_ACCESS, 1, T, 1,
 				   KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_VE), E(EOPNOTSUPP));
+		GUEST_ASSERT_EQ(hc(KVM_HC_ISOLATE_SET_ACCESS, 1, T, 1, KVM_ISOLATE_ACCESS_VE),
+				E(EOPNOTSUPP));
 		GUEST_ASSERT_EQ(access_of(1, T), KVM_ISOLATE_ACCESS_RWX);
 		GUEST_DONE();
 		break;
@@ -288,25 +314,6 @@ static struct kvm_vm *create_vm(struct kvm_vcpu **vcpu, enum mode mode)
 	return vm;
 }
 
-/* Runs to the next ucall: SYNC (its args in @uc) or DONE. */
-static u64 run(struct kvm_vcpu *vcpu, struct ucall *uc)
-{
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	switch (get_ucall(vcpu, uc)) {
-	case UCALL_SYNC:
-		return UCALL_SYNC;
-	case UCALL_DONE:
-		return UCALL_DONE;
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(*uc);
-		break;
-	default:
-		TEST_FAIL("unexpected ucall");
-	}
-	return 0;
-}
-
 FIXTURE(ve) {};
 
 FIXTURE_SETUP(ve)
@@ -331,11 +338,11 @@ TEST_F(ve, delivered_without_an_exit_else_the_host_decides)
 		SKIP(return, "needs VMX with EPTP switching and EPT-violation #VE: Bochs rig");
 	vm = create_vm(&vcpu, DELIVERY);
 	for (i = 0; i < 6; i++) {
-		TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);
+		TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_SYNC);
 		exits[i] = vcpu_get_stat(vcpu, exits);
 		violations[i] = vcpu_get_stat(vcpu, isolate_violations);
 	}
-	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_DONE);
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_DONE);
 	/* The #VE: no violation on the host, no exit but the ucall's (and a timer's). */
 	TEST_ASSERT_EQ(violations[1], violations[0]);
 	TEST_ASSERT(exits[1] - exits[0] <= 2, "%lu VM exits around a #VE", exits[1] - exits[0]);
@@ -356,7 +363,32 @@ TEST_F(ve, bad_pages_and_arguments_change_nothing)
 	if (!host_has_ve())
 		SKIP(return, "needs VMX with EPTP switching and EPT-violation #VE: Bochs rig");
 	vm = create_vm(&vcpu, REFUSED);
-	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_DONE);
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_DONE);
+	kvm_vm_free(vm);
+}
+
+TEST_F(ve, a_ve_page_never_becomes_a_domain_s_region)
+{
+	u64 *p, i, ret, changed = 0, first = 0;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	struct ucall uc;
+
+	if (!host_has_ve())
+		SKIP(return, "needs VMX with EPTP switching and EPT-violation #VE: Bochs rig");
+	vm = create_vm(&vcpu, ATTACK);
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_SYNC);
+	ret = uc.args[1];
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_DONE);
+	/* The CPU writes the #VE page around the views: reason 48, the gpa... */
+	p = addr_gpa2hva(vm, P);
+	for (i = 0; i < PAGE_SIZE / 8; i++) {
+		if (p[i] != (i ? SECRET : (u32)SECRET) && !changed++)
+			first = p[i];
+	}
+	TEST_ASSERT(ret == E(EBUSY) && !changed,
+		    "a region over a #VE page: %ld, and %lu of its words changed (the first to 0x%lx)",
+		    (long)ret, changed, first);
 	kvm_vm_free(vm);
 }
 
@@ -369,7 +401,7 @@ TEST_F(ve, not_offered_without_hardware_ve)
 	if (host_has_ve())
 		SKIP(return, "the host offers #VE (checked by the other tests)");
 	vm = create_vm(&vcpu, NO_VE);
-	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_DONE);
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_DONE);
 	kvm_vm_free(vm);
 }
 
@@ -386,12 +418,12 @@ TEST_F(ve, cost_per_round_trip)
 		SKIP(return, "needs VMX with EPTP switching and EPT-violation #VE: Bochs rig");
 	vm = create_vm(&vcpu, BENCH);
 	for (i = 0; i < 3; i++) {
-		TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);
+		TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_SYNC);
 		TEST_ASSERT_EQ(uc.args[0], i);
 		exits[i] = vcpu_get_stat(vcpu, exits);
 		tsc[i] = uc.args[1];
 	}
-	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_DONE);
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_DONE);
 	for (i = 0; i < 2; i++)
 		ksft_print_msg("per violation round trip (VMFUNC in, write, back to view 0), %s: "
 			       "%.3f VM exits, %lu TSC (Bochs: instructions)\n", what[i],

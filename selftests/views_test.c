@@ -25,6 +25,7 @@
 #include "processor.h"
 #include "ucall_common.h"
 #include "kselftest_harness.h"
+#include "run.h"
 
 /* A memslot of 4 MiB around the 1 GiB boundary, identity mapped. */
 #define SLOT		10
@@ -130,7 +131,7 @@ static void guest_abi(void)
 	GUEST_ASSERT_EQ(set_access(1, (1ull << 52) - 4096, 2, 0), E(ERANGE));
 	GUEST_ASSERT_EQ(set_access(1, SLOT_GPA + SZ_4M - PAGE_SIZE, 2, 0), E(ERANGE));
 	GUEST_ASSERT_EQ(set_access(1, SZ_2G, 1, 0), E(ERANGE));
-	GUEST_ASSERT_EQ(set_access(1, S0, 1, 8), E(EINVAL));
+	GUEST_ASSERT_EQ(set_access(1, S0, 1, 0x10), E(EINVAL));
 	GUEST_ASSERT_EQ(set_access(KVM_ISOLATE_MAX_VIEWS, S0, 1, 0), E(EINVAL));
 	GUEST_ASSERT_EQ(set_access(7, S0, 1, 0), E(ENOENT));
 	GUEST_ASSERT_EQ(query(KVM_ISOLATE_QUERY_ACCESS, 1, S0), KVM_ISOLATE_ACCESS_RWX);
@@ -419,29 +420,11 @@ static struct kvm_vm *create_vm1(struct kvm_vcpu **vcpu, enum mode mode)
 	return create_vm(vcpu, 1, &mode);
 }
 
-/* Runs until a ucall; returns its command, fills @uc. */
-static u64 run(struct kvm_vcpu *vcpu, struct ucall *uc)
-{
-	vcpu_run(vcpu);
-	switch (get_ucall(vcpu, uc)) {
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(*uc);
-		return UCALL_ABORT;
-	case UCALL_SYNC:
-		return UCALL_SYNC;
-	case UCALL_DONE:
-		return UCALL_DONE;
-	default:
-		TEST_FAIL("unexpected exit %s", exit_reason_str(vcpu->run->exit_reason));
-	}
-	return 0;
-}
-
 static void expect_done(struct kvm_vcpu *vcpu)
 {
 	struct ucall uc;
 
-	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_DONE);
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_DONE);
 }
 
 /* The next run must stop with a view's memory-fault exit at @gpa. */
@@ -512,14 +495,14 @@ TEST_F_TIMEOUT(many, views_255_created_and_entered, 600)
 
 	start = sec_page_tables();
 	t0 = time(NULL);
-	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_SYNC);
 	TEST_ASSERT_EQ(uc.args[1], 0);
 	view0 = sec_page_tables() - start;
-	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_SYNC);
 	TEST_ASSERT_EQ(uc.args[1], KVM_ISOLATE_MAX_VIEWS - 1);
 	views = sec_page_tables() - start - view0;
 	t1 = time(NULL);
-	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_SYNC);
 	TEST_ASSERT_EQ(uc.args[1], 1);
 	t2 = time(NULL);
 	ksft_print_msg("page-table pages: view 0 %lu (the VM's setup), %u more views entered: %lu (%.1f per view); %lds to create and enter them, %lds to destroy them\n",
@@ -620,18 +603,18 @@ TEST(restrictions_survive_zaps)
 	struct kvm_vm *vm = create_vm1(&vcpu, ZAPS);
 	struct ucall uc;
 
-	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);	/* 0: as set */
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_SYNC);	/* 0: as set */
 	vm_mem_region_set_flags(vm, SLOT, KVM_MEM_LOG_DIRTY_PAGES);
-	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);	/* 1: dirty logging on */
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_SYNC);	/* 1: dirty logging on */
 	vm_mem_region_set_flags(vm, SLOT, 0);
-	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);	/* 2: and off */
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_SYNC);	/* 2: and off */
 	vm_mem_region_delete(vm, SLOT);
 	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS_THP, SLOT_GPA, SLOT,
 				    SLOT_PAGES, 0);
-	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);	/* 3: slot re-added */
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_SYNC);	/* 3: slot re-added */
 	/* Host memory reclaim unmaps through the MMU notifier, as here. */
 	TEST_ASSERT(!madvise(addr_gpa2hva(vm, SLOT_GPA), SZ_4M, MADV_DONTNEED), "madvise");
-	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);	/* 4: host memory dropped */
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_SYNC);	/* 4: host memory dropped */
 	expect_done(vcpu);
 	TEST_ASSERT_EQ(vcpu_get_stat(vcpu, isolate_injects), 10);
 	kvm_vm_free(vm);
@@ -655,7 +638,7 @@ TEST(emulator_cannot_read_a_protected_page)
 	TEST_ASSERT(pwrite(fd, "1", 1, 0) == 1, "write " FEP_PARAM);
 
 	vm = create_vm1(&vcpu, EMULATOR);
-	cmd = run(vcpu, &uc);
+	cmd = ki_run(vcpu, &uc);
 	pwrite(fd, old, strlen(old), 0);
 	close(fd);
 	/* The emulated read is a violation like any other: #GP, as the guest asked. */
@@ -674,9 +657,9 @@ TEST(two_vcpus_in_different_views)
 	struct kvm_vm *vm = create_vm(vcpus, 2, modes);
 	struct ucall uc;
 
-	TEST_ASSERT_EQ(run(vcpus[0], &uc), UCALL_SYNC);
+	TEST_ASSERT_EQ(ki_run(vcpus[0], &uc), UCALL_SYNC);
 	TEST_ASSERT_EQ(uc.args[1], 1);			/* vCPU 0 in view 1 */
-	TEST_ASSERT_EQ(run(vcpus[1], &uc), UCALL_SYNC);
+	TEST_ASSERT_EQ(ki_run(vcpus[1], &uc), UCALL_SYNC);
 	TEST_ASSERT_EQ(uc.args[1], 0);			/* vCPU 1 in view 0 */
 	expect_view_exit(vcpus[1], S0, 0);
 	expect_done(vcpus[0]);				/* reads the secret */
@@ -689,7 +672,7 @@ TEST(execute_only_code_on_ept)
 	struct kvm_vm *vm = create_vm1(&vcpu, XONLY);
 	struct ucall uc;
 
-	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_SYNC);
 	if (!host_cpu_is_intel) {
 		/* NPT cannot express execute-only: rounded to no rights. */
 		TEST_ASSERT_EQ(uc.args[1], 0);
@@ -726,7 +709,7 @@ TEST(module_held_while_a_vm_uses_views)
 	if (before < 0)
 		SKIP(return, "kvm_isolate is not a loaded module");
 	vm = create_vm1(&vcpu, REFS);
-	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_SYNC);
 	TEST_ASSERT_EQ(module_refs(), before);		/* no call yet */
 	expect_done(vcpu);
 	TEST_ASSERT_EQ(module_refs(), before + 1);
@@ -751,7 +734,7 @@ TEST(exits_per_operation)
 	int i;
 
 	for (i = 0; i < 5; i++) {
-		TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);
+		TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_SYNC);
 		TEST_ASSERT_EQ(uc.args[0], i);
 		exits[i] = vcpu_get_stat(vcpu, exits);
 		nsw[i] = vcpu_get_stat(vcpu, isolate_view_switches);

@@ -29,6 +29,7 @@
 #include "processor.h"
 #include "ucall_common.h"
 #include "kselftest_harness.h"
+#include "run.h"
 
 #define SLOT		10
 #define SLOT_GPA	(SZ_1G - SZ_2M)
@@ -214,25 +215,6 @@ static struct kvm_vm *create_vm(struct kvm_vcpu **vcpu, enum mode mode)
 	return vm;
 }
 
-/* Runs to the next ucall: SYNC (its args in @uc) or DONE. */
-static u64 run(struct kvm_vcpu *vcpu, struct ucall *uc)
-{
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	switch (get_ucall(vcpu, uc)) {
-	case UCALL_SYNC:
-		return UCALL_SYNC;
-	case UCALL_DONE:
-		return UCALL_DONE;
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(*uc);
-		break;
-	default:
-		TEST_FAIL("unexpected ucall");
-	}
-	return 0;
-}
-
 FIXTURE(vmfunc) {};
 
 FIXTURE_SETUP(vmfunc)
@@ -254,10 +236,10 @@ TEST_F(vmfunc, first_use_exits_then_listed)
 	int i;
 
 	for (i = 0; i < 3; i++) {
-		TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);
+		TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_SYNC);
 		exits[i] = vcpu_get_stat(vcpu, exits);
 	}
-	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_DONE);
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_DONE);
 	/* The first VMFUNC to view 1 exits (and so does the QUERY_VIEW after it). */
 	TEST_ASSERT(exits[1] - exits[0] >= 2, "%lu exits for an unlisted VMFUNC",
 		    exits[1] - exits[0]);
@@ -273,10 +255,10 @@ TEST_F(vmfunc, switches_are_exit_less_and_keep_the_rights)
 	u64 exits, sw;
 	struct ucall uc;
 
-	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_SYNC);
 	exits = vcpu_get_stat(vcpu, exits);
 	sw = vcpu_get_stat(vcpu, isolate_view_switches);
-	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_SYNC);
 	exits = vcpu_get_stat(vcpu, exits) - exits;
 	ksft_print_msg("%d VMFUNC round trips with accesses in both views: %lu VM exits\n",
 		       N_OPS, exits);
@@ -287,8 +269,8 @@ TEST_F(vmfunc, switches_are_exit_less_and_keep_the_rights)
 	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, SZ_2G, SLOT + 1, 1, 0);
 	vm_mem_region_delete(vm, SLOT + 1);
 	vm_mem_region_set_flags(vm, SLOT, KVM_MEM_LOG_DIRTY_PAGES);
-	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);
-	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_DONE);
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_SYNC);
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_DONE);
 	kvm_vm_free(vm);
 }
 
@@ -298,7 +280,7 @@ TEST_F(vmfunc, refused_indexes_exit_and_raise_ud)
 	struct kvm_vm *vm = create_vm(&vcpu, REFUSED);
 	struct ucall uc;
 
-	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_DONE);
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_DONE);
 	kvm_vm_free(vm);
 }
 
@@ -314,12 +296,12 @@ TEST_F(vmfunc, cost_per_round_trip)
 	int i;
 
 	for (i = 0; i < 4; i++) {
-		TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_SYNC);
+		TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_SYNC);
 		TEST_ASSERT_EQ(uc.args[0], i);
 		exits[i] = vcpu_get_stat(vcpu, exits);
 		tsc[i] = uc.args[1];
 	}
-	TEST_ASSERT_EQ(run(vcpu, &uc), UCALL_DONE);
+	TEST_ASSERT_EQ(ki_run(vcpu, &uc), UCALL_DONE);
 	for (i = 0; i < 3; i++)
 		ksft_print_msg("per round trip, %s: %.3f VM exits, %lu TSC (Bochs: instructions)\n",
 			       what[i], (double)(exits[i + 1] - exits[i] - 1) / N_OPS,
