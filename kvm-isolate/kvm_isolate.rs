@@ -426,9 +426,11 @@ impl Isolate {
             }
             Call::Switch(v) => {
                 exists(&g.views, v)?;
-                // A domain's view is entered only through its entry points and return sites, a
-                // lens only by the engine's decision.
-                if g.engine.owns_view(v) {
+                // A domain's view is entered only through its entry points and return sites
+                // (for a switchable one, its page starts are all entry points, and the
+                // instruction after the switch runs where the guest chose: only its code is
+                // executable there), a lens only by the engine's decision.
+                if g.engine.owns_view(v) && !g.engine.switchable(v) {
                     return Err(abi::Error::Perm);
                 }
                 let prev = vcpu.view();
@@ -521,6 +523,11 @@ impl Isolate {
             Call::DomainAddEntry { domain, gva } => {
                 let entry = g.engine.check_entry(domain, gva, true)?;
                 g.engine.add_entry(entry)?;
+                Ok(0)
+            }
+            Call::DomainSwitchable(d) => {
+                g.engine.check_switchable(d, true)?;
+                g.engine.set_switchable(d);
                 Ok(0)
             }
             Call::DomainAddRegion {

@@ -36,13 +36,15 @@
 #define SLOT_GPA	(SZ_1G - SZ_2M)
 #define SLOT_PAGES	(SZ_4M / PAGE_SIZE)
 #define FIRST		KVM_HC_ISOLATE_FIRST
-#define NFUNCS		(KVM_HC_ISOLATE_VE_INFO - FIRST + 1)
+#define NFUNCS		(KVM_HC_ISOLATE_DOMAIN_SWITCHABLE - FIRST + 1)
 
 static u64 state;
 
 /* The guest's model of each domain's own mode (0: the VM's): what it last set, or unknown. */
 #define MODE_UNKNOWN	(~0ull)
 static u64 mode_of[KVM_ISOLATE_MAX_VIEWS];
+/* Domains the guest made switchable: a switch there lands on the fuzzer's code, and leaves. */
+static bool switchable[KVM_ISOLATE_MAX_VIEWS];
 
 static u64 rnd(void)
 {
@@ -129,7 +131,7 @@ static bool fuzz_vmfunc(u64 seed, u64 i, u64 fn, u64 view, bool vmfunc)
 {
 	struct snap before, after;
 	u8 vector;
-	u64 r;
+	u64 r, want;
 
 	snap(&before, 0, 0);
 	vector = kvm_asm_safe(".byte 0x0f, 0x01, 0xd4", "a"(fn), "c"(view));
@@ -148,11 +150,12 @@ static bool fuzz_vmfunc(u64 seed, u64 i, u64 fn, u64 view, bool vmfunc)
 		}
 		return false;
 	}
-	__GUEST_ASSERT(vmfunc && !fn && after.view == view &&
+	want = view < KVM_ISOLATE_MAX_VIEWS && switchable[view] ? 0 : view;
+	__GUEST_ASSERT(vmfunc && !fn && after.view == want &&
 		       !memcmp(before.views, after.views, sizeof(before.views)),
 		       "seed %lu call %lu: VMFUNC(%lu, %lx) took view %lu to %lu", seed, i, fn, view,
 		       before.view, after.view);
-	GUEST_ASSERT_EQ(kvm_hypercall(KVM_HC_ISOLATE_SWITCH, view, 0, 0, 0), view);
+	GUEST_ASSERT_EQ(kvm_hypercall(KVM_HC_ISOLATE_SWITCH, view, 0, 0, 0), want);
 	return true;
 }
 
@@ -183,6 +186,7 @@ static void guest_code(u64 seed, u64 calls)
 		case KVM_HC_ISOLATE_VIEW_DESTROY:
 		case KVM_HC_ISOLATE_SWITCH:
 		case KVM_HC_ISOLATE_DOMAIN_DESTROY:
+		case KVM_HC_ISOLATE_DOMAIN_SWITCHABLE:
 			a[0] = view_arg();
 			break;
 		case KVM_HC_ISOLATE_SET_ACCESS:
@@ -246,8 +250,12 @@ static void guest_code(u64 seed, u64 calls)
 		}
 		if ((s64)r >= 0 && nr + FIRST == KVM_HC_ISOLATE_DOMAIN_CREATE)
 			mode_of[r] = KVM_ISOLATE_MODE_INHERIT;
-		if ((s64)r >= 0 && nr + FIRST == KVM_HC_ISOLATE_DOMAIN_DESTROY)
+		if ((s64)r >= 0 && nr + FIRST == KVM_HC_ISOLATE_DOMAIN_DESTROY) {
 			mode_of[a[0]] = MODE_UNKNOWN;
+			switchable[a[0]] = false;
+		}
+		if ((s64)r >= 0 && nr + FIRST == KVM_HC_ISOLATE_DOMAIN_SWITCHABLE)
+			switchable[a[0]] = true;
 		if ((s64)r < 0)
 			__GUEST_ASSERT(!memcmp(&before, &after, sizeof(before)),
 				       "seed %lu call %lu: nr +%lu (%lx %lx %lx %lx) failed %ld but changed "

@@ -21,6 +21,12 @@
  * with a forged return address, a copy of the module's code at its
  * addresses, and the ways around the gates (the ABI v1 switch, violation
  * policy and access rights, and writing into the module's code).
+ *
+ * A switchable domain (KVM_HC_ISOLATE_DOMAIN_SWITCHABLE) is entered and left
+ * by SWITCH or VMFUNC with no check (no exit at all with VMFUNC): the tests
+ * show the round trip, the conditions, and the attacks a view any code may
+ * switch to invites: a rogue's switch that lands on its own code, a forged
+ * return site, and profile code run for the rogue from an alias.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +51,29 @@
 #define DOMAIN		1
 #define CALLS		100			/* calls per cost figure */
 #define E(x)		((u64)-(KVM_ISOLATE_##x))
+
+/* Switches to the domain's view: by VMFUNC, or by the SWITCH hypercall (@insn). */
+#define SWITCH_VMFUNC		" xor %eax, %eax\n mov $" __stringify(DOMAIN) ", %ecx\n"	\
+				" .byte 0x0f, 0x01, 0xd4\n"
+#define SWITCH_HC(insn)	SWITCH_HC_(insn)
+#define SWITCH_HC_(insn)	" mov $" __stringify(KVM_HC_ISOLATE_SWITCH) ", %eax\n"	\
+				" mov $" __stringify(DOMAIN) ", %ebx\n"			\
+				" xor %ecx, %ecx\n xor %edx, %edx\n xor %esi, %esi\n " insn "\n"
+
+/*
+ * ki_h_forge_<how>(gva, site): the rogue's way to a return site of a domain
+ * whose view any code may switch to.  With @site at [RSP], it switches into
+ * the domain's view (<how>: VMFUNC, VMCALL or VMMCALL) and its next fetch,
+ * on its own page, faults there: a leave that looks like a call out of the
+ * module returning to @site.  Back in view 0 it jumps to @site with @gva in
+ * RDI, whose ret comes back here.
+ */
+#define KI_SWITCH_FORGE(how, sw)						\
+    ".global ki_h_forge_" #how "\n"						\
+    "ki_h_forge_" #how ": lea 1f(%rip), %rax\n push %rax\n push %rsi\n"	\
+    " mov %rdi, %r8\n" sw							\
+    " mov %r8, %rdi\n pop %rax\n jmp *%rax\n"					\
+    "1: ret\n"
 
 /*
  * Two pages of guest code.  The first is the module, domain 1's only code
@@ -103,12 +132,12 @@ asm(".pushsection .text.ki_gates, \"ax\"\n"
     "ki_g_int3: int3\n mov (%rdi), %rax\n ret\n"
     ".balign 4096\n"
     ".global ki_h_call\n"
-    "ki_h_call: mov %rsp, ki_saved_rsp(%rip)\n"
+    "ki_h_call: push %rbx\n mov %rsp, ki_saved_rsp(%rip)\n"
     " mov %rdi, %rax\n mov %rsi, %rdi\n mov %rdx, %rsi\n mov %rcx, %rdx\n call *%rax\n"
-    " movq $0, ki_saved_rsp(%rip)\n ret\n"
+    " movq $0, ki_saved_rsp(%rip)\n pop %rbx\n ret\n"
     ".global ki_h_deny\n"
     "ki_h_deny: mov ki_saved_rsp(%rip), %rsp\n movq $0, ki_saved_rsp(%rip)\n"
-    " movabs $" __stringify(POISON) ", %rax\n ret\n"
+    " movabs $" __stringify(POISON) ", %rax\n pop %rbx\n ret\n"
     ".global ki_h_plain\n"
     "ki_h_plain: xor %eax, %eax\n ret\n"
     ".global ki_h_evil\n"
@@ -125,6 +154,9 @@ asm(".pushsection .text.ki_gates, \"ax\"\n"
     "ki_h_write: movb %sil, (%rdi)\n ret\n"
     ".global ki_h_leak\n"
     "ki_h_leak: mov (%rdi), %rax\n mov %rax, ki_leak(%rip)\n ret\n"
+    KI_SWITCH_FORGE(vmfunc, SWITCH_VMFUNC)
+    KI_SWITCH_FORGE(vmcall, SWITCH_HC("vmcall"))
+    KI_SWITCH_FORGE(vmmcall, SWITCH_HC("vmmcall"))
     ".balign 4096\n"
     ".global ki_a_read\n"
     "ki_a_read: mov (%rdi), %rax\n ret\n"
@@ -177,6 +209,9 @@ void ki_h_forge(void);
 void ki_h_after_ret(void);
 void ki_h_write(void);
 void ki_h_leak(void);
+void ki_h_forge_vmfunc(void);
+void ki_h_forge_vmcall(void);
+void ki_h_forge_vmmcall(void);
 void ki_a_read(void);
 void ki_a_write(void);
 void ki_a_write_store(void);
@@ -220,9 +255,10 @@ static void guest_bp(struct ex_regs *regs)
 /* One command per GUEST_SYNC: its result, then the exceptions it took. */
 static void guest_code(void)
 {
-	u64 r, i;
+	u64 r, i, tsc;
 
 	for (;;) {
+		tsc = 0;
 		gp_count = 0;
 		gp_rip = 0;
 		bp_count = 0;
@@ -235,10 +271,12 @@ static void guest_code(void)
 			break;
 		case CMD_LOOP:
 			/* args[4] calls; the result is how many returned the secret. */
+			tsc = rdtsc();
 			for (r = 0, i = 0; i < args[4]; i++) {
 				r += ki_h_call(args[0], args[1], args[2], args[3]) == SECRET;
 				loop_calls = i + 1;
 			}
+			tsc = rdtsc() - tsc;
 			break;
 		case CMD_PEEK:
 			r = *(volatile u8 *)args[0];
@@ -255,7 +293,7 @@ static void guest_code(void)
 			r = 0;
 			GUEST_FAIL("unknown command %lu", cmd);
 		}
-		GUEST_SYNC_ARGS(r, gp_count, gp_rip, bp_count, 0);
+		GUEST_SYNC_ARGS(r, gp_count, gp_rip, bp_count, tsc);
 	}
 }
 
@@ -266,6 +304,7 @@ struct reply {
 	u64 gp;		/* #GPs it took, the last at gp_rip */
 	u64 gp_rip;
 	u64 bp;		/* #BPs it took */
+	u64 tsc;	/* CMD_LOOP: guest TSC over the calls (Bochs: instructions) */
 };
 
 FIXTURE(gates) {
@@ -311,6 +350,7 @@ static struct reply step(struct _test_data_gates *self, u64 c, u64 a0, u64 a1, u
 		r.gp = uc.args[2];
 		r.gp_rip = uc.args[3];
 		r.bp = uc.args[4];
+		r.tsc = uc.args[5];
 		break;
 	case UCALL_ABORT:
 		REPORT_GUEST_ASSERT(uc);
@@ -1283,6 +1323,227 @@ TEST_F_TIMEOUT(gates, profile_rebuilds_never_run_foreign_code_in_the_view, 300)
 		    "%lu of %lu helper reads denied, the last at 0x%lx (want 0x%lx)", r.gp, calls,
 		    r.gp_rip, A(ki_h_leak));
 	TEST_ASSERT(rb.imports, "no profile import ran during the calls");
+	entries_were_registered(self);
+}
+
+/*
+ * i) Switchable domains (KVM_HC_ISOLATE_DOMAIN_SWITCHABLE): SWITCH and VMFUNC
+ * enter the domain's view without a check, which is safe only because the
+ * instruction after the switch runs either outside the module's code (not
+ * executable there: a fault, back to view 0) or at one of its page starts,
+ * all of them entry points.  The module is entered at its first page's start
+ * by a switch that ends the page before it (an alias window: stub, module,
+ * return page) and leaves by a switch that ends its own page.
+ */
+
+static bool has_vmfunc(struct _test_data_gates *self)
+{
+	return hcall(self, KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_FEATURES, 0, 0, 0) &
+	       KVM_ISOLATE_FEATURE_VMFUNC;
+}
+
+static u64 make_switchable(struct _test_data_gates *self, u64 domain)
+{
+	return hcall(self, KVM_HC_ISOLATE_DOMAIN_SWITCHABLE, domain, 0, 0, 0);
+}
+
+TEST_F_TIMEOUT(gates, switchable_needs_an_entry_point_at_every_page_start, 120)
+{
+	u64 page = A(ki_a_read), spare = vm_alloc_page(self->vm);
+
+	/* ki_g_read, the module's page start, is no entry point yet. */
+	TEST_ASSERT_EQ(make_switchable(self, DOMAIN), E(EINVAL));
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_SWITCH, DOMAIN, 0, 0, 0), E(EPERM));
+	TEST_ASSERT_EQ(make_switchable(self, 0), E(EINVAL));
+	TEST_ASSERT_EQ(make_switchable(self, DOMAIN + 1), E(ENOENT));
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_SWITCHABLE, DOMAIN, 0, 1, 0), E(EINVAL));
+	register_entries(self);
+	TEST_ASSERT_EQ(make_switchable(self, DOMAIN), 0);
+	TEST_ASSERT_EQ(make_switchable(self, DOMAIN), E(EEXIST));
+	/* Its code is complete, and none of its regions is executable. */
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_CODE, DOMAIN, page,
+			     addr_gva2gpa(self->vm, page), 1), E(EPERM));
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_REGION, DOMAIN,
+			     addr_gva2gpa(self->vm, spare), 1,
+			     KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_X), E(EPERM));
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_ACCESS, DOMAIN,
+			     addr_gva2gpa(self->vm, page), 0), KVM_ISOLATE_ACCESS_R |
+		       KVM_ISOLATE_ACCESS_W);
+	expect_secret(self, call(self, A(ki_g_read), self->secret_gva, 0), 0, "ki_g_read");
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_LOCK, 0, 0, 0, 0), 0);
+	TEST_ASSERT_EQ(make_switchable(self, DOMAIN), E(EPERM));
+	entries_were_registered(self);
+}
+
+/* A rogue's switch into the view lands on its own code: back to view 0, with no rights. */
+TEST_F_TIMEOUT(gates, switchable_rogue_switch_gains_nothing, 120)
+{
+	u64 vector;
+
+	register_entries(self);
+	TEST_ASSERT_EQ(make_switchable(self, DOMAIN), 0);
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_SWITCH, DOMAIN, 0, 0, 0), 0);
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_VIEW, 0, 0, 0), 0);
+	TEST_ASSERT_EQ(domain_info(self).left, 1);
+	expect_denied(self, call(self, A(ki_h_leak), self->secret_gva, 0), A(ki_h_leak),
+		      KVM_ISOLATE_ACCESS_R, self->secret_gpa, 1, "ki_h_leak after SWITCH");
+	if (has_vmfunc(self)) {
+		vector = step(self, CMD_VMFUNC, DOMAIN, 0, 0, 0, 0).ret;
+		TEST_ASSERT(vector == 0, "VMFUNC to a switchable domain's view raised %lu", vector);
+		TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_VIEW, 0, 0, 0),
+			       0);
+		expect_denied(self, call(self, A(ki_h_leak), self->secret_gva, 0), A(ki_h_leak),
+			      KVM_ISOLATE_ACCESS_R, self->secret_gpa, 2, "ki_h_leak after VMFUNC");
+	}
+	entries_were_registered(self);
+}
+
+/*
+ * The attack a switchable view invites: leaving it looks like a call out of
+ * the module, with a return address of the rogue's choice at RSP.  Were that
+ * recorded as a return site, the rogue would resume the module there (its
+ * gadget reads the secret for it).
+ */
+TEST_F_TIMEOUT(gates, switchable_leave_records_no_return_site, 120)
+{
+	u64 hc = host_cpu_is_intel ? A(ki_h_forge_vmcall) : A(ki_h_forge_vmmcall);
+	struct reply r;
+
+	register_entries(self);
+	TEST_ASSERT_EQ(make_switchable(self, DOMAIN), 0);
+	r = call(self, hc, self->secret_gva, A(ki_g_gadget));
+	expect_fetch_denied(self, r, A(ki_g_gadget), 1, "a return site forged by SWITCH");
+	if (has_vmfunc(self)) {
+		r = call(self, A(ki_h_forge_vmfunc), self->secret_gva, A(ki_g_gadget));
+		expect_fetch_denied(self, r, A(ki_g_gadget), 2, "a return site forged by VMFUNC");
+	}
+	entries_were_registered(self);
+}
+
+/*
+ * Writes a switch to @view that ends at the end of @page (VMFUNC, or the
+ * SWITCH hypercall); returns its offset.
+ */
+static int put_switch(u8 *page, u32 view, bool vmfunc)
+{
+	/* xor %eax, %eax; mov $view, %ecx; vmfunc */
+	u8 vmf[] = { 0x31, 0xc0, 0xb9, 0, 0, 0, 0, 0x0f, 0x01, 0xd4 };
+	/* mov $nr, %eax; mov $view, %ebx; xor %ecx/%edx/%esi; vmcall (vmmcall: 0xd9) */
+	u8 hc[] = { 0xb8, 0, 0, 0, 0, 0xbb, 0, 0, 0, 0, 0x31, 0xc9, 0x31, 0xd2, 0x31, 0xf6,
+		    0x0f, 0x01, host_cpu_is_intel ? 0xc1 : 0xd9 };
+	u32 nr = KVM_HC_ISOLATE_SWITCH;
+	int n = vmfunc ? sizeof(vmf) : sizeof(hc);
+
+	memcpy(&vmf[3], &view, 4);
+	memcpy(&hc[1], &nr, 4);
+	memcpy(&hc[6], &view, 4);
+	memcpy(page + PAGE_SIZE - n, vmfunc ? vmf : hc, n);
+	return PAGE_SIZE - n;
+}
+
+/*
+ * Three pages at consecutive addresses: a stub that switches into the
+ * domain's view as its page's last instruction; @target's page (@target, or
+ * when 0 fresh code: the module's second code range, whose start, an entry
+ * point, reads the word at RDI into R8 and jumps to its switch back to view
+ * 0, its page's last instruction); and a page outside the module that
+ * returns R8.  Returns the stub's address, fn(gva) for ki_h_call (which
+ * keeps RBX, which the hypercalls take).
+ */
+static u64 switch_window(struct _test_data_gates *self, bool vmfunc, u64 target)
+{
+	u64 win = vm_alloc_pages(self->vm, 3), mod = win + PAGE_SIZE;
+	u8 *stub = addr_gva2hva(self->vm, win);
+	u8 *code = addr_gva2hva(self->vm, mod);
+	u8 *back = addr_gva2hva(self->vm, mod + PAGE_SIZE);
+	u64 *pte;
+	int tail;
+	s32 rel;
+
+	memset(stub, 0xcc, PAGE_SIZE);
+	memcpy(back, "\x4c\x89\xc0\xc3", 4);			/* mov %r8, %rax; ret */
+	if (target) {
+		pte = vm_get_pte(self->vm, mod);
+		*pte = (*pte & ~PHYSICAL_PAGE_MASK) | addr_gva2gpa(self->vm, target);
+		return win + put_switch(stub, DOMAIN, vmfunc);
+	}
+	memset(code, 0xcc, PAGE_SIZE);
+	tail = put_switch(code, 0, vmfunc);
+	memcpy(code, "\x4c\x8b\x07\xe9", 4);			/* mov (%rdi), %r8; jmp */
+	rel = tail - 8;
+	memcpy(code + 4, &rel, 4);
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_CODE, DOMAIN, mod,
+			     addr_gva2gpa(self->vm, mod), 1), 0);
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY, DOMAIN, mod, 0, 0), 0);
+	return win + put_switch(stub, DOMAIN, vmfunc);
+}
+
+/* Calls of fn(gva) in a loop: the VM exits and guest TSC per call. */
+static void round_trips(struct _test_data_gates *self, u64 fn, double *exits, double *tsc,
+			const char *what)
+{
+	u64 e = vcpu_get_stat(self->vcpu, exits);
+	struct reply r = step(self, CMD_LOOP, fn, self->secret_gva, 0, 0, CALLS);
+
+	TEST_ASSERT(r.ret == CALLS && !r.gp, "%s: %lu of %d calls returned the secret, %lu #GP",
+		    what, r.ret, CALLS, r.gp);
+	/* Less the ucall's exit. */
+	*exits = (double)(vcpu_get_stat(self->vcpu, exits) - e - 1) / CALLS;
+	*tsc = (double)r.tsc / CALLS;
+}
+
+/* The module reads its secret through the switches, with no VM exit where VMFUNC is. */
+TEST_F_TIMEOUT(gates, switchable_round_trip_without_an_exit, 120)
+{
+	bool vmfunc = has_vmfunc(self);
+	u64 fn = switch_window(self, vmfunc, 0);
+	double ex, ts, gate_ex, gate_ts;
+
+	register_entries(self);
+	TEST_ASSERT_EQ(make_switchable(self, DOMAIN), 0);
+	expect_secret(self, call(self, fn, self->secret_gva, 0), 0, "the first switched call");
+	round_trips(self, fn, &ex, &ts, "switched calls");
+	round_trips(self, A(ki_g_read), &gate_ex, &gate_ts, "entry point calls");
+	ksft_print_msg("per round trip into the domain: by %s %.3f VM exits, %.0f TSC; through "
+		       "the entry point's fetch exit %.3f VM exits, %.0f TSC (Bochs: instructions)\n",
+		       vmfunc ? "VMFUNC" : "SWITCH hypercall", ex, ts, gate_ex, gate_ts);
+	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_QUERY, KVM_ISOLATE_QUERY_VIEW, 0, 0, 0), 0);
+	if (vmfunc)
+		TEST_ASSERT(ex < 0.1, "%.3f VM exits per VMFUNC round trip", ex);
+	else
+		TEST_ASSERT(ex >= 2, "%.3f VM exits per hypercall round trip", ex);
+	TEST_ASSERT(gate_ex >= 2, "%.3f VM exits per entry point call", gate_ex);
+	TEST_ASSERT_EQ(domain_info(self).denied, 0);
+	entries_were_registered(self);
+}
+
+/*
+ * Profile code the owner calls would run in the owner's view (the rule gives
+ * ki_a_read all of the owner's rights): its page would become executable
+ * there, and a rogue's switch that ends the page before an alias of it would
+ * run ki_a_read with the owner's rights, for the rogue.  In a switchable
+ * domain's view nothing runs but the module: the owner's call is denied,
+ * and so is the rogue's read, in view 0.
+ */
+TEST_F_TIMEOUT(gates, switchable_view_runs_no_profile_code, 120)
+{
+	u64 fn = switch_window(self, has_vmfunc(self), A(ki_a_read));
+	u64 alias = (fn & ~(PAGE_SIZE - 1)) + PAGE_SIZE;
+	struct reply r, owner;
+
+	register_entries(self);
+	set_accessor_rule(self, KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_W);
+	TEST_ASSERT_EQ(make_switchable(self, DOMAIN), 0);
+	owner = call(self, A(ki_g_callout), self->secret_gva, A(ki_a_read));
+	r = call(self, fn, self->secret_gva, 0);
+	TEST_ASSERT(r.ret != SECRET, "ki_a_read, run from a switch into the owner's view, read "
+		    "the secret for a rogue");
+	TEST_ASSERT(r.gp == 1 && r.gp_rip == alias, "%lu #GP, the last at 0x%lx; want one at "
+		    "0x%lx", r.gp, r.gp_rip, alias);
+	TEST_ASSERT(owner.ret != SECRET && owner.gp == 1 && owner.gp_rip == A(ki_a_read),
+		    "the owner's call of ki_a_read returned 0x%lx, %lu #GP at 0x%lx", owner.ret,
+		    owner.gp, owner.gp_rip);
+	TEST_ASSERT_EQ(domain_info(self).denied, 2);
 	entries_were_registered(self);
 }
 

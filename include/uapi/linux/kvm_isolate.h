@@ -81,6 +81,14 @@
  * KVM_ISOLATE_EBUSY.  See views.rst.
  */
 #define KVM_HC_ISOLATE_VE_INFO		(KVM_HC_ISOLATE_FIRST + 15)
+/*
+ * (domain) -> 0: SWITCH and VMFUNC may enter the domain's view, with no exit
+ * once listed.  Every page start of its code must be an entry point of it and
+ * no region of it executable (KVM_ISOLATE_EINVAL); its code is then complete
+ * (DOMAIN_ADD_CODE: KVM_ISOLATE_EPERM) and leaving its view records no return
+ * site.  Before LOCK only.  See Documentation/kvm-isolate/domains.rst.
+ */
+#define KVM_HC_ISOLATE_DOMAIN_SWITCHABLE	(KVM_HC_ISOLATE_FIRST + 16)
 
 /* Modes, from loosest to tightest; a domain in INHERIT follows its VM. */
 #define KVM_ISOLATE_MODE_OFF		0	/* allow, record nothing */

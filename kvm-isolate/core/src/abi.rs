@@ -46,6 +46,8 @@ pub const HC_LOCK: u64 = HC_FIRST + 13;
 pub const HC_DOMAIN_ADD_ENTRY: u64 = HC_FIRST + 14;
 /// `KVM_HC_ISOLATE_VE_INFO`.
 pub const HC_VE_INFO: u64 = HC_FIRST + 15;
+/// `KVM_HC_ISOLATE_DOMAIN_SWITCHABLE`.
+pub const HC_DOMAIN_SWITCHABLE: u64 = HC_FIRST + 16;
 
 /// `KVM_ISOLATE_QUERY_VIEW`.
 pub const QUERY_VIEW: u64 = 0;
@@ -239,6 +241,8 @@ pub enum Call {
     Lock,
     /// The calling vCPU's #VE information page (a gfn), or none.
     VeInfo(Option<u64>),
+    /// Let `SWITCH` and `VMFUNC` enter a domain's view.
+    DomainSwitchable(u8),
 }
 
 fn view_arg(v: u64) -> Result<u8, Error> {
@@ -406,6 +410,10 @@ pub fn decode(nr: u64, a: [u64; 4]) -> Result<Call, Error> {
                 domain: domain_arg(a[0])?,
                 gva: a[1],
             })
+        }
+        HC_DOMAIN_SWITCHABLE => {
+            zero(&a[1..])?;
+            Ok(Call::DomainSwitchable(domain_arg(a[0])?))
         }
         _ => Err(Error::NoSys),
     }

@@ -325,6 +325,8 @@ pub struct Domain {
     regions: usize,
     /// Own mode + 1, or 0 to inherit the VM's.
     mode: u8,
+    /// Its view may be switched to without a check ([`Engine::check_switchable`]).
+    switchable: bool,
     /// Counters.
     pub counters: Counters,
 }
@@ -582,6 +584,15 @@ impl Engine {
     /// The mode that applies to domain `d`.
     pub fn effective_mode(&self, d: u8) -> Mode {
         self.own_mode(d).unwrap_or(self.mode)
+    }
+
+    /// Whether domain `d`'s view may be switched to by `SWITCH` or `VMFUNC`
+    /// ([`Engine::check_switchable`]).
+    pub fn switchable(&self, d: u8) -> bool {
+        self.domains
+            .as_slice()
+            .get(usize::from(d))
+            .is_some_and(|x| x.active && x.switchable)
     }
 
     /// Domain `d`'s counters.
@@ -891,8 +902,11 @@ impl Engine {
                 // Running in d's view: only d's code and code its profile names may. Which code
                 // runs is decided by the page it comes from, whatever address the guest mapped
                 // it at (d's code is executable here, so a fault on it is a rebuild's race).
+                // In a switchable domain's view, only its code: any code may switch there and
+                // land on a page start of profile code, which would then run with the rule's
+                // rights for it, in the owner's view or a lens alike.
                 let mine = page.code().is_some_and(|c| c.domain == d);
-                if !mine && !self.names_accessor(d, f.rip) {
+                if !mine && (self.switchable(d) || !self.names_accessor(d, f.rip)) {
                     let mut o = out(Decision::Leave, d, None);
                     o.gate = self.called_out(d, f).map(GateOp::Called);
                     return o;
@@ -979,8 +993,15 @@ impl Engine {
         match self.effective_mode(d) {
             // Unprotected: regions are mapped in view 0; a fault here comes from another view.
             Mode::Off => out(Decision::Switch(d), d, None),
+            // Into the owner's view; for a switchable domain, whose view runs nothing but its
+            // own code, into the lens of the accessor's rules.
             Mode::Learn => {
-                let mut o = out(Decision::Switch(d), d, None);
+                let to = if self.switchable(d) {
+                    Decision::Narrow(d)
+                } else {
+                    Decision::Switch(d)
+                };
+                let mut o = out(to, d, None);
                 if !known {
                     // An accessor no rule can describe (the last page of the address space)
                     // must not be allowed: its code could never run in the domain's view, and
@@ -1130,7 +1151,14 @@ impl Engine {
     /// Leaving domain `d`'s view for code outside it: the return site to record when this is a
     /// call out of `d` (or an event taken in it), whose return address at RSP lies in `d`'s code.
     /// A `ret` has just popped the address it jumps to: nothing to record.
+    ///
+    /// Never for a switchable domain: any code may have switched into its view without a check
+    /// and be leaving it without having run any of `d`'s code, with a return address of its
+    /// choice at RSP ([`Engine::check_switchable`]).
     fn called_out(&self, d: u8, f: &Fault) -> Option<Gate> {
+        if self.switchable(d) {
+            return None;
+        }
         let s = f.stack?;
         if s.below == f.rip {
             return None;
@@ -1225,7 +1253,8 @@ impl Engine {
 
     /// Checks `entries` as a whole set for this VM (sorting them by location): each names an
     /// existing domain, an address in its code, and the guest-physical address that code maps
-    /// it to (a profile made for another layout does not fit: `NoEnt`); none twice.
+    /// it to (a profile made for another layout does not fit: `NoEnt`); none twice; every page
+    /// start of a switchable domain's code among them (`Inval`).
     pub fn check_entries(&self, entries: &mut [CtlEntry]) -> Result<(), Error> {
         if entries.len() > self.limits.entries {
             return Err(Error::NoSpc);
@@ -1245,6 +1274,19 @@ impl Engine {
             .any(|w| (w[0].gpa, w[0].gva) == (w[1].gpa, w[1].gva))
         {
             return Err(Error::Exist);
+        }
+        // A switchable domain keeps an entry point at every page start of its code.
+        let kept = |gpa: u64, gva: u64| {
+            entries
+                .binary_search_by_key(&(gpa, gva), |x| (x.gpa, x.gva))
+                .is_ok()
+        };
+        let lost = self.code.as_slice().iter().any(|c| {
+            self.switchable(c.domain)
+                && (0..c.npages).any(|k| !kept((c.gfn + k) * PAGE, c.start + k * PAGE))
+        });
+        if lost {
+            return Err(Error::Inval);
         }
         Ok(())
     }
@@ -1551,11 +1593,12 @@ impl Engine {
     }
 
     /// Checks that `d` may gain a code range; the guest may not while locked.
+    /// A switchable domain's code is complete.
     pub fn check_code(&self, d: u8, c: &Code, guest: bool) -> Result<(), Error> {
         if !self.is_domain(d) {
             return Err(Error::NoEnt);
         }
-        if guest && self.locked {
+        if (guest && self.locked) || self.switchable(d) {
             return Err(Error::Perm);
         }
         if c.start % PAGE != 0
@@ -1605,10 +1648,14 @@ impl Engine {
         Ok(())
     }
 
-    /// Checks that `d` may own `r` (always a tightening, so allowed while locked).
+    /// Checks that `d` may own `r` (always a tightening, so allowed while locked). A switchable
+    /// domain's regions are not executable.
     pub fn check_region(&self, r: &Region) -> Result<(), Error> {
         if !self.is_domain(r.domain) {
             return Err(Error::NoEnt);
+        }
+        if self.switchable(r.domain) && r.rights & X != 0 {
+            return Err(Error::Perm);
         }
         if r.npages == 0 || r.npages > abi::MAX_PAGES {
             return Err(Error::Range);
@@ -1631,6 +1678,58 @@ impl Engine {
             x.regions += 1;
         }
         Ok(())
+    }
+
+    /// Checks that the guest may make domain `d` *switchable*: its view may then be entered by
+    /// `SWITCH` and `VMFUNC` (listed in the EPTP list), without a check. After either, the
+    /// first instruction runs at an address the guest chooses, but in `d`'s view the only
+    /// executable pages are `d`'s code, so it runs either outside them (a fetch fault: back to
+    /// view 0) or in them at a page start, as the instruction after the switch does when it is
+    /// the last of its page and the guest mapped `d`'s code at the next one. So every page
+    /// start of `d`'s code must be an entry point of `d` (`Inval` otherwise; the guest lays
+    /// its code out so, with a trap there if it is no function's start), its code is complete
+    /// from now on (no more may be added), no region of it is executable, no other code runs in
+    /// its view (not even profile code, nor in a lens from there: a fetch of it leaves to view
+    /// 0), and leaving its view records no return site: whatever leaves may not have run any of
+    /// `d`'s code. So a call out of `d` cannot be resumed except at an entry point: such a
+    /// domain calls nothing outside itself, and its guest runs it with interrupts off. Before
+    /// lock only (`Perm`); twice is `Exist`.
+    pub fn check_switchable(&self, d: u8, guest: bool) -> Result<(), Error> {
+        if !self.is_domain(d) {
+            return Err(Error::NoEnt);
+        }
+        if guest && self.locked {
+            return Err(Error::Perm);
+        }
+        if self.switchable(d) {
+            return Err(Error::Exist);
+        }
+        let mut code = self.code.as_slice().iter().filter(|c| c.domain == d);
+        let every_start_an_entry = code.clone().all(|c| {
+            (0..c.npages).all(|k| {
+                self.is_entry(&Gate {
+                    gpa: (c.gfn + k) * PAGE,
+                    gva: c.start + k * PAGE,
+                    domain: d,
+                })
+            })
+        });
+        let executable = self
+            .regions
+            .as_slice()
+            .iter()
+            .any(|r| r.domain == d && r.rights & X != 0);
+        if code.next().is_none() || !every_start_an_entry || executable {
+            return Err(Error::Inval);
+        }
+        Ok(())
+    }
+
+    /// Makes domain `d` switchable, as [`Engine::check_switchable`] accepted.
+    pub fn set_switchable(&mut self, d: u8) {
+        if let Some(x) = self.domains.as_mut_slice().get_mut(usize::from(d)) {
+            x.switchable = x.active;
+        }
     }
 
     /// Checks that domain `d` may be destroyed.

@@ -78,6 +78,10 @@ fn rust_mirror_matches_c_header() {
         ("KVM_HC_ISOLATE_LOCK", abi::HC_LOCK),
         ("KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY", abi::HC_DOMAIN_ADD_ENTRY),
         ("KVM_HC_ISOLATE_VE_INFO", abi::HC_VE_INFO),
+        (
+            "KVM_HC_ISOLATE_DOMAIN_SWITCHABLE",
+            abi::HC_DOMAIN_SWITCHABLE,
+        ),
         ("KVM_ISOLATE_MODE_OFF", abi::MODE_OFF),
         ("KVM_ISOLATE_MODE_LEARN", abi::MODE_LEARN),
         ("KVM_ISOLATE_MODE_ENFORCE", abi::MODE_ENFORCE),
@@ -183,7 +187,10 @@ fn probe_version_create_take_no_arguments() {
 
 #[test]
 fn unknown_functions_are_enosys() {
-    assert_eq!(abi::decode(abi::HC_VE_INFO + 1, [0; 4]), Err(Error::NoSys));
+    assert_eq!(
+        abi::decode(abi::HC_DOMAIN_SWITCHABLE + 1, [0; 4]),
+        Err(Error::NoSys)
+    );
     assert_eq!(abi::decode(abi::HC_LAST, [0; 4]), Err(Error::NoSys));
 }
 
@@ -217,6 +224,19 @@ fn destroy_and_switch_check_the_view() {
         abi::decode(abi::HC_SWITCH, [256, 0, 0, 0]),
         Err(Error::Inval)
     );
+}
+
+#[test]
+fn switchable_takes_a_domain() {
+    let d = |a| abi::decode(abi::HC_DOMAIN_SWITCHABLE, a);
+    assert_eq!(d([3, 0, 0, 0]), Ok(Call::DomainSwitchable(3)));
+    assert_eq!(d([0, 0, 0, 0]), Err(Error::Inval), "view 0 is no domain");
+    assert_eq!(d([256, 0, 0, 0]), Err(Error::Inval), "no such view");
+    for i in 1..4 {
+        let mut a = [3, 0, 0, 0];
+        a[i] = 1;
+        assert_eq!(d(a), Err(Error::Inval), "unused argument {i}");
+    }
 }
 
 #[test]

@@ -2874,3 +2874,160 @@ fn a_trusted_rule_lends_no_other_rule_s_rights() {
         Decision::Leave
     );
 }
+
+// ---- switchable domains ----
+
+/// `gated()` with an entry point at each page start of domain 1's code (0x1000_0000 and
+/// 0x1000_1000), made switchable.
+fn switchable() -> Box<Engine> {
+    let mut e = gated();
+    for gva in [0x1000_0000, 0x1000_1000] {
+        let g = e.check_entry(1, gva, true).unwrap();
+        e.add_entry(g).unwrap();
+    }
+    e.check_switchable(1, true).unwrap();
+    e.set_switchable(1);
+    e
+}
+
+#[test]
+fn switchable_needs_an_entry_point_at_every_page_start_and_changes_nothing_when_refused() {
+    let mut e = gated();
+    assert_eq!(e.check_switchable(3, true), Err(Error::NoEnt));
+    // ENTRY is no page start; then the first page only.
+    assert_eq!(e.check_switchable(1, true), Err(Error::Inval));
+    let g = e.check_entry(1, 0x1000_0000, true).unwrap();
+    e.add_entry(g).unwrap();
+    assert_eq!(e.check_switchable(1, true), Err(Error::Inval));
+    assert!(!e.switchable(1));
+    let g = e.check_entry(1, 0x1000_1000, true).unwrap();
+    e.add_entry(g).unwrap();
+    // An executable region of its own refuses it too.
+    let mut x = gated();
+    for gva in [0x1000_0000, 0x1000_1000] {
+        let g = x.check_entry(1, gva, true).unwrap();
+        x.add_entry(g).unwrap();
+    }
+    let r = Region {
+        gfn: 0x500,
+        npages: 1,
+        rights: R | X,
+        domain: 1,
+    };
+    x.check_region(&r).unwrap();
+    x.add_region(r).unwrap();
+    assert_eq!(x.check_switchable(1, true), Err(Error::Inval));
+    // A domain without code has no entry point to switch to.
+    e.create_domain(5).unwrap();
+    assert_eq!(e.check_switchable(5, true), Err(Error::Inval));
+    // The guest, locked, may not; the host may; twice is no change.
+    e.set_locked(true);
+    assert_eq!(e.check_switchable(1, true), Err(Error::Perm));
+    assert_eq!(e.check_switchable(1, false), Ok(()));
+    e.set_switchable(1);
+    assert!(e.switchable(1) && !e.switchable(2) && !e.switchable(5));
+    assert_eq!(e.check_switchable(1, false), Err(Error::Exist));
+    // Its code is complete, and no region of it becomes executable.
+    let c = Code {
+        start: 0x1800_0000,
+        end: 0x1800_1000,
+        gfn: 0x600,
+        npages: 1,
+        domain: 1,
+    };
+    assert_eq!(e.check_code(1, &c, false), Err(Error::Perm));
+    assert_eq!(e.check_code(2, &Code { domain: 2, ..c }, false), Ok(()));
+    let r = Region {
+        gfn: 0x500,
+        npages: 1,
+        rights: R | X,
+        domain: 1,
+    };
+    assert_eq!(e.check_region(&r), Err(Error::Perm));
+    assert_eq!(e.check_region(&Region { rights: R | W, ..r }), Ok(()));
+    // Destroyed and created again, it is not switchable.
+    e.destroy_domain(1);
+    e.create_domain(1).unwrap();
+    assert!(!e.switchable(1));
+}
+
+#[test]
+fn the_host_cannot_drop_a_page_start_entry_of_a_switchable_domain() {
+    let e = switchable();
+    let mut all: Vec<CtlEntry> = e.entry_list().collect();
+    assert_eq!(all.len(), 3);
+    assert_eq!(e.check_entries(&mut all.clone()), Ok(()));
+    // Without ENTRY (no page start): fine. Without the second page's start: refused.
+    all.retain(|x| x.gva != ENTRY);
+    assert_eq!(e.check_entries(&mut all.clone()), Ok(()));
+    all.retain(|x| x.gva != 0x1000_1000);
+    assert_eq!(e.check_entries(&mut all), Err(Error::Inval));
+}
+
+#[test]
+fn leaving_a_switchable_domain_s_view_records_no_return_site() {
+    // Any code may SWITCH into the view and fault on its next fetch with a return address
+    // of its choice at RSP: in a gated domain, a call out records it; here, nothing.
+    let mut g = gated();
+    assert_eq!(
+        g.decide(&call_out(SITE)).gate,
+        Some(GateOp::Called(gate1(SITE)))
+    );
+    let mut e = switchable();
+    let want = Outcome {
+        decision: Decision::Leave,
+        domain: 1,
+        learn: None,
+        gate: None,
+        log: None,
+    };
+    assert_eq!(e.handle(&call_out(SITE)), want);
+    assert_eq!(e.return_sites(), 0);
+    // So coming back there is what it is from anywhere: denied.
+    let back = fetch(0, SITE, gpa1(SITE), called_from(CALLER));
+    assert_eq!(e.decide(&back), denied(&e, 1));
+    // Entry points still enter.
+    let entry = fetch(0, 0x1000_1000, gpa1(0x1000_1000), called_from(CALLER));
+    assert_eq!(e.decide(&entry), switch(1, None));
+    g.handle(&call_out(SITE));
+    assert_eq!(g.decide(&back).decision, Decision::Switch(1));
+}
+
+#[test]
+fn profile_code_never_runs_from_a_switchable_domain_s_view() {
+    // Profile code is made executable in a gated domain's view (all of the owner's rights) or
+    // runs in a lens (fewer); from a switchable one's, where any code may land on its page
+    // starts, it leaves to view 0, recording nothing, whatever its rights.
+    let call = fetch(1, 0x7000_0000, HELPER_PAGE, called_from(SITE));
+    for (rights, gated_too) in [(R | W, Decision::GrantExec), (R, Decision::Narrow(1))] {
+        let mut g = gated();
+        g.learn(rule(0x200, 0x7000_0000, 0x7000_1000, rights))
+            .unwrap();
+        assert_eq!(g.decide(&call).decision, gated_too);
+        let mut e = switchable();
+        e.learn(rule(0x200, 0x7000_0000, 0x7000_1000, rights))
+            .unwrap();
+        let o = e.decide(&call);
+        assert_eq!((o.decision, o.gate), (Decision::Leave, None));
+    }
+}
+
+#[test]
+fn learning_about_a_switchable_domain_s_region_uses_a_lens() {
+    // In its view the accessor could not run (it would leave, and fault again, for ever).
+    let mut e = switchable();
+    e.set_mode(0, Some(Mode::Learn));
+    let f = fault(0, 0x202 * P, FOREIGN, R);
+    let o = e.handle(&f);
+    assert_eq!(
+        (o.decision, o.log),
+        (Decision::Narrow(1), Some(ctl::LOG_LEARNED))
+    );
+    assert_eq!(e.rules().len(), 1);
+    assert_eq!(e.decide(&f).decision, Decision::Narrow(1));
+    // Its fetch in the view it was not let into would leave.
+    assert_eq!(
+        e.decide(&fetch(1, FOREIGN, HELPER_PAGE, None)).decision,
+        Decision::Leave
+    );
+}

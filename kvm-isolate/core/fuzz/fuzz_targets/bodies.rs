@@ -70,6 +70,9 @@ pub fn abi_decode(data: &[u8]) {
                 assert!(u64::from(domain) < abi::MAX_VIEWS);
                 assert!(mode.is_some_and(|m| m <= 2) || (mode.is_none() && domain != 0));
             }
+            Ok(Call::DomainSwitchable(d)) => {
+                assert!(a[1..] == [0; 3] && d != 0 && u64::from(d) < abi::MAX_VIEWS);
+            }
             Ok(Call::VeInfo(page)) => {
                 assert!(a[1..] == [0; 3]);
                 match page {
@@ -79,7 +82,7 @@ pub fn abi_decode(data: &[u8]) {
             }
             Ok(_) => {}
             Err(e) => {
-                let known = (abi::HC_FIRST..=abi::HC_VE_INFO).contains(&nr);
+                let known = (abi::HC_FIRST..=abi::HC_DOMAIN_SWITCHABLE).contains(&nr);
                 let why = match e {
                     Error::NoSys => !known,
                     Error::Perm => nr == abi::HC_VIEW_DESTROY && a[0] == 0,
@@ -112,7 +115,8 @@ pub fn abi_decode(data: &[u8]) {
                 abi::HC_DOMAIN_ADD_CODE
                 | abi::HC_DOMAIN_ADD_REGION
                 | abi::HC_DOMAIN_DESTROY
-                | abi::HC_DOMAIN_ADD_ENTRY => Err(Error::Inval),
+                | abi::HC_DOMAIN_ADD_ENTRY
+                | abi::HC_DOMAIN_SWITCHABLE => Err(Error::Inval),
                 abi::HC_SET_MODE => Ok(Call::SetMode {
                     domain: 0,
                     mode: Some(0),
