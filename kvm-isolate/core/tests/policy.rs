@@ -2877,14 +2877,20 @@ fn a_trusted_rule_lends_no_other_rule_s_rights() {
 
 // ---- switchable domains ----
 
-/// `gated()` with an entry point at each page start of domain 1's code (0x1000_0000 and
-/// 0x1000_1000), made switchable.
-fn switchable() -> Box<Engine> {
+/// `gated()` with an entry point at each page start of domain 1's code.
+fn page_starts_entries() -> Box<Engine> {
     let mut e = gated();
     for gva in [0x1000_0000, 0x1000_1000] {
         let g = e.check_entry(1, gva, true).unwrap();
         e.add_entry(g).unwrap();
     }
+    e
+}
+
+/// `gated()` with an entry point at each page start of domain 1's code (0x1000_0000 and
+/// 0x1000_1000), made switchable.
+fn switchable() -> Box<Engine> {
+    let mut e = page_starts_entries();
     e.check_switchable(1, true).unwrap();
     e.set_switchable(1);
     e
@@ -2903,11 +2909,7 @@ fn switchable_needs_an_entry_point_at_every_page_start_and_changes_nothing_when_
     let g = e.check_entry(1, 0x1000_1000, true).unwrap();
     e.add_entry(g).unwrap();
     // An executable region of its own refuses it too.
-    let mut x = gated();
-    for gva in [0x1000_0000, 0x1000_1000] {
-        let g = x.check_entry(1, gva, true).unwrap();
-        x.add_entry(g).unwrap();
-    }
+    let mut x = page_starts_entries();
     let r = Region {
         gfn: 0x500,
         npages: 1,
