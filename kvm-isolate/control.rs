@@ -212,6 +212,12 @@ impl Control {
                         denied: k.denied,
                         learned: k.learned,
                         left: k.left,
+                        flags: if e.switchable(d) {
+                            ctl::DOMAIN_SWITCHABLE
+                        } else {
+                            0
+                        },
+                        pad: 0,
                     },
                     GFP_KERNEL,
                 )?;

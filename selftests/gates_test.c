@@ -1358,8 +1358,10 @@ TEST_F_TIMEOUT(gates, switchable_needs_an_entry_point_at_every_page_start, 120)
 	TEST_ASSERT_EQ(make_switchable(self, DOMAIN + 1), E(ENOENT));
 	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_SWITCHABLE, DOMAIN, 0, 1, 0), E(EINVAL));
 	register_entries(self);
+	TEST_ASSERT_EQ(domain_info(self).flags, 0);
 	TEST_ASSERT_EQ(make_switchable(self, DOMAIN), 0);
 	TEST_ASSERT_EQ(make_switchable(self, DOMAIN), E(EEXIST));
+	TEST_ASSERT_EQ(domain_info(self).flags, KVM_ISOLATE_DOMAIN_SWITCHABLE);
 	/* Its code is complete, and none of its regions is executable. */
 	TEST_ASSERT_EQ(hcall(self, KVM_HC_ISOLATE_DOMAIN_ADD_CODE, DOMAIN, page,
 			     addr_gva2gpa(self->vm, page), 1), E(EPERM));

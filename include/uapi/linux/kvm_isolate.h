@@ -192,8 +192,9 @@
  *    created, reported with its usage in kvm_isolate_ctl_vm (code_ranges ..
  *    max_return_sites); KVM_ISOLATE_MAX_RULES and _MAX_ENTRIES are gone;
  *    up to 256 views, kvm_isolate_ctl_vm.views is their number, not a bitmap.
+ * 5: kvm_isolate_ctl_domain.flags (KVM_ISOLATE_DOMAIN_SWITCHABLE).
  */
-#define KVM_ISOLATE_CTL_VERSION_NR	4
+#define KVM_ISOLATE_CTL_VERSION_NR	5
 /* Log records a VM keeps before dropping. */
 #define KVM_ISOLATE_LOG_RECORDS		1024
 
@@ -232,6 +233,9 @@ struct kvm_isolate_ctl_vm {
 	__u32 pad;
 };
 
+/* kvm_isolate_ctl_domain.flags: made switchable (KVM_HC_ISOLATE_DOMAIN_SWITCHABLE). */
+#define KVM_ISOLATE_DOMAIN_SWITCHABLE	(1 << 0)
+
 struct kvm_isolate_ctl_domain {
 	__u32 id;		/* the domain's view */
 	__u32 mode;		/* its own mode, KVM_ISOLATE_MODE_INHERIT if none */
@@ -243,6 +247,8 @@ struct kvm_isolate_ctl_domain {
 	__u64 denied;
 	__u64 learned;		/* rules and entry points learned */
 	__u64 left;		/* switched back out of the view */
+	__u32 flags;		/* KVM_ISOLATE_DOMAIN_* */
+	__u32 pad;
 };
 
 /*

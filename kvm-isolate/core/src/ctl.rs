@@ -17,7 +17,10 @@ pub const CTL_TYPE: u32 = 0xB7;
 /// 4: a VM's capacities are `kvm_isolate`'s module parameters when it was created, reported with
 /// its usage in [`CtlVm`] (`code_ranges` .. `max_return_sites`); `MAX_RULES` and `MAX_ENTRIES`
 /// are gone; up to 256 views, [`CtlVm::views`] is their number, not a bitmap.
-pub const CTL_VERSION_NR: u32 = 4;
+/// 5: [`CtlDomain::flags`] ([`DOMAIN_SWITCHABLE`]).
+pub const CTL_VERSION_NR: u32 = 5;
+/// `KVM_ISOLATE_DOMAIN_SWITCHABLE`: in [`CtlDomain::flags`].
+pub const DOMAIN_SWITCHABLE: u32 = 1 << 0;
 /// `KVM_ISOLATE_RULE_TRUSTED`: a rule's accessor is trusted on its own (in `CtlRule::access`).
 pub const RULE_TRUSTED: u32 = 0x100;
 /// `KVM_ISOLATE_LOG_RECORDS`: records a VM's log keeps.
@@ -144,6 +147,10 @@ pub struct CtlDomain {
     pub learned: u64,
     /// Switches back out of the view.
     pub left: u64,
+    /// `DOMAIN_*`.
+    pub flags: u32,
+    /// Zero.
+    pub pad: u32,
 }
 
 /// `struct kvm_isolate_ctl_rule`.

@@ -133,9 +133,10 @@ fn rust_mirror_matches_c_header() {
     for (name, value) in want {
         assert_eq!(h.get(name).copied(), Some(value), "{name}");
     }
-    // Version 4: capacities per VM (module parameters), no static rule or entry point limit.
-    assert_eq!(ctl::CTL_VERSION_NR, 4);
-    assert_eq!(h.get("KVM_ISOLATE_CTL_VERSION_NR").copied(), Some(4));
+    // Version 4: capacities per VM (module parameters), no static rule or entry point limit;
+    // version 5: a domain's flags (switchable).
+    assert_eq!(ctl::CTL_VERSION_NR, 5);
+    assert_eq!(h.get("KVM_ISOLATE_CTL_VERSION_NR").copied(), Some(5));
     for gone in ["KVM_ISOLATE_MAX_RULES", "KVM_ISOLATE_MAX_ENTRIES"] {
         assert!(!h.contains_key(gone), "{gone} is gone in version 4");
     }
@@ -525,6 +526,7 @@ fn ctl_matches_c() {
         "KVM_ISOLATE_GVA_UNKNOWN",
         "KVM_ISOLATE_CTL_VERSION_NR",
         "KVM_ISOLATE_RULE_TRUSTED",
+        "KVM_ISOLATE_DOMAIN_SWITCHABLE",
         "sizeof(struct kvm_isolate_ctl_array)",
         "sizeof(struct kvm_isolate_ctl_vm)",
         "sizeof(struct kvm_isolate_ctl_domain)",
@@ -549,6 +551,7 @@ fn ctl_matches_c() {
         "offsetof(struct kvm_isolate_ctl_vm, pad)",
         "offsetof(struct kvm_isolate_ctl_domain, allowed)",
         "offsetof(struct kvm_isolate_ctl_domain, left)",
+        "offsetof(struct kvm_isolate_ctl_domain, flags)",
         "offsetof(struct kvm_isolate_ctl_rule, region_gpa)",
         "offsetof(struct kvm_isolate_ctl_rule, accessor_end)",
         "offsetof(struct kvm_isolate_ctl_record, gpa)",
@@ -587,7 +590,7 @@ fn ctl_matches_c() {
         .map(|(k, v)| (k, v.parse().unwrap()))
         .collect();
     use ctl::*;
-    let want: [(&str, u64); 49] = [
+    let want: [(&str, u64); 51] = [
         ("KVM_ISOLATE_CTL_VERSION", CTL_VERSION.into()),
         ("KVM_ISOLATE_CTL_LIST", CTL_LIST.into()),
         ("KVM_ISOLATE_CTL_DOMAINS", CTL_DOMAINS.into()),
@@ -601,6 +604,7 @@ fn ctl_matches_c() {
         ("KVM_ISOLATE_GVA_UNKNOWN", GVA_UNKNOWN),
         ("KVM_ISOLATE_CTL_VERSION_NR", CTL_VERSION_NR.into()),
         ("KVM_ISOLATE_RULE_TRUSTED", RULE_TRUSTED.into()),
+        ("KVM_ISOLATE_DOMAIN_SWITCHABLE", DOMAIN_SWITCHABLE.into()),
         (
             "sizeof(struct kvm_isolate_ctl_array)",
             size_of::<CtlArray>() as u64,
@@ -696,6 +700,10 @@ fn ctl_matches_c() {
         (
             "offsetof(struct kvm_isolate_ctl_domain, left)",
             offset_of!(CtlDomain, left) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_domain, flags)",
+            offset_of!(CtlDomain, flags) as u64,
         ),
         (
             "offsetof(struct kvm_isolate_ctl_rule, region_gpa)",

@@ -3,8 +3,9 @@
 //! Names of the ABI's numbers, aligned tables and the JSON shapes of the structs.
 
 use kvm_isolate_core::ctl::{
-    CtlDomain, CtlRecord, CtlVm, DENY_EXIT, DENY_GP, DENY_KEEP, DENY_PF, GVA_UNKNOWN, LOG_ALLOWED,
-    LOG_DENIED, LOG_LEARNED, MODE_ENFORCE, MODE_INHERIT, MODE_LEARN, MODE_OFF,
+    CtlDomain, CtlRecord, CtlVm, DENY_EXIT, DENY_GP, DENY_KEEP, DENY_PF, DOMAIN_SWITCHABLE,
+    GVA_UNKNOWN, LOG_ALLOWED, LOG_DENIED, LOG_LEARNED, MODE_ENFORCE, MODE_INHERIT, MODE_LEARN,
+    MODE_OFF,
 };
 use serde::Serialize;
 
@@ -191,6 +192,8 @@ pub struct DomainJson {
     pub regions: u32,
     pub rules: u32,
     pub lenses: u32,
+    /// Entered by `SWITCH`/`VMFUNC` with no check (`KVM_HC_ISOLATE_DOMAIN_SWITCHABLE`).
+    pub switchable: bool,
     pub allowed: u64,
     pub denied: u64,
     pub learned: u64,
@@ -211,6 +214,7 @@ impl DomainJson {
             regions: d.regions,
             rules: d.rules,
             lenses: d.lenses,
+            switchable: d.flags & DOMAIN_SWITCHABLE != 0,
             allowed: d.allowed,
             denied: d.denied,
             learned: d.learned,
@@ -320,13 +324,14 @@ pub fn usage_row(v: &CtlVm) -> Vec<String> {
 }
 
 /// Columns of `show`'s domain table.
-pub const DOMAIN_HEADERS: [&str; 10] = [
+pub const DOMAIN_HEADERS: [&str; 11] = [
     "DOMAIN",
     "MODE",
     "CODE_RANGES",
     "REGIONS",
     "RULES",
     "LENSES",
+    "SWITCHABLE",
     "ALLOWED",
     "DENIED",
     "LEARNED",
@@ -347,6 +352,12 @@ pub fn domain_row(d: &CtlDomain, vm_mode: u32) -> Vec<String> {
         d.regions.to_string(),
         d.rules.to_string(),
         d.lenses.to_string(),
+        if d.flags & DOMAIN_SWITCHABLE != 0 {
+            "yes"
+        } else {
+            "no"
+        }
+        .into(),
         d.allowed.to_string(),
         d.denied.to_string(),
         d.learned.to_string(),

@@ -8,8 +8,8 @@ use clap::error::ErrorKind;
 use clap::Parser;
 use kvm_isolate_core::ctl::{
     CtlDomain, CtlEntry, CtlRecord, CtlRule, CtlVm, DENY_EXIT, DENY_GP, DENY_KEEP, DENY_PF,
-    GVA_UNKNOWN, LOG_ALLOWED, LOG_DENIED, MODE_ENFORCE, MODE_INHERIT, MODE_LEARN, MODE_OFF,
-    RULE_TRUSTED,
+    DOMAIN_SWITCHABLE, GVA_UNKNOWN, LOG_ALLOWED, LOG_DENIED, MODE_ENFORCE, MODE_INHERIT,
+    MODE_LEARN, MODE_OFF, RULE_TRUSTED,
 };
 use kvm_isolate_core::policy::Limits;
 use serde_json::Value;
@@ -102,6 +102,8 @@ fn fake() -> Fake {
                 learned: 0,
                 left: 5,
                 lenses: 1,
+                flags: DOMAIN_SWITCHABLE,
+                pad: 0,
             },
         ],
         rules: vec![
@@ -344,6 +346,7 @@ fn show_lists_domains_with_inherited_mode() {
             "REGIONS",
             "RULES",
             "LENSES",
+            "SWITCHABLE",
             "ALLOWED",
             "DENIED",
             "LEARNED",
@@ -352,11 +355,23 @@ fn show_lists_domains_with_inherited_mode() {
     );
     assert_eq!(
         lines[1].split_whitespace().collect::<Vec<_>>(),
-        ["1", "inherit(enforce)", "2", "1", "2", "1", "7", "3", "0", "5"]
+        [
+            "1",
+            "inherit(enforce)",
+            "2",
+            "1",
+            "2",
+            "1",
+            "yes",
+            "7",
+            "3",
+            "0",
+            "5"
+        ]
     );
     assert_eq!(
         lines[2].split_whitespace().collect::<Vec<_>>(),
-        ["2", "learn", "1", "3", "0", "0", "0", "0", "0", "9"]
+        ["2", "learn", "1", "3", "0", "0", "no", "0", "0", "0", "9"]
     );
 
     let v: Value = serde_json::from_str(&ok(&fake(), &["show", "1", "--json"])).unwrap();
@@ -368,6 +383,8 @@ fn show_lists_domains_with_inherited_mode() {
     assert_eq!(v["domains"][1]["code_ranges"], 1);
     assert_eq!(v["domains"][0]["lenses"], 1);
     assert_eq!(v["domains"][1]["lenses"], 0);
+    assert_eq!(v["domains"][0]["switchable"], true);
+    assert_eq!(v["domains"][1]["switchable"], false);
 
     assert_eq!(runtime_err(&fake(), &["show", "3"]), "no VM 3");
 }
@@ -1317,12 +1334,12 @@ fn open_errors_are_clear() {
         OpenError::Open(io::Error::from_raw_os_error(libc::EACCES)),
     );
     assert!(e.to_string().contains("needs root"));
-    // A kernel of control-plane version 3 (static rule and entry point limits, no capacities in
-    // the VM's info) is refused: this tool speaks 4.
-    assert_eq!(kvm_isolate_core::ctl::CTL_VERSION_NR, 4);
+    // A kernel of control-plane version 4 (no domain flags: a shorter domain record) is
+    // refused: this tool speaks 5.
+    assert_eq!(kvm_isolate_core::ctl::CTL_VERSION_NR, 5);
     assert_eq!(
-        cmd::open_error("/dev/x", OpenError::Mismatch(3)),
-        Error::Runtime("/dev/x: control plane version 3, this tool speaks 4".into())
+        cmd::open_error("/dev/x", OpenError::Mismatch(4)),
+        Error::Runtime("/dev/x: control plane version 4, this tool speaks 5".into())
     );
     // The real device on a path that does not exist.
     let cli = Cli::try_parse_from([
