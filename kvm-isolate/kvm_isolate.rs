@@ -527,6 +527,10 @@ impl Isolate {
             }
             Call::DomainSwitchable(d) => {
                 g.engine.check_switchable(d, true)?;
+                // Only its code may run in its view from now on: the pages made executable
+                // there for profile code go (a failed rebuild leaves fewer rights, and the
+                // domain as it was).
+                apply::build_domain_view(&mut KvmViews(vm), &g.engine, d)?;
                 g.engine.set_switchable(d);
                 Ok(0)
             }

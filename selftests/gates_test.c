@@ -1520,12 +1520,13 @@ TEST_F_TIMEOUT(gates, switchable_round_trip_without_an_exit, 120)
 }
 
 /*
- * Profile code the owner calls would run in the owner's view (the rule gives
- * ki_a_read all of the owner's rights): its page would become executable
- * there, and a rogue's switch that ends the page before an alias of it would
- * run ki_a_read with the owner's rights, for the rogue.  In a switchable
- * domain's view nothing runs but the module: the owner's call is denied,
- * and so is the rogue's read, in view 0.
+ * Profile code the owner calls runs in the owner's view (the rule gives
+ * ki_a_read all of the owner's rights): its page becomes executable there,
+ * and a rogue's switch that ends the page before an alias of it would run
+ * ki_a_read with the owner's rights, for the rogue.  Making the domain
+ * switchable takes that page's right away, and in a switchable domain's
+ * view nothing runs but the module: the owner's call is denied, and so is
+ * the rogue's read, in view 0.
  */
 TEST_F_TIMEOUT(gates, switchable_view_runs_no_profile_code, 120)
 {
@@ -1535,9 +1536,11 @@ TEST_F_TIMEOUT(gates, switchable_view_runs_no_profile_code, 120)
 
 	register_entries(self);
 	set_accessor_rule(self, KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_W);
+	expect_secret(self, call(self, A(ki_g_callout), self->secret_gva, A(ki_a_read)), 0,
+		      "ki_g_callout(ki_a_read), before the domain is switchable");
 	TEST_ASSERT_EQ(make_switchable(self, DOMAIN), 0);
-	owner = call(self, A(ki_g_callout), self->secret_gva, A(ki_a_read));
 	r = call(self, fn, self->secret_gva, 0);
+	owner = call(self, A(ki_g_callout), self->secret_gva, A(ki_a_read));
 	TEST_ASSERT(r.ret != SECRET, "ki_a_read, run from a switch into the owner's view, read "
 		    "the secret for a rogue");
 	TEST_ASSERT(r.gp == 1 && r.gp_rip == alias, "%lu #GP, the last at 0x%lx; want one at "
