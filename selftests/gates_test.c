@@ -1480,18 +1480,21 @@ static u64 switch_window(struct _test_data_gates *self, bool vmfunc, u64 target)
 	return win + put_switch(stub, DOMAIN, vmfunc);
 }
 
-/* Calls of fn(gva) in a loop: the VM exits and guest TSC per call. */
+#define ROUND_TRIPS	1000
+
+/* ROUND_TRIPS calls of fn(gva) in a loop: the VM exits and guest TSC per call. */
 static void round_trips(struct _test_data_gates *self, u64 fn, double *exits, double *tsc,
 			const char *what)
 {
 	u64 e = vcpu_get_stat(self->vcpu, exits);
-	struct reply r = step(self, CMD_LOOP, fn, self->secret_gva, 0, 0, CALLS);
+	struct reply r = step(self, CMD_LOOP, fn, self->secret_gva, 0, 0, ROUND_TRIPS);
 
-	TEST_ASSERT(r.ret == CALLS && !r.gp, "%s: %lu of %d calls returned the secret, %lu #GP",
-		    what, r.ret, CALLS, r.gp);
+	TEST_ASSERT(r.ret == ROUND_TRIPS && !r.gp,
+		    "%s: %lu of %d calls returned the secret, %lu #GP", what, r.ret, ROUND_TRIPS,
+		    r.gp);
 	/* Less the ucall's exit. */
-	*exits = (double)(vcpu_get_stat(self->vcpu, exits) - e - 1) / CALLS;
-	*tsc = (double)r.tsc / CALLS;
+	*exits = (double)(vcpu_get_stat(self->vcpu, exits) - e - 1) / ROUND_TRIPS;
+	*tsc = (double)r.tsc / ROUND_TRIPS;
 }
 
 /* The module reads its secret through the switches, with no VM exit where VMFUNC is. */
