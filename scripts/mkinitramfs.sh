@@ -52,6 +52,31 @@ else
 		printf "upstream/%s %s /ki/tests/%s%s\n", $1, ($2 ? $2 : 120), $1, args }' \
 		"$KI_TOP/selftests/upstream.list" >>"$plan"
 fi
+# A plan with the L2 test gets what it boots: Debian's QEMU (its libraries and the firmware a
+# microvm or pc guest needs) and the L2 guest, the same bzImage and modules with an initramfs of
+# its own (scripts/initramfs/l2-init). About 65 MiB, so only then.
+if grep -q 'l2_guest_test' "$plan"; then
+	l2=$stage/l2
+	mkdir -p "$l2/initramfs"/{bin,sbin,lib,proc,sys,dev,tmp} "$stage/usr/share/qemu"
+	copy_with_libs "$(command -v qemu-system-x86_64)"
+	for f in bios-256k.bin bios-microvm.bin linuxboot_dma.bin kvmvapic.bin pvh.bin qboot.rom; do
+		src=$(find /usr/share/qemu /usr/share/seabios -name "$f" 2>/dev/null | head -n 1)
+		[ -n "$src" ] || ki_die "initramfs: QEMU firmware $f not found"
+		cp -L "$src" "$stage/usr/share/qemu/$f"
+	done
+	cp "$build/arch/x86/boot/bzImage" "$l2/bzImage"
+	( stage=$l2/initramfs
+	  cp /bin/busybox "$stage/bin/busybox"
+	  ln -s busybox "$stage/bin/sh"
+	  cp "$KI_TOP/scripts/initramfs/l2-init" "$stage/init"
+	  copy_with_libs "$kmod"
+	  ln -s "$kmod" "$stage/sbin/modprobe"
+	  cp -a "$build/modroot/lib/modules" "$stage/lib/"
+	  find "$stage/lib/modules" -maxdepth 2 -name build -type l -delete
+	  cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 ) >"$l2/initrd.cpio"
+	rm -rf "$l2/initramfs"
+fi
+
 # Every test binary a plan line names (as its command or as an argument of it).
 for bin in $(awk '{ for (i = 3; i <= NF; i++) if ($i ~ "^/ki/tests/") print $i }' "$plan" | sort -u); do
 	rel=${bin#/ki/tests/}

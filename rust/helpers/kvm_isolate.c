@@ -2,6 +2,7 @@
 
 #ifdef CONFIG_X86_64
 #include <asm/cpuid/api.h>
+#include <asm/kvm_para.h>
 #include <asm/msr.h>
 
 __rust_helper int rust_helper_rdmsrq_safe(u32 msr, u64 *val)
@@ -13,5 +14,17 @@ __rust_helper void rust_helper_cpuid_count(u32 op, int count, u32 *eax,
 					   u32 *ebx, u32 *ecx, u32 *edx)
 {
 	cpuid_count(op, count, eax, ebx, ecx, edx);
+}
+
+__rust_helper bool rust_helper_kvm_para_available(void)
+{
+	return kvm_para_available();
+}
+
+__rust_helper long rust_helper_kvm_hypercall4(unsigned int nr, unsigned long p1,
+					      unsigned long p2, unsigned long p3,
+					      unsigned long p4)
+{
+	return kvm_hypercall4(nr, p1, p2, p3, p4);
 }
 #endif

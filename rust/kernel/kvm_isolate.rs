@@ -7,6 +7,7 @@
 //! Safe abstractions for the `kvm_isolate` host module: the x86 facts it reads ([`hw`]) and
 //! KVM's side of the memory-view interface ([`kvm`]). Module code uses these, never `bindings`.
 
+pub mod guest;
 pub mod hw;
 pub mod kvm;
 pub mod views;
