@@ -1400,6 +1400,20 @@ TEST_F_TIMEOUT(gates, switchable_rogue_switch_gains_nothing, 120)
 	entries_were_registered(self);
 }
 
+/* The checked entries keep their rules: a gadget, a forged return address inside. */
+TEST_F_TIMEOUT(gates, switchable_domain_keeps_its_gates, 120)
+{
+	register_entries(self);
+	TEST_ASSERT_EQ(make_switchable(self, DOMAIN), 0);
+	expect_secret(self, call(self, A(ki_g_read), self->secret_gva, 0), 0, "ki_g_read");
+	expect_fetch_denied(self, call(self, A(ki_g_gadget), self->secret_gva, 0),
+			    A(ki_g_gadget), 1, "calling ki_g_gadget (not an entry point)");
+	expect_fetch_denied(self, call3(self, A(ki_h_forge), self->secret_gva, A(ki_g_read),
+					A(ki_g_gadget)),
+			    A(ki_g_read), 2, "entering ki_g_read to return to ki_g_gadget");
+	entries_were_registered(self);
+}
+
 /*
  * The attack a switchable view invites: leaving it looks like a call out of
  * the module, with a return address of the rogue's choice at RSP.  Were that

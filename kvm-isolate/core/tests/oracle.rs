@@ -58,6 +58,9 @@ struct Spec {
     learned: Vec<Gate>,
     /// Pending return sites and the calls pending at each, from `calls` and the faults since.
     pending: Vec<(Gate, u32)>,
+    /// Domains made switchable (`DOMAIN_SWITCHABLE`), after their entry points, before the
+    /// calls out.
+    switchable: Vec<u8>,
 }
 
 /// What the text says a fault leads to (the fields of `Outcome`).
@@ -84,6 +87,10 @@ enum Judgement {
 impl Spec {
     fn is_domain(&self, v: u8) -> bool {
         self.domains.iter().any(|d| d.0 == v)
+    }
+
+    fn is_switchable(&self, d: u8) -> bool {
+        self.switchable.contains(&d)
     }
 
     /// "Per VM and per domain (a domain without its own mode follows its VM's)".
@@ -247,15 +254,17 @@ impl Spec {
             Mode::Off => self.allow(Decision::Switch(e), e, None),
             // "In learn mode, any rule that allows it does" ("switch to the owner's view and
             // retry").
+            // "learn mode lets an outside accessor at d's region into its lens, not d's view"
+            // (Switchable domains).
             Mode::Learn if self.profile_allows(gfn, rip, access, false) => {
-                self.allow(Decision::Switch(e), e, None)
+                self.allow(self.learn_to(e), e, None)
             }
             // "and an accessor without one is learned as a rule that is not trusted on its
             // own"; "learn: Every access is allowed; an accessor not yet in the profile is added
             // to it, ..., and a learned record is logged."
             Mode::Learn => match self.accessor(rip) {
                 Some((start, end)) => Want {
-                    decision: Decision::Switch(e),
+                    decision: self.learn_to(e),
                     domain: e,
                     learn: Some((gfn, start, end, access, false)),
                     gate: None,
@@ -273,6 +282,16 @@ impl Spec {
             // "enforce: Only the owner's code, entered through its gates, and the profile may
             // access a region; the rest is denied and logged"; "anything else is denied".
             Mode::Enforce => self.deny(e),
+        }
+    }
+
+    /// Where learn mode lets an accessor at domain `e`'s region in: "switch to the owner's view",
+    /// or for a switchable domain its lens.
+    fn learn_to(&self, e: u8) -> Decision {
+        if self.is_switchable(e) {
+            Decision::Narrow(e)
+        } else {
+            Decision::Switch(e)
         }
     }
 
@@ -332,7 +351,11 @@ impl Spec {
     }
 
     /// The return site a call out of `d` (or an event taken in it) leaves, as for leaving.
+    /// Switchable domains: "leaving it records no return site".
     fn call_site(&self, d: u8, f: &Fault) -> Option<GateOp> {
+        if self.is_switchable(d) {
+            return None;
+        }
         f.stack
             .filter(|s| s.below != f.rip)
             .and_then(|s| self.in_code(d, s.top))
@@ -380,7 +403,9 @@ impl Spec {
             // d's own code pages never fault here (view_grants); the rest leaves unless the
             // profile names the code: by its RIP ("Profile code ... is still identified by its
             // virtual address only").
-            if !self.profile_names(d, f.rip) {
+            // Switchable: "a fetch of anything but d's code leaves to view 0, profile code
+            // included".
+            if self.is_switchable(d) || !self.profile_names(d, f.rip) {
                 return Judgement::Want(self.leave(d, f));
             }
             return Judgement::Want(match region {
@@ -514,6 +539,9 @@ impl Spec {
             }
         }
         self.entries = entries;
+        for &d in &self.switchable {
+            e.set_switchable(d);
+        }
         for &(d, ret) in &self.calls.clone() {
             // Domain d calls the helper: the helper's first fetch leaves d's view.
             let f = Fault {
@@ -727,6 +755,7 @@ fn spec() -> impl Strategy<Value = Spec> {
                     calls: Vec::new(),
                     learned: Vec::new(),
                     pending: Vec::new(),
+                    switchable: Vec::new(),
                 };
                 // Drop what the engine refuses, then place entry points and calls in the code
                 // that is left.
@@ -928,6 +957,50 @@ proptest! {
                 }
             }
         }
+    }
+}
+
+/// `spec()` with some of its domains made switchable (the engine takes the flag as it is: which
+/// entry points it needs is `check_switchable`'s, tested in `policy.rs`).
+fn switchable_spec() -> impl Strategy<Value = Spec> {
+    (spec(), 1u32..0x10000).prop_map(|(mut s, mask)| {
+        s.switchable = s
+            .domains
+            .iter()
+            .map(|d| d.0)
+            .filter(|&d| mask & (1 << d) != 0)
+            .collect();
+        let _ = s.build();
+        s
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    #[test]
+    fn switchable_domains_follow_the_specification(
+        s in switchable_spec(),
+        faults in prop::collection::vec(fault(), 1..64),
+    ) {
+        let mut s = s;
+        let mut e = s.build();
+        let mut ctx = Ctx::default();
+        for r in &faults {
+            let f = s.resolve(r, &mut ctx);
+            if let Judgement::Want(want) = s.decide(&f) {
+                prop_assert_eq!(got(&mut e, &f, false), want, "{:?}\n{:?}", f, s);
+            }
+        }
+    }
+
+    #[test]
+    fn switchable_sequences_follow_the_specification(
+        s in switchable_spec(),
+        steps in prop::collection::vec(step(), 1..48),
+    ) {
+        let mut s = s;
+        run(&mut s, &steps)?;
     }
 }
 
@@ -1170,6 +1243,7 @@ fn a_region_page_is_never_made_executable_in_a_domain_view() {
         calls: vec![],
         learned: vec![],
         pending: vec![],
+        switchable: vec![],
     };
     let mut e = s.build();
     let check = |e: &mut Engine, f: &Fault, want: Decision, domain: u8| {
@@ -1236,6 +1310,7 @@ fn gated(mode: Mode) -> (Spec, Box<Engine>) {
         calls: vec![],
         learned: vec![],
         pending: vec![],
+        switchable: vec![],
     };
     let e = s.build();
     (s, e)
@@ -1320,6 +1395,7 @@ fn learn_mode_refuses_a_rule_that_would_merge_with_a_trusted_one() {
         calls: vec![],
         learned: vec![],
         pending: vec![],
+        switchable: vec![],
     };
     let mut e = s.build();
     let profile: Vec<CtlRule> = e.profile().collect();
