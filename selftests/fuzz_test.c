@@ -222,7 +222,8 @@ static void guest_code(u64 seed, u64 calls)
 			break;
 		case KVM_HC_ISOLATE_DOMAIN_ADD_ENTRY:
 			a[0] = view_arg();
-			a[1] = gpa_arg() + rnd() % PAGE_SIZE;	/* gva: the slot is identity mapped */
+			/* gva: the slot is identity mapped; a page start now and then (SWITCHABLE) */
+			a[1] = gpa_arg() + ((rnd() & 3) ? rnd() % PAGE_SIZE : 0);
 			break;
 		case KVM_HC_ISOLATE_VE_INFO:
 			a[0] = (rnd() & 3) ? gpa_arg() : -1ull;
