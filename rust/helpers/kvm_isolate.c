@@ -2,6 +2,7 @@
 
 #ifdef CONFIG_X86_64
 #include <asm/cpuid/api.h>
+#include <asm/io.h>
 #include <asm/kvm_para.h>
 #include <asm/msr.h>
 
@@ -19,6 +20,11 @@ __rust_helper void rust_helper_cpuid_count(u32 op, int count, u32 *eax,
 __rust_helper bool rust_helper_kvm_para_available(void)
 {
 	return kvm_para_available();
+}
+
+__rust_helper phys_addr_t rust_helper_kvm_isolate_virt_to_phys(void *address)
+{
+	return virt_to_phys(address);
 }
 
 __rust_helper long rust_helper_kvm_hypercall4(unsigned int nr, unsigned long p1,

@@ -103,6 +103,8 @@ pub const EXIT_FLAG_WRITE: u64 = 1 << 5;
 /// `KVM_ISOLATE_EXIT_FLAG_EXEC`.
 pub const EXIT_FLAG_EXEC: u64 = 1 << 6;
 
+/// `KVM_ISOLATE_ACCESS_R`.
+pub const ACCESS_R: u64 = 0x1;
 /// `KVM_ISOLATE_ACCESS_RWX`.
 pub const ACCESS_RWX: u64 = 0x7;
 /// `KVM_ISOLATE_ACCESS_VE`: violations go to the guest as #VE.

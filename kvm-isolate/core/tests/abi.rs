@@ -114,6 +114,7 @@ fn rust_mirror_matches_c_header() {
         ("KVM_ISOLATE_ON_VIOLATION_SWITCH", abi::ON_VIOLATION_SWITCH),
         ("KVM_ISOLATE_MAX_VIEWS", abi::MAX_VIEWS),
         ("KVM_ISOLATE_MAX_PAGES", abi::MAX_PAGES),
+        ("KVM_ISOLATE_ACCESS_R", abi::ACCESS_R),
         ("KVM_ISOLATE_ACCESS_RWX", abi::ACCESS_RWX),
         ("KVM_ISOLATE_ACCESS_VE", abi::ACCESS_VE),
         ("KVM_ISOLATE_EXIT_FLAG_VIEW", abi::EXIT_FLAG_VIEW),
