@@ -80,25 +80,6 @@ if [ "${KI_SANITIZER:-1}" = 1 ]; then
 	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
 fi
 
-# Opt-in, long (KI_SANITIZER_BOCHS=1): the Intel path's tests (VMFUNC, #VE, switchable domains)
-# on Bochs under the sanitizer kernel, where kmemleak sees EPTP lists and #VE pages torn down.
-if [ "${KI_SANITIZER:-1}" = 1 ] && [ "${KI_SANITIZER_BOCHS:-0}" = 1 ] && [ -n "${sbuild:-}" ]; then
-	sb=$check/sanitizer-bochs
-	mkdir -p "$sb"
-	{ echo "load 60 /ki/load-kvm.sh"
-	  grep -E '/(vmfunc|ve|gates)_test$' "$check/sanitizer.plan"; } >"$check/sanitizer-bochs.plan"
-	"$KI_TOP/scripts/mkinitramfs.sh" "$sbuild" "$sb" "$check/sanitizer-bochs.plan" &&
-		"$KI_TOP/scripts/rig-bochs.sh" "$sbuild" "$sb" || broken+=(sanitizer-bochs)
-	if [ -f "$sb/bochs.tap" ]; then
-		cp "$sb/bochs.tap" "$check/sanitizer-bochs.tap"
-		read -r p f s < <(tap_count "$check/sanitizer-bochs.tap")
-	else
-		p=0 f=0 s=0
-	fi
-	echo "rig=sanitizer-bochs pass=$p fail=$f skip=$s"
-	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
-fi
-
 if [ ${#broken[@]} != 0 ]; then
 	echo "did not run to the end: ${broken[*]} (logs in $check)"
 fi
