@@ -2,17 +2,30 @@
 
 //! kvm-isolate guest module: asks the host to hide this guest's module secrets.
 //!
-//! This version checks that it runs under KVM (the hypervisor `CPUID` leaves carry KVM's
-//! signature) and refuses to load elsewhere, then asks the host whether it runs kvm-isolate,
-//! which ABI version, and what this CPU can use (VMFUNC, #VE), and logs it.
+//! At load it checks that it runs under KVM (the hypervisor `CPUID` leaves carry KVM's
+//! signature) and refuses to load elsewhere, asks the host whether it runs kvm-isolate, which
+//! ABI version and what this CPU can use (VMFUNC, #VE), and where #VE is offered checks it end
+//! to end. Then the guest administrator protects loaded modules by name through configfs
+//! (`/sys/kernel/config/kvm_isolate/`, see `Documentation/kvm-isolate/guest.rst`): a module's
+//! code becomes a domain's, its functions the domain's entry points, and the sections or
+//! symbols the administrator names its regions; the module is pinned while its domain lives.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::{
+    mem::ManuallyDrop,
+    sync::atomic::{AtomicU64, Ordering},
+};
 use kernel::{
+    configfs::{self, configfs_attrs},
     kvm_isolate::{
         guest::{self, GuestPage, VeHandler, VeInfoPage, VeRegistration},
-        hw, //
+        hw,
+        loaded_module::{Area, LoadedModule, ModulePage},
     },
-    prelude::*, //
+    new_mutex,
+    page::PAGE_SIZE,
+    prelude::*,
+    str::CString,
+    sync::Mutex, //
 };
 
 // The hypercall ABI, defined once: the Rust mirror of the uapi header the host module uses too.
@@ -80,17 +93,18 @@ unsafe fn call(nr: u64, args: [u64; 4]) -> Result<u64> {
     let nr = u32::try_from(nr).map_err(|_| EINVAL)?;
     // SAFETY: the caller guarantees it.
     let r = unsafe { guest::hypercall(nr, args) }?;
-    // An ABI error is a negative number.
-    if (r as i64) < 0 {
-        pr_err!(
-            "kvm-isolate call {:#x} {:x?}: error {}\n",
-            nr,
-            args,
-            -(r as i64)
-        );
-        return Err(EIO);
+    abi_result(r)
+}
+
+/// The kernel error for a kvm-isolate call's return value: ABI errors are negative errno
+/// values, but for `KVM_ENOSYS` (no such call).
+fn abi_result(r: u64) -> Result<u64> {
+    match r as i64 {
+        0.. => Ok(r),
+        -1000 => Err(ENOSYS),
+        // CAST: ABI error codes are small.
+        e => Err(Error::from_errno(e as i32)),
     }
-    Ok(r)
 }
 
 /// What the self-test's handler saw: #VEs, and the last one's gpa and qualification.
@@ -194,30 +208,553 @@ fn ve_selftest() -> Result<u64> {
     result
 }
 
-struct KvmIsolateGuest;
+/// The features the host offered at load (`FEATURE_*`), for `abi`.
+static FEATURES: AtomicU64 = AtomicU64::new(0);
+/// The host's ABI version, 0 without kvm-isolate.
+static VERSION: AtomicU64 = AtomicU64::new(0);
 
-impl kernel::Module for KvmIsolateGuest {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        let Some(base) = kvm_cpuid_base() else {
-            pr_err!("not running under KVM (no KVM hypervisor CPUID leaf)\n");
-            return Err(ENODEV);
-        };
-        pr_info!("running under KVM (CPUID base {base:#x})\n");
-        match host_abi()? {
-            None => pr_info!("the host does not run kvm-isolate\n"),
-            Some((version, features)) => {
-                let yes = |bit| if features & bit != 0 { "yes" } else { "no" };
-                pr_info!(
-                    "kvm-isolate ABI {version}, features {features:#x} (VMFUNC {}, #VE {})\n",
-                    yes(abi::FEATURE_VMFUNC),
-                    yes(abi::FEATURE_VE)
-                );
-                let both = abi::FEATURE_VMFUNC | abi::FEATURE_VE;
-                if features & both == both {
-                    ve_selftest()?;
+#[pin_data]
+struct KvmIsolateGuest {
+    #[pin]
+    config: configfs::Subsystem<Admin>,
+}
+
+/// The guest administrator's interface: `/sys/kernel/config/kvm_isolate/`. `mkdir NAME`
+/// protects the loaded module NAME; `abi` says what the host offers; writing `1` to `lock`
+/// locks the VM's kvm-isolate configuration (the guest can then only tighten it).
+#[pin_data]
+struct Admin {
+    /// Serializes the administrator's requests, so that each one's hypercalls are not
+    /// interleaved with another's.
+    #[pin]
+    busy: Mutex<()>,
+    /// This module, which does not protect itself.
+    this: &'static ThisModule,
+}
+
+impl kernel::InPlaceModule for KvmIsolateGuest {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        let probed = (|| -> Result {
+            let Some(base) = kvm_cpuid_base() else {
+                pr_err!("not running under KVM (no KVM hypervisor CPUID leaf)\n");
+                return Err(ENODEV);
+            };
+            pr_info!("running under KVM (CPUID base {base:#x})\n");
+            match host_abi()? {
+                None => pr_info!("the host does not run kvm-isolate\n"),
+                Some((version, features)) => {
+                    let yes = |bit| if features & bit != 0 { "yes" } else { "no" };
+                    pr_info!(
+                        "kvm-isolate ABI {version}, features {features:#x} (VMFUNC {}, #VE {})\n",
+                        yes(abi::FEATURE_VMFUNC),
+                        yes(abi::FEATURE_VE)
+                    );
+                    let both = abi::FEATURE_VMFUNC | abi::FEATURE_VE;
+                    if features & both == both {
+                        ve_selftest()?;
+                    }
+                    VERSION.store(version, Ordering::Relaxed);
+                    FEATURES.store(features, Ordering::Relaxed);
                 }
             }
+            Ok(())
+        })();
+        let item_type = configfs_attrs! {
+            container: configfs::Subsystem<Admin>,
+            data: Admin,
+            child: Protected,
+            attributes: [
+                abi: 0,
+                lock: 1,
+            ],
+        };
+        try_pin_init!(Self {
+            config <- {
+                probed?;
+                configfs::Subsystem::new(
+                    c"kvm_isolate",
+                    item_type,
+                    try_pin_init!(Admin {
+                        busy <- new_mutex!(()),
+                        this: module,
+                    }),
+                )
+            },
+        })
+    }
+}
+
+/// Skips ASCII white space around `s`.
+fn trim(s: &[u8]) -> &[u8] {
+    let start = s
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &s[start..end]
+}
+
+/// Writes `args` into `page`; returns the length.
+fn show_fmt(page: &mut [u8; PAGE_SIZE], args: core::fmt::Arguments<'_>) -> Result<usize> {
+    let mut w = kernel::str::Formatter::new(&mut page[..]);
+    core::fmt::Write::write_fmt(&mut w, args).map_err(|_| EFBIG)?;
+    Ok(w.bytes_written())
+}
+
+#[vtable]
+impl configfs::AttributeOperations<0> for Admin {
+    type Data = Admin;
+
+    /// `abi`: the host's kvm-isolate ABI version (0: none) and the features it offers here.
+    fn show(_admin: &Admin, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let f = FEATURES.load(Ordering::Relaxed);
+        let yes = |bit| if f & bit != 0 { "yes" } else { "no" };
+        show_fmt(
+            page,
+            format_args!(
+                "version {}\nvmfunc {}\nve {}\n",
+                VERSION.load(Ordering::Relaxed),
+                yes(abi::FEATURE_VMFUNC),
+                yes(abi::FEATURE_VE)
+            ),
+        )
+    }
+}
+
+/// Whether the administrator locked the VM through `lock`.
+static LOCKED: AtomicU64 = AtomicU64::new(0);
+
+#[vtable]
+impl configfs::AttributeOperations<1> for Admin {
+    type Data = Admin;
+
+    /// `lock`: 1 once locked.
+    fn show(_admin: &Admin, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        show_fmt(page, format_args!("{}\n", LOCKED.load(Ordering::Relaxed)))
+    }
+
+    /// Writing `1` locks: from then on the guest can only tighten (no domain is destroyed, no
+    /// module unpinned, no mode loosened). Nothing else is accepted.
+    fn store(admin: &Admin, page: &[u8]) -> Result {
+        if trim(page) != b"1" {
+            pr_err!("lock: write 1 to lock; nothing changed\n");
+            return Err(EINVAL);
         }
-        Ok(KvmIsolateGuest)
+        let _busy = admin.busy.lock();
+        // SAFETY: locking takes no right from any memory.
+        unsafe { call(abi::HC_LOCK, [0; 4]) }.inspect_err(|e| {
+            pr_err!("lock: the host refused (errno {})\n", -e.to_errno());
+        })?;
+        LOCKED.store(1, Ordering::Relaxed);
+        pr_info!("kvm-isolate configuration locked\n");
+        Ok(())
+    }
+}
+
+/// A region the administrator gave a protected module.
+struct Region {
+    /// What the administrator named: a section or a symbol.
+    name: CString,
+    /// Its first byte.
+    start: usize,
+    /// Its pages.
+    pages: usize,
+    /// The module's rights on it, `ACCESS_*`.
+    access: u64,
+}
+
+/// A protected module: a directory `/sys/kernel/config/kvm_isolate/NAME`.
+#[pin_data(PinnedDrop)]
+struct Protected {
+    /// The module, pinned while its domain lives: forgotten (pinned for good) if the host
+    /// refuses to destroy the domain (a locked VM).
+    module: ManuallyDrop<LoadedModule>,
+    /// Its domain.
+    domain: u8,
+    /// Its code pages and entry points, as registered.
+    code_pages: usize,
+    entries: usize,
+    #[pin]
+    state: Mutex<ProtectedState>,
+}
+
+/// What the administrator changed after `mkdir`.
+struct ProtectedState {
+    regions: KVec<Region>,
+    /// `MODE_*`; `MODE_INHERIT` until set.
+    mode: u64,
+}
+
+/// Adds `pages` to the domain with `hc` (`ADD_CODE` or `ADD_REGION`), one call per run of
+/// pages that are contiguous both virtually and physically. `arg` is the call's last argument
+/// (`ADD_REGION`'s access; `ADD_CODE` takes the run's length there).
+fn add_runs(domain: u8, pages: &[ModulePage], code: bool, access: u64) -> Result {
+    let page = PAGE_SIZE as u64;
+    let mut i = 0;
+    while i < pages.len() {
+        let mut n = 1;
+        while i + n < pages.len()
+            && pages[i + n].va == pages[i].va + n as u64 * page
+            && pages[i + n].pa == pages[i].pa + n as u64 * page
+        {
+            n += 1;
+        }
+        let d = u64::from(domain);
+        // CAST: a run has at most the module's pages.
+        let n64 = n as u64;
+        // SAFETY: the pages are the module's own (its code, or data the administrator gave
+        // it): what the domain takes from the rest of the guest is what the administrator
+        // asked for.
+        unsafe {
+            if code {
+                call(abi::HC_DOMAIN_ADD_CODE, [d, pages[i].va, pages[i].pa, n64])?;
+            } else {
+                call(abi::HC_DOMAIN_ADD_REGION, [d, pages[i].pa, n64, access])?;
+            }
+        }
+        i += n;
+    }
+    Ok(())
+}
+
+/// Makes `module` a domain: its code, and its functions as entry points. Returns the domain
+/// and how many code pages and entry points it registered; on error destroys the domain.
+fn register(module: &LoadedModule) -> Result<(u8, usize, usize)> {
+    let (text, len) = module.area(Area::Text);
+    let code = module.pages(text, len)?;
+    let entries = module.functions()?;
+    // SAFETY: a new domain takes nothing yet.
+    let domain = unsafe { call(abi::HC_DOMAIN_CREATE, [0; 4]) }?;
+    // CAST: domains are views, below 256.
+    let domain = domain as u8;
+    let d = u64::from(domain);
+    let filled = (|| -> Result {
+        // The domain's own mode is off while its code and entries go in, so that no call
+        // into the module is denied half-way; `mode` sets it afterwards (inherit by default).
+        // SAFETY: a mode change takes no right.
+        unsafe { call(abi::HC_SET_MODE, [d, abi::MODE_OFF, 0, 0]) }?;
+        // The module's name, for the host's tools (its log and `show`): 16 bytes a call.
+        let name = module.name().to_bytes();
+        for (i, chunk) in name.chunks(16).take(abi::NAME_LEN / 16).enumerate() {
+            let mut b = [0u8; 16];
+            b[..chunk.len()].copy_from_slice(chunk);
+            let word = |k: usize| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&b[k..k + 8]);
+                u64::from_le_bytes(w)
+            };
+            // CAST: at most `NAME_LEN`.
+            let offset = (i * 16) as u64;
+            // SAFETY: a name takes no right.
+            unsafe { call(abi::HC_DOMAIN_NAME, [d, offset, word(0), word(8)]) }?;
+        }
+        add_runs(domain, &code, true, 0)?;
+        for &e in entries.iter() {
+            // CAST: addresses are 64 bits.
+            // SAFETY: an entry point takes no right.
+            unsafe { call(abi::HC_DOMAIN_ADD_ENTRY, [d, e as u64, 0, 0]) }?;
+        }
+        // SAFETY: as above.
+        unsafe { call(abi::HC_SET_MODE, [d, abi::MODE_INHERIT, 0, 0]) }?;
+        Ok(())
+    })();
+    if let Err(e) = filled {
+        // SAFETY: destroying the new domain gives back what it took.
+        let _ = unsafe { call(abi::HC_DOMAIN_DESTROY, [d, 0, 0, 0]) };
+        return Err(e);
+    }
+    Ok((domain, code.len(), entries.len()))
+}
+
+#[vtable]
+impl configfs::GroupOperations for Admin {
+    type Child = Protected;
+
+    /// `mkdir NAME`: protect the loaded module NAME.
+    fn make_group(&self, name: &CStr) -> Result<impl PinInit<configfs::Group<Protected>, Error>> {
+        let _busy = self.busy.lock();
+        if VERSION.load(Ordering::Relaxed) == 0 {
+            pr_err!("{name}: the host does not run kvm-isolate\n");
+            return Err(ENODEV);
+        }
+        let module = LoadedModule::get(name).inspect_err(|e| match *e {
+            ENOENT => pr_err!("{name}: no such module is loaded\n"),
+            _ => pr_err!("{name}: the module is loading or unloading; try again\n"),
+        })?;
+        if module.is(self.this) {
+            pr_err!("{name}: kvm_isolate_guest does not protect itself\n");
+            return Err(EINVAL);
+        }
+        let (domain, code_pages, entries) = register(&module).inspect_err(|e| {
+            pr_err!(
+                "{name}: the host refused its domain (errno {})\n",
+                -e.to_errno()
+            );
+        })?;
+        pr_info!(
+            "{name}: protected as domain {domain}: {code_pages} code pages, {entries} entry points\n"
+        );
+        let item_type = configfs_attrs! {
+            container: configfs::Group<Protected>,
+            data: Protected,
+            attributes: [
+                domain: 0,
+                regions: 1,
+                mode: 2,
+            ],
+        };
+        Ok(configfs::Group::new(
+            name.try_into()?,
+            item_type,
+            try_pin_init!(Protected {
+                module: ManuallyDrop::new(module),
+                domain,
+                code_pages,
+                entries,
+                state <- new_mutex!(ProtectedState {
+                    regions: KVec::new(),
+                    mode: abi::MODE_INHERIT,
+                }),
+            }),
+        ))
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Protected {
+    /// `rmdir NAME`: destroy the domain and unpin the module; if the host refuses (a locked
+    /// VM), the domain stays and so does the pin.
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: nothing here is moved out of the pinned `self`; `module` is taken once.
+        let this = unsafe { self.get_unchecked_mut() };
+        let name = this.module.name();
+        // SAFETY: destroying the domain gives back what it took.
+        match unsafe { call(abi::HC_DOMAIN_DESTROY, [u64::from(this.domain), 0, 0, 0]) } {
+            Ok(_) => {
+                pr_info!(
+                    "{name}: domain {} destroyed, module unpinned\n",
+                    this.domain
+                );
+                // SAFETY: dropped once, here; never used again.
+                unsafe { ManuallyDrop::drop(&mut this.module) };
+            }
+            Err(e) => pr_warn!(
+                "{name}: the host keeps domain {} (errno {}): the module stays pinned\n",
+                this.domain,
+                -e.to_errno()
+            ),
+        }
+    }
+}
+
+/// Parses `r`, `rw`, `rx`, ... into `ACCESS_*` bits.
+fn parse_access(s: &[u8]) -> Option<u64> {
+    let mut a = 0;
+    for &c in s {
+        let bit = match c {
+            b'r' => abi::ACCESS_R,
+            b'w' => abi::ACCESS_W,
+            b'x' => abi::ACCESS_X,
+            _ => return None,
+        };
+        if a & bit != 0 {
+            return None;
+        }
+        a |= bit;
+    }
+    (a != 0).then_some(a)
+}
+
+/// Where the section or symbol `what` of `module` is: its start and length. Sections are the
+/// loader's areas: `.data` (with `.bss`), `.rodata`, `.data..ro_after_init`; anything else is a
+/// data symbol, which must start on a page and fill whole pages (a region is pages: a smaller
+/// one would take its neighbours with it).
+fn locate(module: &LoadedModule, what: &CStr) -> Result<(usize, usize)> {
+    let name = module.name();
+    let area = match what.to_bytes() {
+        b".data" => Some(Area::Data),
+        b".rodata" => Some(Area::Rodata),
+        b".data..ro_after_init" => Some(Area::RoAfterInit),
+        b".bss" => {
+            pr_err!("{name}: .bss is part of .data (the loader keeps them together): name .data or a symbol\n");
+            return Err(EINVAL);
+        }
+        b".text" => {
+            pr_err!("{name}: .text is the domain's code already, not a region\n");
+            return Err(EINVAL);
+        }
+        _ => None,
+    };
+    if let Some(area) = area {
+        let (start, len) = module.area(area);
+        if len == 0 {
+            pr_err!("{name}: has no {what} section\n");
+            return Err(ENOENT);
+        }
+        return Ok((start, len));
+    }
+    let Some(sym) = module.symbol(what) else {
+        pr_err!("{name}: no section or symbol {what}\n");
+        return Err(ENOENT);
+    };
+    if sym.is_function() {
+        pr_err!("{name}: {what} is a function, part of the domain's code already\n");
+        return Err(EINVAL);
+    }
+    if sym.addr % PAGE_SIZE != 0 || sym.size == 0 || sym.size % PAGE_SIZE != 0 {
+        pr_err!(
+            "{name}: {what} ({:#x}, {} bytes) does not fill whole pages: align it to a page \
+             and pad it to one (__aligned(PAGE_SIZE)), or name its section\n",
+            sym.addr,
+            sym.size
+        );
+        return Err(EINVAL);
+    }
+    Ok((sym.addr, sym.size))
+}
+
+#[vtable]
+impl configfs::AttributeOperations<0> for Protected {
+    type Data = Protected;
+
+    /// `domain`: the module's domain, its code pages and entry points.
+    fn show(p: &Protected, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        show_fmt(
+            page,
+            format_args!(
+                "{} code_pages {} entries {}\n",
+                p.domain, p.code_pages, p.entries
+            ),
+        )
+    }
+}
+
+#[vtable]
+impl configfs::AttributeOperations<1> for Protected {
+    type Data = Protected;
+
+    /// `regions`: one line per region: name, rights, first address, pages.
+    fn show(p: &Protected, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let state = p.state.lock();
+        let mut w = kernel::str::Formatter::new(&mut page[..]);
+        for r in state.regions.iter() {
+            let bit = |b, c| if r.access & b != 0 { c } else { "-" };
+            core::fmt::Write::write_fmt(
+                &mut w,
+                format_args!(
+                    "{} {}{}{} {:#x} {}\n",
+                    r.name.to_str().unwrap_or("?"),
+                    bit(abi::ACCESS_R, "r"),
+                    bit(abi::ACCESS_W, "w"),
+                    bit(abi::ACCESS_X, "x"),
+                    r.start,
+                    r.pages
+                ),
+            )
+            .map_err(|_| EFBIG)?;
+        }
+        Ok(w.bytes_written())
+    }
+
+    /// Writing `NAME RIGHTS` (a section or a data symbol; `r`, `rw`, ...) makes it one of the
+    /// domain's regions: only the module's code has `RIGHTS` on it.
+    fn store(p: &Protected, page: &[u8]) -> Result {
+        let name = p.module.name();
+        let line = trim(page);
+        let mut words = line
+            .split(|c| c.is_ascii_whitespace())
+            .filter(|w| !w.is_empty());
+        let (Some(what), Some(rights), None) = (words.next(), words.next(), words.next()) else {
+            pr_err!("{name}: regions: write \"SECTION-OR-SYMBOL RIGHTS\", e.g. \".data rw\"\n");
+            return Err(EINVAL);
+        };
+        let Some(access) = parse_access(rights) else {
+            pr_err!("{name}: regions: rights are r, w and x, e.g. rw\n");
+            return Err(EINVAL);
+        };
+        let mut owned = KVec::with_capacity(what.len() + 1, GFP_KERNEL)?;
+        owned.extend_from_slice(what, GFP_KERNEL)?;
+        owned.push(0, GFP_KERNEL)?;
+        let what = CStr::from_bytes_with_nul(&owned).map_err(|_| EINVAL)?;
+        let mut state = p.state.lock();
+        if state.regions.iter().any(|r| &*r.name == what) {
+            pr_err!("{name}: {what} is a region already\n");
+            return Err(EEXIST);
+        }
+        let (start, len) = locate(&p.module, what)?;
+        let pages = p.module.pages(start, len)?;
+        // Everything that can fail here fails before the host is asked.
+        let region_name: CString = what.try_into()?;
+        state.regions.reserve(1, GFP_KERNEL)?;
+        add_runs(p.domain, &pages, false, access).inspect_err(|e| {
+            pr_err!(
+                "{name}: the host refused region {what} (errno {})\n",
+                -e.to_errno()
+            );
+        })?;
+        pr_info!(
+            "{name}: {what} ({} pages at {start:#x}) is domain {}'s\n",
+            pages.len(),
+            p.domain
+        );
+        state
+            .regions
+            .push_within_capacity(Region {
+                name: region_name,
+                start,
+                pages: pages.len(),
+                access,
+            })
+            .map_err(|_| ENOMEM)?;
+        Ok(())
+    }
+}
+
+const MODES: [(&[u8], u64); 4] = [
+    (b"off", abi::MODE_OFF),
+    (b"learn", abi::MODE_LEARN),
+    (b"enforce", abi::MODE_ENFORCE),
+    (b"inherit", abi::MODE_INHERIT),
+];
+
+#[vtable]
+impl configfs::AttributeOperations<2> for Protected {
+    type Data = Protected;
+
+    /// `mode`: `off`, `learn`, `enforce`, or `inherit` (the VM's, which the host sets).
+    fn show(p: &Protected, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mode = p.state.lock().mode;
+        let name = MODES
+            .iter()
+            .find(|m| m.1 == mode)
+            .map_or(&b"?"[..], |m| m.0);
+        let len = name.len();
+        page[..len].copy_from_slice(name);
+        page[len] = b'\n';
+        Ok(len + 1)
+    }
+
+    fn store(p: &Protected, page: &[u8]) -> Result {
+        let name = p.module.name();
+        let word = trim(page);
+        let Some(&(_, mode)) = MODES.iter().find(|m| m.0 == word) else {
+            pr_err!("{name}: mode: off, learn, enforce or inherit\n");
+            return Err(EINVAL);
+        };
+        let mut state = p.state.lock();
+        // SAFETY: a mode changes what the host decides about the domain, no right of memory
+        // the kernel relies on outside it.
+        unsafe { call(abi::HC_SET_MODE, [u64::from(p.domain), mode, 0, 0]) }.inspect_err(|e| {
+            pr_err!(
+                "{name}: the host refused mode {} (errno {})\n",
+                core::str::from_utf8(word).unwrap_or("?"),
+                -e.to_errno()
+            )
+        })?;
+        state.mode = mode;
+        Ok(())
     }
 }

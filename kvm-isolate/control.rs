@@ -218,6 +218,7 @@ impl Control {
                             0
                         },
                         pad: 0,
+                        name: e.name(d),
                     },
                     GFP_KERNEL,
                 )?;

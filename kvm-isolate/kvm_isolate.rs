@@ -525,6 +525,15 @@ impl Isolate {
                 g.engine.add_entry(entry)?;
                 Ok(0)
             }
+            Call::DomainName {
+                domain,
+                chunk,
+                bytes,
+            } => {
+                g.engine.check_name(domain)?;
+                g.engine.set_name(domain, chunk, bytes);
+                Ok(0)
+            }
             Call::DomainSwitchable(d) => {
                 g.engine.check_switchable(d, true)?;
                 // Only its code may run in its view from now on: the pages made executable

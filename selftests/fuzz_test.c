@@ -36,7 +36,7 @@
 #define SLOT_GPA	(SZ_1G - SZ_2M)
 #define SLOT_PAGES	(SZ_4M / PAGE_SIZE)
 #define FIRST		KVM_HC_ISOLATE_FIRST
-#define NFUNCS		(KVM_HC_ISOLATE_DOMAIN_SWITCHABLE - FIRST + 1)
+#define NFUNCS		(KVM_HC_ISOLATE_DOMAIN_NAME - FIRST + 1)
 
 static u64 state;
 
@@ -227,6 +227,13 @@ static void guest_code(u64 seed, u64 calls)
 			break;
 		case KVM_HC_ISOLATE_VE_INFO:
 			a[0] = (rnd() & 3) ? gpa_arg() : -1ull;
+			break;
+		case KVM_HC_ISOLATE_DOMAIN_NAME:
+			/* offsets 0, 16, 32, 48 (and bad ones); printable words, or any */
+			a[0] = view_arg();
+			a[1] = (rnd() & 3) ? (rnd() % 4) * 16 : rnd() % 80;
+			a[2] = (rnd() & 3) ? 0x5f72657065656b5full : rnd();	/* "_keeper_" */
+			a[3] = (rnd() & 3) ? 0 : rnd();
 			break;
 		}
 		/* Now and then an argument the function does not take, or any value. */

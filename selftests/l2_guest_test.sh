@@ -3,18 +3,22 @@
 #
 # A real Linux guest under an unmodified VMM: Debian's QEMU, run inside the
 # emulated host (the rig), boots the same kernel as an L2 guest on the host's
-# KVM with kvm_isolate loaded; the guest administrator's modprobe loads
-# kvm_isolate_guest there, which finds the host's kvm-isolate, its ABI
-# version and the features this CPU offers, and where the host offers #VE
-# (Bochs) takes one in its self-test: a write a view of its own denies is a
-# #VE its handler takes (the guest kernel's vector-20 handler outside TDX,
-# patch 0019), switching back to view 0; the host's kvm-isolatectl lists the
-# guest's VM while it runs; the guest powers off and the host is clean.
+# KVM with kvm_isolate loaded. In it (scripts/initramfs/l2-init) the guest
+# administrator loads kvm_isolate_guest, which finds the host's kvm-isolate
+# and where the host offers #VE (Bochs) takes one in its self-test; loads the
+# key keeper ki_keeper and lets the rogue module ki_rogue read its key; then
+# protects the keeper through configfs (bad requests refused first), runs its
+# workload while the host learns (kvm-isolatectl mode learn) and enforces
+# (mode enforce --deny gp): no denial; the rogue's read, write and call into
+# the middle of the keeper are denied, in the guest (an oops of the rogue's
+# thread) and in the host's log; the keeper cannot be unloaded. This script
+# is the host: it answers the guest's "@l2 wait STEP" lines on its console.
 # TAP output.
 
 CAPS=/sys/kernel/debug/kvm_isolate/caps
 QEMU=/usr/bin/qemu-system-x86_64
 OUT=/tmp/l2_guest_test.out
+IN=/tmp/l2_guest_test.in
 n=0
 failed=0
 
@@ -26,6 +30,12 @@ check() { # description command...
 		not_ok "$desc"; sed 's/^/# /' /tmp/l2_guest_test.chk; fi
 }
 has() { grep -q "$1" "$OUT" || { echo "no '$1' in the L2 console:"; cat "$OUT"; return 1; }; }
+# A column of the guest's VM in kvm-isolatectl's list, by the header's name.
+vm_col() {
+	kvm-isolatectl list | awk -v pid="$qemu" -v col="$1" '
+		NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i }
+		NR > 1 && $2 == pid { print $c }'
+}
 
 if grep -qw vmx /proc/cpuinfo; then vendor=kvm_intel
 elif grep -qw svm /proc/cpuinfo; then vendor=kvm_amd
@@ -36,25 +46,66 @@ if [ ! -f /l2/bzImage ] || [ ! -x $QEMU ]; then
 fi
 
 echo "TAP version 13"
-echo "1..7"
 modprobe "$vendor" && modprobe kvm_isolate || { echo "Bail out! modprobe failed"; exit 1; }
 before=$(dmesg | wc -l)
 # VMFUNC is offered to a guest where the host has EPTP switching (caps), nowhere else.
 if grep -qx 'vmfunc_eptp_switching: yes' "$CAPS"; then vmfunc=yes; else vmfunc=no; fi
 
+# The guest's console: its output in $OUT, its input from the fifo $IN (the host's answers).
+rm -f "$IN" /tmp/l2_guest_test.steps; mkfifo "$IN"
+exec 3<>"$IN"
 $QEMU -M microvm -accel kvm -cpu host -smp 1 -m 256M -nodefaults -no-user-config \
 	-display none -serial stdio -no-reboot -L /usr/share/qemu \
 	-kernel /l2/bzImage -initrd /l2/initrd.cpio \
-	-append "console=ttyS0 panic=-1 quiet pci=off" >"$OUT" 2>&1 </dev/null &
+	-append "console=ttyS0 panic=-1 quiet loglevel=1 pci=off" >"$OUT" 2>&1 <&3 &
 qemu=$!
-# While it runs (it sleeps 2 s after probing), the host lists its VM.
-i=0
-while ! grep -q '@l2 probed' "$OUT" && kill -0 $qemu 2>/dev/null && [ $i -lt 1200 ]; do
-	sleep 0.1; i=$((i + 1))
+
+# The host's side of each step the guest asks for.
+denied0=
+step() {
+	vm=$(vm_col ID)
+	case $1 in
+	learn) kvm-isolatectl mode "$vm" learn --deny gp ;;
+	enforce)
+		kvm-isolatectl profile export "$vm" >/tmp/l2_guest_test.profile
+		kvm-isolatectl mode "$vm" enforce --deny gp ;;
+	count) denied0=$(vm_col DENIED) ;;
+	log) kvm-isolatectl log "$vm" >/tmp/l2_guest_test.log
+	     kvm-isolatectl show "$vm" >/tmp/l2_guest_test.show ;;
+	*) echo "unknown step '$1'"; return 1 ;;
+	esac
+}
+done_steps=0
+shown=0
+end=$(($(date +%s) + 240))
+while kill -0 $qemu 2>/dev/null && [ "$(date +%s)" -lt $end ]; do
+	# The guest's lines for the test, as they come (a run that hangs shows where).
+	lines=$(grep -c '^@l2 ' "$OUT")
+	if [ "$lines" -gt "$shown" ]; then
+		grep '^@l2 ' "$OUT" | sed -n "$((shown + 1)),${lines}p" | sed 's/^/# L2| /'
+		shown=$lines
+	fi
+	steps=$(grep -c '^@l2 wait ' "$OUT")
+	if [ "$steps" -gt "$done_steps" ]; then
+		done_steps=$((done_steps + 1))
+		s=$(grep '^@l2 wait ' "$OUT" | tr -d '\r' | sed -n "${done_steps}p" | cut -d' ' -f3)
+		if step "$s" >/tmp/l2_guest_test.step 2>&1; then a=done; else a=failed; fi
+		sed "s/^/# host $s: /" /tmp/l2_guest_test.step | tee -a /tmp/l2_guest_test.steps
+		echo "$a" >&3
+		continue
+	fi
+	sleep 0.2
 done
-kvm-isolatectl list >/tmp/l2_guest_test.list 2>&1
+if kill -0 $qemu 2>/dev/null; then
+	echo "# the L2 guest did not finish in 240 s; its VM on the host:"
+	vm=$(vm_col ID)
+	{ kvm-isolatectl show "$vm"; kvm-isolatectl log "$vm" --max 20; } 2>&1 | sed 's/^/# /'
+fi
+kill $qemu 2>/dev/null
 wait $qemu
 rc=$?
+exec 3>&-
+rm -f "$IN"
 
 check "L2 Linux boots under QEMU on the host's KVM" has '@l2 up'
 check "modprobe kvm_isolate_guest in the L2 guest" has '@l2 modprobe ok'
@@ -68,20 +119,54 @@ else
 	n=$((n + 1))
 	echo "ok $n # SKIP a #VE in the L2 guest: the host offers no #VE without EPTP switching"
 fi
-listed() {
-	cat /tmp/l2_guest_test.list
-	awk -v pid=$qemu 'NR > 1 && $2 == pid { found = 1 } END { exit !found }' \
-		/tmp/l2_guest_test.list
+# Each result the guest reported, and that it reported them all.
+grep '^@l2 check ' "$OUT" | tr -d '\r' | sed 's/^@l2 check //' >/tmp/l2_guest_test.checks
+# (A kernel message may end a line: after an oops the guest's console prints every level.)
+while IFS= read -r line; do
+	case $line in
+	*": ok"*) ok "L2: ${line%%: ok*}" ;;
+	*) not_ok "L2: ${line%%: failed*}"; grep '^@l2 out ' "$OUT" | sed 's/^@l2 out /# /' ;;
+	esac
+done </tmp/l2_guest_test.checks
+check "the guest reported all 24 of its checks" \
+	test "$(wc -l </tmp/l2_guest_test.checks)" = 24
+host_steps() { # the guest asked for four steps, and the host did each
+	grep '^# host ' /tmp/l2_guest_test.steps 2>/dev/null
+	[ "$(grep -c '^@l2 host did [a-z]*: done' "$OUT")" = 4 ]
 }
-check "kvm-isolatectl lists the guest's VM (QEMU's pid $qemu) while it runs" listed
-powered_off() { [ $rc = 0 ] && has '@l2 end' && ! grep '@l2 bad' "$OUT"; }
-check "the guest's kernel log is clean and it powers off (QEMU exit $rc)" powered_off
+check "the host did the four steps the guest asked for (kvm-isolatectl)" host_steps
+learned() { cat /tmp/l2_guest_test.profile; grep -q '"domain": 1' /tmp/l2_guest_test.profile; }
+check "learning profiled the keeper's workload (a rule for its domain)" learned
+no_denial() { # the keeper's workload under enforcement was not denied
+	echo "denied before the attacks: $denied0"; [ "$denied0" = 0 ]; }
+check "the keeper's workload under enforcement: 0 denials" no_denial
+logged() { # the rogue's three attacks, denied, about the keeper's domain, named by the guest
+	cat /tmp/l2_guest_test.log /tmp/l2_guest_test.show
+	[ "$(awk '$11 == "denied" && $5 == 1 && $6 == "ki_keeper"' /tmp/l2_guest_test.log |
+		wc -l)" -ge 3 ]
+}
+check "the host's log has the rogue's denied read, write and call, domain ki_keeper" logged
+# The guest's own log: the rogue's thread oopsed three times (the denials: #GP at the rogue's
+# read and write, and at the keeper's code it called), and nothing else went wrong.
+oopses() {
+	grep '^@l2 bad ' "$OUT"
+	# Each oops's first RIP: where the guest took the #GP.
+	awk '/^@l2 bad .*Oops:/ { n++; want = 1; next }
+	     want && /^@l2 bad RIP: 0010:(ki_rogue_attack|ki_keeper_read)\+/ { good++ }
+	     /^@l2 bad RIP: / { want = 0 }
+	     /^@l2 bad .*(WARNING:|BUG:)/ { bad++ }
+	     END { exit !(n == 3 && good == 3 && !bad) }' "$OUT"
+}
+check "the guest's log: three oopses of the rogue's thread, nothing else" oopses
+powered_off() { [ $rc = 0 ] && has '@l2 end'; }
+check "the guest powers off (QEMU exit $rc)" powered_off
 # What the rig's last check looks for, in what the host logged since this test began.
 host_clean() {
 	! dmesg | tail -n +$((before + 1)) | grep -E 'WARNING:|BUG:|Oops|general protection|Call Trace:'
 }
 check "the host's kernel log is clean after the guest" host_clean
-# What the guest module said, for the log.
-grep '@l2 dmesg' "$OUT" | sed 's/^@l2 dmesg /# L2: /'
+# What the guest said, for the log.
+grep -E '^@l2 (dmesg|keeper|region|domain|host)' "$OUT" | sed 's/^@l2 /# L2: /'
+echo "1..$n"
 [ $failed = 0 ] || exit 1
 exit 0

@@ -89,6 +89,15 @@
  * site.  Before LOCK only.  See Documentation/kvm-isolate/domains.rst.
  */
 #define KVM_HC_ISOLATE_DOMAIN_SWITCHABLE	(KVM_HC_ISOLATE_FIRST + 16)
+/*
+ * (domain, offset, bytes, bytes) -> 0: 16 bytes of the domain's name (its
+ * module's, for the host's tools), at offset 0, 16, 32 or 48 of
+ * KVM_ISOLATE_NAME_LEN, little-endian in the two registers: printable ASCII,
+ * NUL-padded (KVM_ISOLATE_EINVAL otherwise).  The host decides nothing by it.
+ * Before LOCK only.
+ */
+#define KVM_HC_ISOLATE_DOMAIN_NAME		(KVM_HC_ISOLATE_FIRST + 17)
+#define KVM_ISOLATE_NAME_LEN		64
 
 /* Modes, from loosest to tightest; a domain in INHERIT follows its VM. */
 #define KVM_ISOLATE_MODE_OFF		0	/* allow, record nothing */
@@ -193,8 +202,9 @@
  *    max_return_sites); KVM_ISOLATE_MAX_RULES and _MAX_ENTRIES are gone;
  *    up to 256 views, kvm_isolate_ctl_vm.views is their number, not a bitmap.
  * 5: kvm_isolate_ctl_domain.flags (KVM_ISOLATE_DOMAIN_SWITCHABLE).
+ * 6: kvm_isolate_ctl_domain.name (KVM_HC_ISOLATE_DOMAIN_NAME).
  */
-#define KVM_ISOLATE_CTL_VERSION_NR	5
+#define KVM_ISOLATE_CTL_VERSION_NR	6
 /* Log records a VM keeps before dropping. */
 #define KVM_ISOLATE_LOG_RECORDS		1024
 
@@ -249,6 +259,7 @@ struct kvm_isolate_ctl_domain {
 	__u64 left;		/* switched back out of the view */
 	__u32 flags;		/* KVM_ISOLATE_DOMAIN_* */
 	__u32 pad;
+	char name[KVM_ISOLATE_NAME_LEN];	/* the guest's (DOMAIN_NAME), NUL-padded */
 };
 
 /*

@@ -48,6 +48,10 @@ pub const HC_DOMAIN_ADD_ENTRY: u64 = HC_FIRST + 14;
 pub const HC_VE_INFO: u64 = HC_FIRST + 15;
 /// `KVM_HC_ISOLATE_DOMAIN_SWITCHABLE`.
 pub const HC_DOMAIN_SWITCHABLE: u64 = HC_FIRST + 16;
+/// `KVM_HC_ISOLATE_DOMAIN_NAME`.
+pub const HC_DOMAIN_NAME: u64 = HC_FIRST + 17;
+/// `KVM_ISOLATE_NAME_LEN`: a domain's name, NUL-padded.
+pub const NAME_LEN: usize = 64;
 
 /// `KVM_ISOLATE_QUERY_VIEW`.
 pub const QUERY_VIEW: u64 = 0;
@@ -105,6 +109,10 @@ pub const EXIT_FLAG_EXEC: u64 = 1 << 6;
 
 /// `KVM_ISOLATE_ACCESS_R`.
 pub const ACCESS_R: u64 = 0x1;
+/// `KVM_ISOLATE_ACCESS_W`.
+pub const ACCESS_W: u64 = 0x2;
+/// `KVM_ISOLATE_ACCESS_X`.
+pub const ACCESS_X: u64 = 0x4;
 /// `KVM_ISOLATE_ACCESS_RWX`.
 pub const ACCESS_RWX: u64 = 0x7;
 /// `KVM_ISOLATE_ACCESS_VE`: violations go to the guest as #VE.
@@ -245,6 +253,15 @@ pub enum Call {
     VeInfo(Option<u64>),
     /// Let `SWITCH` and `VMFUNC` enter a domain's view.
     DomainSwitchable(u8),
+    /// Set 16 bytes of a domain's name.
+    DomainName {
+        /// The domain (1 ..).
+        domain: u8,
+        /// Which 16 bytes: 0 .. `NAME_LEN / 16`.
+        chunk: u8,
+        /// The bytes, little-endian in two words: printable ASCII or NUL.
+        bytes: [u64; 2],
+    },
 }
 
 fn view_arg(v: u64) -> Result<u8, Error> {
@@ -416,6 +433,27 @@ pub fn decode(nr: u64, a: [u64; 4]) -> Result<Call, Error> {
         HC_DOMAIN_SWITCHABLE => {
             zero(&a[1..])?;
             Ok(Call::DomainSwitchable(domain_arg(a[0])?))
+        }
+        HC_DOMAIN_NAME => {
+            let domain = domain_arg(a[0])?;
+            let chunk = match a[1] {
+                // CAST: below `NAME_LEN`.
+                o if o % 16 == 0 && o < NAME_LEN as u64 => (o / 16) as u8,
+                _ => return Err(Error::Inval),
+            };
+            let printable = |w: u64| {
+                w.to_le_bytes()
+                    .iter()
+                    .all(|&b| b == 0 || (0x20..0x7f).contains(&b))
+            };
+            if !printable(a[2]) || !printable(a[3]) {
+                return Err(Error::Inval);
+            }
+            Ok(Call::DomainName {
+                domain,
+                chunk,
+                bytes: [a[2], a[3]],
+            })
         }
         _ => Err(Error::NoSys),
     }

@@ -18,7 +18,8 @@ pub const CTL_TYPE: u32 = 0xB7;
 /// its usage in [`CtlVm`] (`code_ranges` .. `max_return_sites`); `MAX_RULES` and `MAX_ENTRIES`
 /// are gone; up to 256 views, [`CtlVm::views`] is their number, not a bitmap.
 /// 5: [`CtlDomain::flags`] ([`DOMAIN_SWITCHABLE`]).
-pub const CTL_VERSION_NR: u32 = 5;
+/// 6: [`CtlDomain::name`] (`KVM_HC_ISOLATE_DOMAIN_NAME`).
+pub const CTL_VERSION_NR: u32 = 6;
 /// `KVM_ISOLATE_DOMAIN_SWITCHABLE`: in [`CtlDomain::flags`].
 pub const DOMAIN_SWITCHABLE: u32 = 1 << 0;
 /// `KVM_ISOLATE_RULE_TRUSTED`: a rule's accessor is trusted on its own (in `CtlRule::access`).
@@ -125,7 +126,7 @@ pub struct CtlVm {
 
 /// `struct kvm_isolate_ctl_domain`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CtlDomain {
     /// The domain's view.
     pub id: u32,
@@ -151,7 +152,30 @@ pub struct CtlDomain {
     pub flags: u32,
     /// Zero.
     pub pad: u32,
+    /// The name the guest gave it (`KVM_HC_ISOLATE_DOMAIN_NAME`): printable ASCII, NUL-padded.
+    pub name: [u8; crate::abi::NAME_LEN],
 }
+
+impl Default for CtlDomain {
+    fn default() -> Self {
+        CtlDomain {
+            id: 0,
+            mode: 0,
+            code_ranges: 0,
+            regions: 0,
+            rules: 0,
+            lenses: 0,
+            allowed: 0,
+            denied: 0,
+            learned: 0,
+            left: 0,
+            flags: 0,
+            pad: 0,
+            name: [0; crate::abi::NAME_LEN],
+        }
+    }
+}
+
 
 /// `struct kvm_isolate_ctl_rule`.
 #[repr(C)]

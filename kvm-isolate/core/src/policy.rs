@@ -327,6 +327,9 @@ pub struct Domain {
     mode: u8,
     /// Its view may be switched to without a check ([`Engine::check_switchable`]).
     switchable: bool,
+    /// The name the guest gave it, as the hypercall's words (little-endian bytes): for the
+    /// host's tools only, never for a decision.
+    name: [u64; abi::NAME_LEN / 8],
     /// Counters.
     pub counters: Counters,
 }
@@ -593,6 +596,38 @@ impl Engine {
             .as_slice()
             .get(usize::from(d))
             .is_some_and(|x| x.active && x.switchable)
+    }
+
+    /// Domain `d`'s name (NUL-padded; all NUL if the guest gave none).
+    pub fn name(&self, d: u8) -> [u8; abi::NAME_LEN] {
+        let mut out = [0; abi::NAME_LEN];
+        if let Some(x) = self.domains.as_slice().get(usize::from(d)) {
+            for (o, w) in out.chunks_exact_mut(8).zip(x.name) {
+                o.copy_from_slice(&w.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// Checks that the guest may set domain `d`'s name: it exists and the VM is not locked.
+    pub fn check_name(&self, d: u8) -> Result<(), Error> {
+        if !self.is_domain(d) {
+            return Err(Error::NoEnt);
+        }
+        if self.locked {
+            return Err(Error::Perm);
+        }
+        Ok(())
+    }
+
+    /// Sets 16 bytes (`chunk` 0 .. `NAME_LEN / 16`) of domain `d`'s name.
+    pub fn set_name(&mut self, d: u8, chunk: u8, bytes: [u64; 2]) {
+        let i = usize::from(chunk) * 2;
+        if let Some(x) = self.domains.as_mut_slice().get_mut(usize::from(d)) {
+            if let Some(w) = x.name.get_mut(i..i + 2) {
+                w.copy_from_slice(&bytes);
+            }
+        }
     }
 
     /// Domain `d`'s counters.

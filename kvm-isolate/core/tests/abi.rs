@@ -82,6 +82,8 @@ fn rust_mirror_matches_c_header() {
             "KVM_HC_ISOLATE_DOMAIN_SWITCHABLE",
             abi::HC_DOMAIN_SWITCHABLE,
         ),
+        ("KVM_HC_ISOLATE_DOMAIN_NAME", abi::HC_DOMAIN_NAME),
+        ("KVM_ISOLATE_NAME_LEN", abi::NAME_LEN as u64),
         ("KVM_ISOLATE_MODE_OFF", abi::MODE_OFF),
         ("KVM_ISOLATE_MODE_LEARN", abi::MODE_LEARN),
         ("KVM_ISOLATE_MODE_ENFORCE", abi::MODE_ENFORCE),
@@ -115,6 +117,8 @@ fn rust_mirror_matches_c_header() {
         ("KVM_ISOLATE_MAX_VIEWS", abi::MAX_VIEWS),
         ("KVM_ISOLATE_MAX_PAGES", abi::MAX_PAGES),
         ("KVM_ISOLATE_ACCESS_R", abi::ACCESS_R),
+        ("KVM_ISOLATE_ACCESS_W", abi::ACCESS_W),
+        ("KVM_ISOLATE_ACCESS_X", abi::ACCESS_X),
         ("KVM_ISOLATE_ACCESS_RWX", abi::ACCESS_RWX),
         ("KVM_ISOLATE_ACCESS_VE", abi::ACCESS_VE),
         ("KVM_ISOLATE_EXIT_FLAG_VIEW", abi::EXIT_FLAG_VIEW),
@@ -135,9 +139,9 @@ fn rust_mirror_matches_c_header() {
         assert_eq!(h.get(name).copied(), Some(value), "{name}");
     }
     // Version 4: capacities per VM (module parameters), no static rule or entry point limit;
-    // version 5: a domain's flags (switchable).
-    assert_eq!(ctl::CTL_VERSION_NR, 5);
-    assert_eq!(h.get("KVM_ISOLATE_CTL_VERSION_NR").copied(), Some(5));
+    // version 5: a domain's flags (switchable); version 6: its name.
+    assert_eq!(ctl::CTL_VERSION_NR, 6);
+    assert_eq!(h.get("KVM_ISOLATE_CTL_VERSION_NR").copied(), Some(6));
     for gone in ["KVM_ISOLATE_MAX_RULES", "KVM_ISOLATE_MAX_ENTRIES"] {
         assert!(!h.contains_key(gone), "{gone} is gone in version 4");
     }
@@ -190,7 +194,7 @@ fn probe_version_create_take_no_arguments() {
 #[test]
 fn unknown_functions_are_enosys() {
     assert_eq!(
-        abi::decode(abi::HC_DOMAIN_SWITCHABLE + 1, [0; 4]),
+        abi::decode(abi::HC_DOMAIN_NAME + 1, [0; 4]),
         Err(Error::NoSys)
     );
     assert_eq!(abi::decode(abi::HC_LAST, [0; 4]), Err(Error::NoSys));
@@ -226,6 +230,38 @@ fn destroy_and_switch_check_the_view() {
         abi::decode(abi::HC_SWITCH, [256, 0, 0, 0]),
         Err(Error::Inval)
     );
+}
+
+#[test]
+fn a_name_is_printable_ascii_in_16_byte_chunks() {
+    let d = |a| abi::decode(abi::HC_DOMAIN_NAME, a);
+    let ki = u64::from_le_bytes(*b"ki_keepe");
+    assert_eq!(
+        d([3, 0, ki, u64::from(b'r')]),
+        Ok(Call::DomainName {
+            domain: 3,
+            chunk: 0,
+            bytes: [ki, u64::from(b'r')]
+        })
+    );
+    assert_eq!(
+        d([3, 48, 0, 0]),
+        Ok(Call::DomainName {
+            domain: 3,
+            chunk: 3,
+            bytes: [0, 0]
+        })
+    );
+    assert_eq!(d([0, 0, ki, 0]), Err(Error::Inval), "view 0 is no domain");
+    assert_eq!(d([256, 0, ki, 0]), Err(Error::Inval), "no such view");
+    for offset in [8, 17, 64, 1 << 40] {
+        assert_eq!(d([3, offset, ki, 0]), Err(Error::Inval), "offset {offset}");
+    }
+    // Control characters, DEL and bytes above 0x7f are refused, in either word.
+    for bad in [0x0a_u64, 0x7f, 0x80, 0xff << 56, 0x1b << 8] {
+        assert_eq!(d([3, 0, bad, 0]), Err(Error::Inval), "{bad:#x}");
+        assert_eq!(d([3, 0, 0, bad]), Err(Error::Inval), "{bad:#x}");
+    }
 }
 
 #[test]
@@ -553,6 +589,7 @@ fn ctl_matches_c() {
         "offsetof(struct kvm_isolate_ctl_domain, allowed)",
         "offsetof(struct kvm_isolate_ctl_domain, left)",
         "offsetof(struct kvm_isolate_ctl_domain, flags)",
+        "offsetof(struct kvm_isolate_ctl_domain, name)",
         "offsetof(struct kvm_isolate_ctl_rule, region_gpa)",
         "offsetof(struct kvm_isolate_ctl_rule, accessor_end)",
         "offsetof(struct kvm_isolate_ctl_record, gpa)",
@@ -591,7 +628,7 @@ fn ctl_matches_c() {
         .map(|(k, v)| (k, v.parse().unwrap()))
         .collect();
     use ctl::*;
-    let want: [(&str, u64); 51] = [
+    let want: [(&str, u64); 52] = [
         ("KVM_ISOLATE_CTL_VERSION", CTL_VERSION.into()),
         ("KVM_ISOLATE_CTL_LIST", CTL_LIST.into()),
         ("KVM_ISOLATE_CTL_DOMAINS", CTL_DOMAINS.into()),
@@ -705,6 +742,10 @@ fn ctl_matches_c() {
         (
             "offsetof(struct kvm_isolate_ctl_domain, flags)",
             offset_of!(CtlDomain, flags) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_domain, name)",
+            offset_of!(CtlDomain, name) as u64,
         ),
         (
             "offsetof(struct kvm_isolate_ctl_rule, region_gpa)",

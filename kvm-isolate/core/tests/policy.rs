@@ -3,7 +3,7 @@
 //! The policy engine: decisions, entry gates (entry points, return sites), learning, profiles,
 //! modes and the lock, the log; property tests against a naive model and of the return table.
 
-use kvm_isolate_core::abi::Error;
+use kvm_isolate_core::abi::{self, Error};
 use kvm_isolate_core::ctl::{self, CtlEntry, CtlRecord, CtlRule};
 use kvm_isolate_core::policy::*;
 use proptest::prelude::*;
@@ -3032,4 +3032,26 @@ fn learning_about_a_switchable_domain_s_region_uses_a_lens() {
         e.decide(&fetch(1, FOREIGN, HELPER_PAGE, None)).decision,
         Decision::Leave
     );
+}
+
+#[test]
+fn a_domain_keeps_the_name_the_guest_gave_it_until_it_goes() {
+    let mut e = engine();
+    assert_eq!(e.name(1), [0; abi::NAME_LEN], "no name yet");
+    assert_eq!(e.check_name(3), Err(Error::NoEnt));
+    e.check_name(1).unwrap();
+    e.set_name(1, 0, [u64::from_le_bytes(*b"ki_keepe"), u64::from(b'r')]);
+    e.set_name(1, 3, [u64::from_le_bytes(*b"the_end!"), 0]);
+    let name = e.name(1);
+    assert_eq!(&name[..10], b"ki_keeper\0");
+    assert_eq!(&name[48..56], b"the_end!");
+    assert_eq!(name[16..48], [0; 32]);
+    assert_eq!(e.name(2), [0; abi::NAME_LEN], "domain 2 keeps its own");
+    // A name is the guest's until it locks; a new domain in the same view starts without one.
+    e.set_locked(true);
+    assert_eq!(e.check_name(1), Err(Error::Perm));
+    e.set_locked(false);
+    e.destroy_domain(1);
+    e.create_domain(1).unwrap();
+    assert_eq!(e.name(1), [0; abi::NAME_LEN]);
 }

@@ -2,6 +2,7 @@
 
 //! The subcommands, written against [`Ctl`] so that the tests can run them on a fake device.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Write};
 use std::time::Duration;
@@ -719,6 +720,17 @@ pub fn log(
     let mut seen: u64 = 0;
     let mut dropped: u64 = 0;
     let mut first = true;
+    // Domains' names, read again when a record names a domain not seen yet (the guest may
+    // register more while `--follow` runs); none if the VM is gone.
+    let mut names: HashMap<u32, String> = HashMap::new();
+    let mut name_of = |d: u32| -> String {
+        if d != 0 && !names.contains_key(&d) {
+            if let Ok(ds) = ctl.domains(vm) {
+                names = ds.iter().map(|x| (x.id, output::domain_name(x))).collect();
+            }
+        }
+        names.get(&d).cloned().unwrap_or_default()
+    };
     if !json {
         let headers: Vec<String> = output::RECORD_HEADERS
             .iter()
@@ -745,10 +757,11 @@ pub fn log(
         first = false;
         dropped = d;
         for r in &records {
+            let name = name_of(r.domain);
             if json {
-                json_line(out, &RecordJson::from(r))?;
+                json_line(out, &RecordJson::new(r, &name))?;
             } else {
-                out.write_all(output::fixed_line(&output::record_row(r)).as_bytes())?;
+                out.write_all(output::fixed_line(&output::record_row(r, &name)).as_bytes())?;
             }
         }
         seen += records.len() as u64;

@@ -186,6 +186,8 @@ impl From<&CtlVm> for VmJson {
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct DomainJson {
     pub id: u32,
+    /// The name the guest gave it (its module's), empty if none.
+    pub name: String,
     pub mode: String,
     pub effective_mode: String,
     pub code_ranges: u32,
@@ -204,6 +206,7 @@ impl DomainJson {
     pub fn new(d: &CtlDomain, vm_mode: u32) -> Self {
         DomainJson {
             id: d.id,
+            name: domain_name(d),
             mode: mode_str(d.mode),
             effective_mode: mode_str(if d.mode == MODE_INHERIT {
                 vm_mode
@@ -233,6 +236,9 @@ pub struct RecordJson {
     pub vcpu: u32,
     pub view: u32,
     pub domain: u32,
+    /// The domain's name, if the guest gave it one (left out otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain_name: Option<String>,
     pub rip: u64,
     pub gva: Option<u64>,
     pub gpa: u64,
@@ -242,8 +248,9 @@ pub struct RecordJson {
     pub count: u64,
 }
 
-impl From<&CtlRecord> for RecordJson {
-    fn from(r: &CtlRecord) -> Self {
+impl RecordJson {
+    /// The record, with its domain's name (empty: none).
+    pub fn new(r: &CtlRecord, name: &str) -> Self {
         RecordJson {
             seq: r.seq,
             time_ns: r.time_ns,
@@ -251,6 +258,7 @@ impl From<&CtlRecord> for RecordJson {
             vcpu: r.vcpu,
             view: r.view,
             domain: r.domain,
+            domain_name: (!name.is_empty()).then(|| name.to_string()),
             rip: r.rip,
             gva: (r.gva != GVA_UNKNOWN).then_some(r.gva),
             gpa: r.gpa,
@@ -323,9 +331,29 @@ pub fn usage_row(v: &CtlVm) -> Vec<String> {
     .collect()
 }
 
+/// A domain's name up to the first NUL. The kernel passes printable ASCII only; anything
+/// else would show as `?`.
+pub fn domain_name(d: &CtlDomain) -> String {
+    d.name
+        .iter()
+        .take_while(|&&b| b != 0)
+        .map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '?' })
+        .collect()
+}
+
+/// A name for a table cell: `-` if there is none.
+pub fn name_cell(name: &str) -> String {
+    if name.is_empty() {
+        "-".into()
+    } else {
+        name.into()
+    }
+}
+
 /// Columns of `show`'s domain table.
-pub const DOMAIN_HEADERS: [&str; 11] = [
+pub const DOMAIN_HEADERS: [&str; 12] = [
     "DOMAIN",
+    "NAME",
     "MODE",
     "CODE_RANGES",
     "REGIONS",
@@ -347,6 +375,7 @@ pub fn domain_row(d: &CtlDomain, vm_mode: u32) -> Vec<String> {
     };
     vec![
         d.id.to_string(),
+        name_cell(&domain_name(d)),
         mode,
         d.code_ranges.to_string(),
         d.regions.to_string(),
@@ -365,20 +394,22 @@ pub fn domain_row(d: &CtlDomain, vm_mode: u32) -> Vec<String> {
     ]
 }
 
-/// Columns of `log`: `TIME` is the first occurrence, `LAST` the last, `COUNT` how many.
-pub const RECORD_HEADERS: [&str; 12] = [
-    "SEQ", "TIME", "VCPU", "VIEW", "DOMAIN", "RIP", "GVA", "GPA", "ACCESS", "VERDICT", "COUNT",
-    "LAST",
+/// Columns of `log`: `TIME` is the first occurrence, `LAST` the last, `COUNT` how many; `NAME`
+/// the domain's (its module's, as the guest named it).
+pub const RECORD_HEADERS: [&str; 13] = [
+    "SEQ", "TIME", "VCPU", "VIEW", "DOMAIN", "NAME", "RIP", "GVA", "GPA", "ACCESS", "VERDICT",
+    "COUNT", "LAST",
 ];
 
-/// One `log` row.
-pub fn record_row(r: &CtlRecord) -> Vec<String> {
+/// One `log` row; `name` is the record's domain's name (empty if none).
+pub fn record_row(r: &CtlRecord, name: &str) -> Vec<String> {
     vec![
         r.seq.to_string(),
         time_str(r.time_ns),
         r.vcpu.to_string(),
         r.view.to_string(),
         r.domain.to_string(),
+        name_cell(name),
         addr(r.rip),
         if r.gva == GVA_UNKNOWN {
             "-".into()
@@ -395,7 +426,7 @@ pub fn record_row(r: &CtlRecord) -> Vec<String> {
 
 /// Fixed widths for the streamed log (records arrive in batches, so the table cannot be sized
 /// over all of them).
-pub const RECORD_WIDTHS: [usize; 12] = [8, 20, 4, 4, 6, 18, 18, 18, 6, 7, 8, 20];
+pub const RECORD_WIDTHS: [usize; 13] = [8, 20, 4, 4, 6, 12, 18, 18, 18, 6, 7, 8, 20];
 
 /// One streamed log line, padded to [`RECORD_WIDTHS`].
 pub fn fixed_line(cells: &[String]) -> String {
@@ -455,15 +486,23 @@ mod tests {
             count: 20_000,
             ..Default::default()
         };
-        let row = record_row(&r);
+        let row = record_row(&r, "");
         assert_eq!(row[1], "1.000000001");
-        assert_eq!(row[6], "-");
-        assert_eq!(row[8], "w");
-        assert_eq!(row[9], "denied");
-        assert_eq!(row[10], "20000");
-        assert_eq!(row[11], "3.000000002");
-        let j = RecordJson::from(&r);
+        assert_eq!(row[5], "-", "no name");
+        assert_eq!(row[7], "-");
+        assert_eq!(row[9], "w");
+        assert_eq!(row[10], "denied");
+        assert_eq!(row[11], "20000");
+        assert_eq!(row[12], "3.000000002");
+        assert_eq!(record_row(&r, "ki_keeper")[5], "ki_keeper");
+        let j = RecordJson::new(&r, "");
         assert_eq!(j.gva, None);
+        assert_eq!(j.domain_name, None);
+        assert!(!serde_json::to_string(&j).unwrap().contains("domain_name"));
+        assert_eq!(
+            RecordJson::new(&r, "ki_keeper").domain_name.as_deref(),
+            Some("ki_keeper")
+        );
         assert_eq!(
             (j.time_ns, j.last_ns, j.count),
             (1_000_000_001, 3_000_000_002, 20_000)

@@ -104,6 +104,11 @@ fn fake() -> Fake {
                 lenses: 1,
                 flags: DOMAIN_SWITCHABLE,
                 pad: 0,
+                name: {
+                    let mut n = [0; 64];
+                    n[..9].copy_from_slice(b"ki_keeper");
+                    n
+                },
             },
         ],
         rules: vec![
@@ -341,6 +346,7 @@ fn show_lists_domains_with_inherited_mode() {
         lines[0].split_whitespace().collect::<Vec<_>>(),
         [
             "DOMAIN",
+            "NAME",
             "MODE",
             "CODE_RANGES",
             "REGIONS",
@@ -357,6 +363,7 @@ fn show_lists_domains_with_inherited_mode() {
         lines[1].split_whitespace().collect::<Vec<_>>(),
         [
             "1",
+            "ki_keeper",
             "inherit(enforce)",
             "2",
             "1",
@@ -371,7 +378,7 @@ fn show_lists_domains_with_inherited_mode() {
     );
     assert_eq!(
         lines[2].split_whitespace().collect::<Vec<_>>(),
-        ["2", "learn", "1", "3", "0", "0", "no", "0", "0", "0", "9"]
+        ["2", "-", "learn", "1", "3", "0", "0", "no", "0", "0", "0", "9"]
     );
 
     let v: Value = serde_json::from_str(&ok(&fake(), &["show", "1", "--json"])).unwrap();
@@ -380,6 +387,8 @@ fn show_lists_domains_with_inherited_mode() {
     assert_eq!(v["vm"]["max_rules"], caps.rules);
     assert_eq!(v["domains"][0]["mode"], "inherit");
     assert_eq!(v["domains"][0]["effective_mode"], "enforce");
+    assert_eq!(v["domains"][0]["name"], "ki_keeper");
+    assert_eq!(v["domains"][1]["name"], "");
     assert_eq!(v["domains"][1]["code_ranges"], 1);
     assert_eq!(v["domains"][0]["lenses"], 1);
     assert_eq!(v["domains"][1]["lenses"], 0);
@@ -1240,8 +1249,8 @@ fn log_reads_in_batches_and_prints_dropped() {
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
         [
-            "SEQ", "TIME", "VCPU", "VIEW", "DOMAIN", "RIP", "GVA", "GPA", "ACCESS", "VERDICT",
-            "COUNT", "LAST"
+            "SEQ", "TIME", "VCPU", "VIEW", "DOMAIN", "NAME", "RIP", "GVA", "GPA", "ACCESS",
+            "VERDICT", "COUNT", "LAST"
         ]
     );
     assert_eq!(
@@ -1252,6 +1261,7 @@ fn log_reads_in_batches_and_prints_dropped() {
             "0",
             "0",
             "1",
+            "ki_keeper",
             "0xffffffff81234567",
             "-",
             "0x0000000040005000",
@@ -1265,7 +1275,7 @@ fn log_reads_in_batches_and_prints_dropped() {
     // A compressed record: its count and the time of its last occurrence.
     let row3: Vec<&str> = lines[3].split_whitespace().collect();
     assert_eq!(
-        (row3[0], row3[1], row3[10], row3[11]),
+        (row3[0], row3[1], row3[11], row3[12]),
         ("2", "5.000000009", "20000", "8.000000009")
     );
     // Columns line up with the header.
@@ -1291,6 +1301,13 @@ fn log_json_and_max() {
     assert_eq!(r0["time_ns"], 5_000_000_007u64);
     assert_eq!(r0["last_ns"], 5_000_000_007u64);
     assert_eq!(r0["count"], 1);
+    assert_eq!(r0["domain"], 1);
+    assert_eq!(r0["domain_name"], "ki_keeper");
+    assert!(
+        lines[0].contains(r#""domain":1,"domain_name":"ki_keeper","rip":"#),
+        "{}",
+        lines[0]
+    );
     let r1: Value = serde_json::from_str(lines[1]).unwrap();
     assert_eq!(r1["gva"], 0xffff888040005000u64);
     let r2: Value = serde_json::from_str(lines[2]).unwrap();
@@ -1334,12 +1351,12 @@ fn open_errors_are_clear() {
         OpenError::Open(io::Error::from_raw_os_error(libc::EACCES)),
     );
     assert!(e.to_string().contains("needs root"));
-    // A kernel of control-plane version 4 (no domain flags: a shorter domain record) is
-    // refused: this tool speaks 5.
-    assert_eq!(kvm_isolate_core::ctl::CTL_VERSION_NR, 5);
+    // A kernel of control-plane version 5 (no domain names: a shorter domain record) is
+    // refused: this tool speaks 6.
+    assert_eq!(kvm_isolate_core::ctl::CTL_VERSION_NR, 6);
     assert_eq!(
-        cmd::open_error("/dev/x", OpenError::Mismatch(4)),
-        Error::Runtime("/dev/x: control plane version 4, this tool speaks 5".into())
+        cmd::open_error("/dev/x", OpenError::Mismatch(5)),
+        Error::Runtime("/dev/x: control plane version 5, this tool speaks 6".into())
     );
     // The real device on a path that does not exist.
     let cli = Cli::try_parse_from([

@@ -73,6 +73,17 @@ pub fn abi_decode(data: &[u8]) {
             Ok(Call::DomainSwitchable(d)) => {
                 assert!(a[1..] == [0; 3] && d != 0 && u64::from(d) < abi::MAX_VIEWS);
             }
+            Ok(Call::DomainName {
+                domain,
+                chunk,
+                bytes,
+            }) => {
+                assert!(domain != 0 && u64::from(domain) < abi::MAX_VIEWS);
+                assert!(a[1] == u64::from(chunk) * 16 && usize::from(chunk) < abi::NAME_LEN / 16);
+                assert!(bytes == [a[2], a[3]]);
+                let ok = |b: &u8| *b == 0 || (0x20..0x7f).contains(b);
+                assert!(bytes.iter().all(|w| w.to_le_bytes().iter().all(ok)));
+            }
             Ok(Call::VeInfo(page)) => {
                 assert!(a[1..] == [0; 3]);
                 match page {
@@ -82,7 +93,7 @@ pub fn abi_decode(data: &[u8]) {
             }
             Ok(_) => {}
             Err(e) => {
-                let known = (abi::HC_FIRST..=abi::HC_DOMAIN_SWITCHABLE).contains(&nr);
+                let known = (abi::HC_FIRST..=abi::HC_DOMAIN_NAME).contains(&nr);
                 let why = match e {
                     Error::NoSys => !known,
                     Error::Perm => nr == abi::HC_VIEW_DESTROY && a[0] == 0,
@@ -116,7 +127,8 @@ pub fn abi_decode(data: &[u8]) {
                 | abi::HC_DOMAIN_ADD_REGION
                 | abi::HC_DOMAIN_DESTROY
                 | abi::HC_DOMAIN_ADD_ENTRY
-                | abi::HC_DOMAIN_SWITCHABLE => Err(Error::Inval),
+                | abi::HC_DOMAIN_SWITCHABLE
+                | abi::HC_DOMAIN_NAME => Err(Error::Inval),
                 abi::HC_SET_MODE => Ok(Call::SetMode {
                     domain: 0,
                     mode: Some(0),

@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ki_rogue: kvm-isolate's demo attacker, a module that goes for another
+ * module's memory at an address found in /proc/kallsyms:
+ *
+ *   modprobe ki_rogue addr=0x... op=read|write|call
+ *
+ * read and write 16 bytes there, call jumps there. It attacks from a kernel
+ * thread of its own, so that an attack the host denies (an oops in the guest,
+ * with kvm-isolatectl's --deny gp) kills that thread only; the load then fails
+ * with EPERM. A read that succeeds prints what it read.
+ */
+#include <linux/completion.h>
+#include <linux/kthread.h>
+#include <linux/module.h>
+
+static unsigned long addr;
+module_param(addr, ulong, 0);
+MODULE_PARM_DESC(addr, "what to attack (a kernel address)");
+static char *op = "read";
+module_param(op, charp, 0);
+MODULE_PARM_DESC(op, "read, write or call");
+
+static DECLARE_COMPLETION(ki_rogue_done);
+static u64 ki_rogue_got[2];
+
+static int ki_rogue_attack(void *unused)
+{
+	u64 *p = (u64 *)addr;
+
+	if (!strcmp(op, "read")) {
+		ki_rogue_got[0] = READ_ONCE(p[0]);
+		ki_rogue_got[1] = READ_ONCE(p[1]);
+	} else if (!strcmp(op, "write")) {
+		WRITE_ONCE(p[0], 0x6b69726f67756521ULL);
+		WRITE_ONCE(p[1], 0x6b69726f67756521ULL);
+	} else {
+		((void (*)(void))addr)();
+	}
+	complete(&ki_rogue_done);
+	return 0;
+}
+
+static int __init ki_rogue_init(void)
+{
+	struct task_struct *t;
+
+	if (!addr || (strcmp(op, "read") && strcmp(op, "write") &&
+		      strcmp(op, "call")))
+		return -EINVAL;
+	t = kthread_run(ki_rogue_attack, NULL, "ki_rogue");
+	if (IS_ERR(t))
+		return PTR_ERR(t);
+	if (!wait_for_completion_timeout(&ki_rogue_done, 2 * HZ)) {
+		pr_info("ki_rogue: %s at %#lx: denied (the attack faulted)\n",
+			op, addr);
+		return 0;
+	}
+	if (!strcmp(op, "read"))
+		pr_info("ki_rogue: read at %#lx: %016llx%016llx\n", addr,
+			ki_rogue_got[0], ki_rogue_got[1]);
+	else
+		pr_info("ki_rogue: %s at %#lx: done\n", op, addr);
+	return 0;
+}
+
+static void __exit ki_rogue_exit(void)
+{
+}
+
+module_init(ki_rogue_init);
+module_exit(ki_rogue_exit);
+MODULE_DESCRIPTION("kvm-isolate demo: a module that attacks another");
+MODULE_LICENSE("GPL");

@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Loaded kernel modules as the guest side protects them: found by name, pinned so that they
+//! cannot be unloaded, and laid out (their memory's pages, guest-virtual and guest-physical,
+//! and their symbols).
+//!
+//! C header: [`include/linux/module.h`](srctree/include/linux/module.h)
+
+use crate::{
+    bindings,
+    page::{PAGE_SHIFT, PAGE_SIZE},
+    prelude::*,
+    str::CStrExt,
+    sync::rcu,
+};
+use core::{ffi::c_void, ptr::NonNull};
+
+/// One of a loaded module's memory areas (the module loader's `enum mod_mem_type`, the parts
+/// that stay after its init).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Area {
+    /// Its code (`.text` and the other executable sections).
+    Text,
+    /// Its writable data: `.data`, `.bss` and the loader's own data about the module.
+    Data,
+    /// Its read-only data (`.rodata`).
+    Rodata,
+    /// Its data that becomes read-only after its init (`.data..ro_after_init`).
+    RoAfterInit,
+}
+
+impl Area {
+    fn index(self) -> usize {
+        // CAST: the `mod_mem_type` constants are small and non-negative.
+        (match self {
+            Area::Text => bindings::mod_mem_type_MOD_TEXT,
+            Area::Data => bindings::mod_mem_type_MOD_DATA,
+            Area::Rodata => bindings::mod_mem_type_MOD_RODATA,
+            Area::RoAfterInit => bindings::mod_mem_type_MOD_RO_AFTER_INIT,
+        }) as usize
+    }
+}
+
+/// A symbol of a loaded module (from its kallsyms table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Symbol {
+    /// Its address.
+    pub addr: usize,
+    /// Its size in bytes (0 if the object file did not say).
+    pub size: usize,
+    /// Its kallsyms type: `t`/`T` for code, `d`/`D`, `b`/`B`, `r`/`R` for data (upper case:
+    /// global).
+    pub kind: u8,
+}
+
+impl Symbol {
+    /// Whether it is a function.
+    pub fn is_function(&self) -> bool {
+        self.kind.eq_ignore_ascii_case(&b't')
+    }
+}
+
+/// A page of a loaded module's memory: its guest-virtual and guest-physical addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModulePage {
+    /// The page's address in the kernel's address space.
+    pub va: u64,
+    /// The physical address of the page backing it.
+    pub pa: u64,
+}
+
+/// A loaded, live module, pinned: it cannot be unloaded while this exists.
+///
+/// # Invariants
+///
+/// `ptr` points to a module that was live when this took a reference on it (`try_module_get`);
+/// the reference is dropped only by [`Drop`]. So the module's memory, its layout and its core
+/// kallsyms table (set up before its init, never changed after) stay while this exists.
+pub struct LoadedModule {
+    ptr: NonNull<bindings::module>,
+}
+
+// SAFETY: a module reference may be dropped from any thread, and everything read through it
+// is fixed while it is held.
+unsafe impl Send for LoadedModule {}
+// SAFETY: as above; no method mutates anything.
+unsafe impl Sync for LoadedModule {}
+
+impl LoadedModule {
+    /// Finds the module called `name` and pins it. `ENOENT` if no module has that name,
+    /// `EBUSY` if it is still in its init or being unloaded (its layout is not final then).
+    pub fn get(name: &CStr) -> Result<Self> {
+        let guard = rcu::read_lock();
+        // SAFETY: `find_module()` walks the RCU-protected module list: the read lock is held,
+        // and `name` is NUL-terminated.
+        let ptr =
+            NonNull::new(unsafe { bindings::find_module(name.as_char_ptr()) }).ok_or(ENOENT)?;
+        // SAFETY: the RCU read lock keeps the module found above from being freed until it is
+        // released; `try_module_get()` fails for a module being unloaded.
+        if !unsafe { bindings::try_module_get(ptr.as_ptr()) } {
+            return Err(EBUSY);
+        }
+        drop(guard);
+        // INVARIANT: the reference was just taken; checked to be live below.
+        let module = LoadedModule { ptr };
+        // SAFETY: the reference keeps the module's `struct module` alive; `state` is a plain
+        // word the loader stores.
+        let state = unsafe { core::ptr::read_volatile(&raw const (*ptr.as_ptr()).state) };
+        if state != bindings::module_state_MODULE_STATE_LIVE {
+            return Err(EBUSY);
+        }
+        Ok(module)
+    }
+
+    /// The module's name.
+    pub fn name(&self) -> &CStr {
+        // SAFETY: by the type invariant the module is alive; its name is NUL-terminated and
+        // never changes.
+        unsafe { CStr::from_char_ptr((*self.ptr.as_ptr()).name.as_ptr()) }
+    }
+
+    /// Whether this is `module`.
+    pub fn is(&self, module: &ThisModule) -> bool {
+        self.ptr.as_ptr() == module.as_ptr()
+    }
+
+    /// Where `area` is: its start and size in bytes (size 0 if the module has none).
+    pub fn area(&self, area: Area) -> (usize, usize) {
+        // SAFETY: by the type invariant the module is live and pinned; its layout was fixed
+        // when it was loaded.
+        let mem = unsafe { &(*self.ptr.as_ptr()).mem[area.index()] };
+        // CAST: a pointer and a `u32` size into `usize` on 64-bit.
+        (mem.base as usize, mem.size as usize)
+    }
+
+    /// The pages of `[start, start + len)` (which must lie in one of the module's areas), with
+    /// the physical page backing each: module memory is mapped page by page, its physical pages
+    /// scattered. `EINVAL` if the range is outside the module's memory.
+    pub fn pages(&self, start: usize, len: usize) -> Result<KVec<ModulePage>> {
+        let end = start.checked_add(len).ok_or(EINVAL)?;
+        let inside = [Area::Text, Area::Data, Area::Rodata, Area::RoAfterInit]
+            .into_iter()
+            .map(|a| self.area(a))
+            .any(|(base, size)| size != 0 && start >= base && end <= base + size);
+        if !inside || len == 0 {
+            return Err(EINVAL);
+        }
+        let page = PAGE_SIZE;
+        let first = start & !(page - 1);
+        let mut pages = KVec::with_capacity((end - first).div_ceil(page), GFP_KERNEL)?;
+        for va in (first..end).step_by(page) {
+            // SAFETY: `va` is in the module's memory, which the reference keeps mapped;
+            // `vmalloc_to_pfn()` only walks the kernel's page tables.
+            let pfn = unsafe { bindings::vmalloc_to_pfn(va as *const c_void) };
+            if pfn == 0 {
+                return Err(EFAULT);
+            }
+            // CAST: addresses are 64 bits.
+            pages.push(
+                ModulePage {
+                    va: va as u64,
+                    pa: (pfn as u64) << PAGE_SHIFT,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        Ok(pages)
+    }
+
+    /// Calls `f` with each of the module's symbols (name and what kallsyms knows of it) until
+    /// it returns `Some`; returns that. `f` runs in the RCU read-side critical section the
+    /// module's symbol table is read in, so it must not sleep.
+    pub fn find_symbol<T>(&self, mut f: impl FnMut(&CStr, Symbol) -> Option<T>) -> Option<T> {
+        let _guard = rcu::read_lock();
+        // SAFETY: the module is pinned (type invariant); its kallsyms pointer is read under
+        // the RCU read lock, as the loader publishes it.
+        let syms = unsafe { core::ptr::read_volatile(&raw const (*self.ptr.as_ptr()).kallsyms) };
+        if syms.is_null() {
+            return None;
+        }
+        // SAFETY: a live module's kallsyms table is its core table: `num_symtab` entries, each
+        // naming an offset in `strtab`, and a type byte each in `typetab`; fixed since load.
+        let (symtab, num, strtab, typetab) = unsafe {
+            let s = &*syms;
+            (s.symtab, s.num_symtab as usize, s.strtab, s.typetab)
+        };
+        for i in 0..num {
+            // SAFETY: `i < num_symtab`.
+            let (sym, kind) = unsafe { (&*symtab.add(i), *typetab.add(i)) };
+            // SAFETY: `st_name` is an offset into `strtab` of a NUL-terminated name.
+            let name = unsafe { CStr::from_char_ptr(strtab.add(sym.st_name as usize)) };
+            let found = f(
+                name,
+                Symbol {
+                    // CAST: ELF64 addresses and sizes are 64 bits, as `usize` here.
+                    addr: sym.st_value as usize,
+                    size: sym.st_size as usize,
+                    kind: kind as u8,
+                },
+            );
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
+    /// The symbol called `name`, if the module has one.
+    pub fn symbol(&self, name: &CStr) -> Option<Symbol> {
+        self.find_symbol(|n, s| (n == name).then_some(s))
+    }
+
+    /// The addresses of the module's functions that start in its code: the entry points the
+    /// module loader knows (its exported and static functions; the code-padding symbols
+    /// `__pfx_*` and `__cfi_*` before each are not functions).
+    pub fn functions(&self) -> Result<KVec<usize>> {
+        let (base, size) = self.area(Area::Text);
+        let mut count = 0usize;
+        let is_entry = |n: &CStr, s: &Symbol| {
+            let n = n.to_bytes();
+            s.is_function()
+                && s.addr >= base
+                && s.addr < base + size
+                && !n.starts_with(b"__pfx_")
+                && !n.starts_with(b"__cfi_")
+        };
+        self.find_symbol(|n, s| {
+            count += usize::from(is_entry(n, &s));
+            None::<()>
+        });
+        let mut out = KVec::with_capacity(count, GFP_KERNEL)?;
+        self.find_symbol(|n, s| {
+            if is_entry(n, &s) && out.push_within_capacity(s.addr).is_err() {
+                return Some(());
+            }
+            None
+        });
+        Ok(out)
+    }
+}
+
+impl Drop for LoadedModule {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant this holds a reference on the module; dropped once.
+        unsafe { bindings::module_put(self.ptr.as_ptr()) };
+    }
+}
