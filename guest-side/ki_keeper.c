@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * ki_keeper: kvm-isolate's demo key keeper. It holds a key and offers one
- * operation that uses it: reading /dev/ki_keeper gives the SipHash of a fixed
- * message under the key. An ordinary module but for one rule that kvm-isolate
- * asks of protected modules: kernel code it calls with its data (here the
- * kernel's SipHash reading the key) runs with interrupts off
- * (Documentation/kvm-isolate/guest.rst, "What a protected module must do").
- * The guest administrator protects it; ki_rogue attacks it.
+ * operation that uses it: reading /dev/ki_keeper gives the SipHash-2-4 of a
+ * fixed 8-byte message under the key. An ordinary module: nothing in it knows
+ * about kvm-isolate. Its own code computes the hash, so no kernel code outside
+ * it reads the key (Documentation/kvm-isolate/guest.rst, "What a protected
+ * module must do", says why that matters). The guest administrator protects
+ * it; ki_rogue attacks it.
  */
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
@@ -20,20 +20,38 @@ static union {
 	u8 page[PAGE_SIZE];
 } ki_keeper_key __aligned(PAGE_SIZE);
 
-static const char ki_keeper_msg[] = "kvm-isolate";
+/* SipHash-2-4 of the one word m (siphash_1u64(), here, in this module's code). */
+static u64 ki_keeper_mac(u64 m)
+{
+	const u64 *k = ki_keeper_key.key.key;
+	u64 v0 = SIPHASH_CONST_0 ^ k[0], v1 = SIPHASH_CONST_1 ^ k[1];
+	u64 v2 = SIPHASH_CONST_2 ^ k[0], v3 = SIPHASH_CONST_3 ^ k[1];
+	u64 b = 8ULL << 56;	/* the length, in the last block */
+
+	v3 ^= m;
+	SIPHASH_PERMUTATION(v0, v1, v2, v3);
+	SIPHASH_PERMUTATION(v0, v1, v2, v3);
+	v0 ^= m;
+	v3 ^= b;
+	SIPHASH_PERMUTATION(v0, v1, v2, v3);
+	SIPHASH_PERMUTATION(v0, v1, v2, v3);
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPHASH_PERMUTATION(v0, v1, v2, v3);
+	SIPHASH_PERMUTATION(v0, v1, v2, v3);
+	SIPHASH_PERMUTATION(v0, v1, v2, v3);
+	SIPHASH_PERMUTATION(v0, v1, v2, v3);
+	return v0 ^ v1 ^ v2 ^ v3;
+}
 
 static ssize_t ki_keeper_read(struct file *file, char __user *buf, size_t len,
 			      loff_t *pos)
 {
-	unsigned long flags;
 	char out[20];
-	u64 mac;
 	int n;
 
-	local_irq_save(flags);
-	mac = siphash(ki_keeper_msg, sizeof(ki_keeper_msg), &ki_keeper_key.key);
-	local_irq_restore(flags);
-	n = scnprintf(out, sizeof(out), "%016llx\n", mac);
+	n = scnprintf(out, sizeof(out), "%016llx\n",
+		      ki_keeper_mac(0x6c6f73692d6d766bULL));	/* "kvm-isol" */
 	return simple_read_from_buffer(buf, len, pos, out, n);
 }
 

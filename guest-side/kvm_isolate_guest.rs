@@ -17,7 +17,10 @@ use core::{
 use kernel::{
     configfs::{self, configfs_attrs},
     kvm_isolate::{
-        guest::{self, GuestPage, VeHandler, VeInfoPage, VeRegistration},
+        guest::{
+            self, GuestPage, RebootHandler, RebootRegistration, VeHandler, VeInfoPage,
+            VeRegistration,
+        },
         hw,
         loaded_module::{Area, LoadedModule, ModulePage},
     },
@@ -217,6 +220,46 @@ static VERSION: AtomicU64 = AtomicU64::new(0);
 struct KvmIsolateGuest {
     #[pin]
     config: configfs::Subsystem<Admin>,
+    /// Destroys the live domains before a reboot.
+    _reboot: RebootRegistration<DestroyAtReboot>,
+}
+
+/// The domains this module made and has not destroyed: bit `d` of word `d / 64`.
+static LIVE: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+
+fn set_live(d: u8, live: bool) {
+    let (word, bit) = (usize::from(d) / 64, 1u64 << (d % 64));
+    if live {
+        LIVE[word].fetch_or(bit, Ordering::AcqRel);
+    } else {
+        LIVE[word].fetch_and(!bit, Ordering::AcqRel);
+    }
+}
+
+/// A reboot keeps the VM, and with it the domains: the next boot's kernel would find its memory
+/// carved up by the last one's modules. So before a reboot, each live domain goes (unless the
+/// VM is locked: then they stay, and the host's administrator must deal with the next boot).
+struct DestroyAtReboot;
+
+impl RebootHandler for DestroyAtReboot {
+    fn on_reboot() {
+        for d in 1..=u8::MAX {
+            if LIVE[usize::from(d) / 64].load(Ordering::Acquire) & (1 << (d % 64)) == 0 {
+                continue;
+            }
+            // SAFETY: the kernel is going down; what the domain took goes back to it.
+            match unsafe { call(abi::HC_DOMAIN_DESTROY, [u64::from(d), 0, 0, 0]) } {
+                Ok(_) => {
+                    set_live(d, false);
+                    pr_info!("domain {d} destroyed before the reboot\n");
+                }
+                Err(e) => pr_warn!(
+                    "domain {d} stays after the reboot (errno {}): the next boot runs under it\n",
+                    -e.to_errno()
+                ),
+            }
+        }
+    }
 }
 
 /// The guest administrator's interface: `/sys/kernel/config/kvm_isolate/`. `mkdir NAME`
@@ -280,6 +323,7 @@ impl kernel::InPlaceModule for KvmIsolateGuest {
                     }),
                 )
             },
+            _reboot: RebootRegistration::new()?,
         })
     }
 }
@@ -466,6 +510,7 @@ fn register(module: &LoadedModule) -> Result<(u8, usize, usize)> {
         let _ = unsafe { call(abi::HC_DOMAIN_DESTROY, [d, 0, 0, 0]) };
         return Err(e);
     }
+    set_live(domain, true);
     Ok((domain, code.len(), entries.len()))
 }
 
@@ -534,6 +579,7 @@ impl PinnedDrop for Protected {
         // SAFETY: destroying the domain gives back what it took.
         match unsafe { call(abi::HC_DOMAIN_DESTROY, [u64::from(this.domain), 0, 0, 0]) } {
             Ok(_) => {
+                set_live(this.domain, false);
                 pr_info!(
                     "{name}: domain {} destroyed, module unpinned\n",
                     this.domain

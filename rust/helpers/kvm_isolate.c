@@ -5,6 +5,7 @@
 #include <asm/io.h>
 #include <asm/kvm_para.h>
 #include <asm/msr.h>
+#include <linux/reboot.h>
 
 __rust_helper int rust_helper_rdmsrq_safe(u32 msr, u64 *val)
 {
@@ -25,6 +26,18 @@ __rust_helper bool rust_helper_kvm_para_available(void)
 __rust_helper phys_addr_t rust_helper_kvm_isolate_virt_to_phys(void *address)
 {
 	return virt_to_phys(address);
+}
+
+__rust_helper int
+rust_helper_kvm_isolate_register_reboot_notifier(struct notifier_block *nb)
+{
+	return register_reboot_notifier(nb);
+}
+
+__rust_helper int
+rust_helper_kvm_isolate_unregister_reboot_notifier(struct notifier_block *nb)
+{
+	return unregister_reboot_notifier(nb);
 }
 
 __rust_helper long rust_helper_kvm_hypercall4(unsigned int nr, unsigned long p1,

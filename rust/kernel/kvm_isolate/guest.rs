@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The guest's side: hypercalls to a KVM host, `VMFUNC` view switches and the #VE handler.
+//! The guest's side: hypercalls to a KVM host, `VMFUNC` view switches, the #VE handler, and
+//! work at reboot.
 //!
 //! C headers: [`arch/x86/include/asm/kvm_para.h`](srctree/arch/x86/include/asm/kvm_para.h),
 //! [`arch/x86/include/asm/kvm_isolate.h`](srctree/arch/x86/include/asm/kvm_isolate.h)
@@ -221,5 +222,62 @@ impl<T: VeHandler> Drop for VeRegistration<T> {
         // of it in progress.
         unsafe { bindings::kvm_isolate_clear_ve_handler(Some(Self::trampoline)) };
         VE_PAGE.store(ptr::null_mut(), Ordering::Release);
+    }
+}
+
+/// A guest module's work before the kernel restarts, halts or powers off (a reboot notifier):
+/// what it asked of the host outlives the guest's kernel otherwise, since a reboot keeps the VM.
+pub trait RebootHandler {
+    /// Called in process context, with the other CPUs still running, once per reboot.
+    fn on_reboot();
+}
+
+/// `T` called at reboot; unregistered when dropped.
+pub struct RebootRegistration<T: RebootHandler> {
+    block: KBox<UnsafeCell<bindings::notifier_block>>,
+    _handler: PhantomData<T>,
+}
+
+// SAFETY: the block is only handed to the kernel's notifier chain, which locks it.
+unsafe impl<T: RebootHandler> Send for RebootRegistration<T> {}
+// SAFETY: as above; `&self` gives no access to the block.
+unsafe impl<T: RebootHandler> Sync for RebootRegistration<T> {}
+
+impl<T: RebootHandler> RebootRegistration<T> {
+    /// Registers `T`.
+    pub fn new() -> Result<Self> {
+        let block = KBox::new(
+            UnsafeCell::new(bindings::notifier_block {
+                notifier_call: Some(Self::trampoline),
+                next: ptr::null_mut(),
+                priority: 0,
+            }),
+            GFP_KERNEL,
+        )?;
+        // SAFETY: the block is boxed, so it stays where it is, and stays registered until
+        // `drop()` unregisters it; `trampoline::<T>` is valid as long.
+        to_result(unsafe { bindings::kvm_isolate_register_reboot_notifier(block.get()) })?;
+        Ok(RebootRegistration {
+            block,
+            _handler: PhantomData,
+        })
+    }
+
+    unsafe extern "C" fn trampoline(
+        _block: *mut bindings::notifier_block,
+        _action: crate::ffi::c_ulong,
+        _data: *mut crate::ffi::c_void,
+    ) -> crate::ffi::c_int {
+        T::on_reboot();
+        // CAST: `NOTIFY_DONE` is 0.
+        bindings::NOTIFY_DONE as crate::ffi::c_int
+    }
+}
+
+impl<T: RebootHandler> Drop for RebootRegistration<T> {
+    fn drop(&mut self) {
+        // SAFETY: unregistering the block `new()` registered; the chain's lock waits for a
+        // call in progress.
+        unsafe { bindings::kvm_isolate_unregister_reboot_notifier(self.block.get()) };
     }
 }
