@@ -432,9 +432,9 @@ struct ProtectedState {
     mode: u64,
 }
 
-/// Adds `pages` to the domain with `hc` (`ADD_CODE` or `ADD_REGION`), one call per run of
-/// pages that are contiguous both virtually and physically. `arg` is the call's last argument
-/// (`ADD_REGION`'s access; `ADD_CODE` takes the run's length there).
+/// Adds `pages` to the domain as its code (`ADD_CODE`) or as a region with `access`
+/// (`ADD_REGION`; `access` is unused for code), one call per run of pages that are contiguous
+/// both virtually and physically.
 fn add_runs(domain: u8, pages: &[ModulePage], code: bool, access: u64) -> Result {
     let page = PAGE_SIZE as u64;
     let mut i = 0;

@@ -51,6 +51,8 @@ done
 
 # The sanitizer profile (KASAN, kmemleak, lockdep + RCU checking, panic_on_warn): kvm-isolate's
 # own tests on QEMU, a second kernel build cached like the first. KI_SANITIZER=0 leaves it out.
+# The host is the sanitizer's kernel; the L2 guest of l2_guest_test is the plain one (KI_L2_BUILD):
+# the profile checks the host, and its kernel panics on an oops, which the guest's rogue causes.
 if [ "${KI_SANITIZER:-1}" = 1 ]; then
 	san=$check/sanitizer
 	mkdir -p "$san"
@@ -59,6 +61,7 @@ if [ "${KI_SANITIZER:-1}" = 1 ]; then
 		"$KI_TOP/scripts/build-selftests.sh" "$sbuild" \
 			$(awk '{ sub(".*/ki/tests/", "", $3) } $3 !~ /\.sh$/ { print $3 }' "$check/sanitizer.plan") &&
 		"$KI_TOP/scripts/build-tools.sh" "$sbuild" &&
+		KI_L2_BUILD=$build \
 		"$KI_TOP/scripts/mkinitramfs.sh" "$sbuild" "$san" "$check/sanitizer.plan"; then
 		ki_stage "rig sanitizer: the kvm-isolate tests on QEMU under KASAN, kmemleak, panic_on_warn"
 		# Shorter fuzz, scale and storm runs than on the plain rigs (KASAN and kmemleak make

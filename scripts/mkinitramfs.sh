@@ -53,9 +53,11 @@ else
 		"$KI_TOP/selftests/upstream.list" >>"$plan"
 fi
 # A plan with the L2 test gets what it boots: Debian's QEMU (its libraries and the firmware a
-# microvm or pc guest needs) and the L2 guest, the same bzImage and modules with an initramfs of
-# its own (scripts/initramfs/l2-init). About 65 MiB, so only then.
+# microvm or pc guest needs) and the L2 guest, the same bzImage and modules (those of
+# KI_L2_BUILD if set) with an initramfs of its own (scripts/initramfs/l2-init). About 65 MiB, so
+# only then.
 if grep -q 'l2_guest_test' "$plan"; then
+	l2build=${KI_L2_BUILD:-$build}
 	l2=$stage/l2
 	mkdir -p "$l2/initramfs"/{bin,sbin,lib,proc,sys,dev,tmp} "$stage/usr/share/qemu"
 	copy_with_libs "$(command -v qemu-system-x86_64)"
@@ -64,14 +66,14 @@ if grep -q 'l2_guest_test' "$plan"; then
 		[ -n "$src" ] || ki_die "initramfs: QEMU firmware $f not found"
 		cp -L "$src" "$stage/usr/share/qemu/$f"
 	done
-	cp "$build/arch/x86/boot/bzImage" "$l2/bzImage"
+	cp "$l2build/arch/x86/boot/bzImage" "$l2/bzImage"
 	( stage=$l2/initramfs
 	  cp /bin/busybox "$stage/bin/busybox"
 	  ln -s busybox "$stage/bin/sh"
 	  cp "$KI_TOP/scripts/initramfs/l2-init" "$stage/init"
 	  copy_with_libs "$kmod"
 	  ln -s "$kmod" "$stage/sbin/modprobe"
-	  cp -a "$build/modroot/lib/modules" "$stage/lib/"
+	  cp -a "$l2build/modroot/lib/modules" "$stage/lib/"
 	  find "$stage/lib/modules" -maxdepth 2 -name build -type l -delete
 	  cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 ) >"$l2/initrd.cpio"
 	rm -rf "$l2/initramfs"
