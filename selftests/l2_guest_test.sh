@@ -140,7 +140,12 @@ fi
 # 20 calls on the sanitizer host, never on the plain rigs yet). The checks it breaks are then
 # reported as TODO (counted as skipped), naming it; anything else still fails.
 KNOWN="# TODO a return into the keeper was denied (known intermittent bug, issue 13)"
-if grep '^@l2 bad RIP: 0010:ki_keeper_read+0x' "$OUT" | grep -vq '+0x4/'; then known=1; else known=0; fi
+if grep '^@l2 bad RIP: 0010:ki_keeper_read+0x' "$OUT" | grep -vq '+0x4/'; then
+	known=1
+	# For its diagnosis: the guest's kernel log and the host's log of the VM (view, RIP, gpa).
+	grep '^@l2 trace ' "$OUT" | sed 's/^@l2 trace /# L2 trace: /'
+	sed 's/^/# host log: /' /tmp/l2_guest_test.log
+else known=0; fi
 todo_check() { # description command...: as check, but a failure is TODO under the known bug
 	desc=$1; shift
 	if "$@" >/tmp/l2_guest_test.chk 2>&1; then ok "$desc"

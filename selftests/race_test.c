@@ -110,6 +110,30 @@ struct runner {
 	volatile bool done;
 };
 
+/*
+ * Where a vCPU that stopped otherwise than by a ucall was, and what the policy
+ * logged for the VM: to tell a denial from anything else should it happen.
+ */
+static void report_stop(struct kvm_vcpu *vcpu)
+{
+	static struct kvm_isolate_ctl_record recs[64];
+	struct kvm_regs regs;
+	int fd = open("/dev/kvm-isolate", O_RDWR);
+	u32 i, n;
+
+	vcpu_regs_get(vcpu, &regs);
+	ksft_print_msg("vCPU %u stopped at rip %#llx, rsp %#llx\n", vcpu->id, regs.rip, regs.rsp);
+	if (fd < 0)
+		return;
+	n = __ki_ctl_get(fd, KVM_ISOLATE_CTL_LOG_READ, ki_my_vm(fd), recs, 64);
+	ksft_print_msg("%u records in the VM's log\n", n);
+	for (i = 0; i < n && i < 64; i++)
+		ksft_print_msg("vCPU %u view %u rip %#llx gpa %#llx access %u verdict %u, %llu times\n",
+			       recs[i].vcpu, recs[i].view, recs[i].rip, recs[i].gpa,
+			       recs[i].access, recs[i].verdict, recs[i].count);
+	close(fd);
+}
+
 /* Runs a vCPU to GUEST_DONE, keeping its last GUEST_SYNC's arguments. */
 static void *run_vcpu(void *p)
 {
@@ -118,6 +142,8 @@ static void *run_vcpu(void *p)
 
 	for (;;) {
 		vcpu_run(r->vcpu);
+		if (r->vcpu->run->exit_reason != KVM_EXIT_IO)
+			report_stop(r->vcpu);
 		TEST_ASSERT(r->vcpu->run->exit_reason == KVM_EXIT_IO, "vCPU %u: exit %s",
 			    r->vcpu->id, exit_reason_str(r->vcpu->run->exit_reason));
 		switch (get_ucall(r->vcpu, &uc)) {
