@@ -3,12 +3,14 @@
  * ki_keeper: kvm-isolate's demo key keeper. It holds a key and offers one
  * operation that uses it: reading /dev/ki_keeper gives the SipHash-2-4 of a
  * fixed 8-byte message under the key. An ordinary module: nothing in it knows
- * about kvm-isolate. Its own code computes the hash, so no kernel code outside
- * it reads the key (Documentation/kvm-isolate/guest.rst, "What a protected
- * module must do", says why that matters). The guest administrator protects
- * it; ki_rogue attacks it.
+ * about kvm-isolate unless it is loaded with self_protect=1. Its own code
+ * computes the hash, so no kernel code outside it reads the key
+ * (Documentation/kvm-isolate/guest.rst, "What a protected module must do",
+ * says why that matters). The guest administrator protects it, or it protects
+ * itself through kvm_isolate_guest's kernel API; ki_rogue attacks it.
  */
 #include <linux/fs.h>
+#include <linux/kvm_isolate_guest.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/random.h>
@@ -66,10 +68,54 @@ static struct miscdevice ki_keeper_dev = {
 	.fops = &ki_keeper_fops,
 };
 
+static bool self_protect;
+module_param(self_protect, bool, 0444);
+MODULE_PARM_DESC(self_protect,
+		 "Protect itself at load, its key its region (needs kvm_isolate_guest)");
+
+/*
+ * The kernel API, looked up only when asked for, so that the keeper loads
+ * without kvm_isolate_guest otherwise. The reference is kept: the keeper
+ * stays protected, and pinned, until the guest reboots.
+ */
+static int __init ki_keeper_protect(void)
+{
+	const struct kvm_isolate_region key = {
+		.start = &ki_keeper_key,
+		.size = sizeof(ki_keeper_key),
+		.access = KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_W,
+	};
+	typeof(kvm_isolate_protect_self) *protect;
+	int domain;
+
+	protect = symbol_get(kvm_isolate_protect_self);
+	if (!protect) {
+		pr_err("ki_keeper: self_protect=1 needs kvm_isolate_guest loaded\n");
+		return -ENODEV;
+	}
+	domain = protect(THIS_MODULE, &key, 1);
+	if (domain < 0) {
+		symbol_put(kvm_isolate_protect_self);
+		pr_err("ki_keeper: could not protect itself: %d\n", domain);
+		return domain;
+	}
+	pr_info("ki_keeper: protects itself, domain %d\n", domain);
+	return 0;
+}
+
 static int __init ki_keeper_init(void)
 {
+	int ret;
+
 	get_random_bytes(&ki_keeper_key.key, sizeof(ki_keeper_key.key));
-	return misc_register(&ki_keeper_dev);
+	ret = misc_register(&ki_keeper_dev);
+	if (ret || !self_protect)
+		return ret;
+	/* The last thing the init does: its own code is not the domain's. */
+	ret = ki_keeper_protect();
+	if (ret)
+		misc_deregister(&ki_keeper_dev);
+	return ret;
 }
 
 static void __exit ki_keeper_exit(void)

@@ -3,15 +3,18 @@
  * ki_rogue: kvm-isolate's demo attacker, a module that goes for another
  * module's memory at an address found in /proc/kallsyms:
  *
- *   modprobe ki_rogue addr=0x... op=read|write|call
+ *   modprobe ki_rogue addr=0x... op=read|write|call|claim
  *
  * read and write 16 bytes there, call jumps there. It attacks from a kernel
  * thread of its own, so that an attack the host denies (an oops in the guest,
  * with kvm-isolatectl's --deny gp) kills that thread only; the load then fails
- * with EPERM. A read that succeeds prints what it read.
+ * with EPERM. A read that succeeds prints what it read. claim asks
+ * kvm_isolate_guest's kernel API to make the page there the rogue's own
+ * region, which would give the rogue's code the only rights on it.
  */
 #include <linux/completion.h>
 #include <linux/kthread.h>
+#include <linux/kvm_isolate_guest.h>
 #include <linux/module.h>
 
 static unsigned long addr;
@@ -19,7 +22,7 @@ module_param(addr, ulong, 0);
 MODULE_PARM_DESC(addr, "what to attack (a kernel address)");
 static char *op = "read";
 module_param(op, charp, 0);
-MODULE_PARM_DESC(op, "read, write or call");
+MODULE_PARM_DESC(op, "read, write, call or claim");
 
 static DECLARE_COMPLETION(ki_rogue_done);
 static u64 ki_rogue_got[2];
@@ -41,10 +44,35 @@ static int ki_rogue_attack(void *unused)
 	return 0;
 }
 
+/* The page at addr as the rogue's region, through the kernel API. */
+static int __init ki_rogue_claim(void)
+{
+	const struct kvm_isolate_region page = {
+		.start = (void *)addr,
+		.size = PAGE_SIZE,
+		.access = KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_W,
+	};
+	typeof(kvm_isolate_protect_self) *protect;
+	int domain;
+
+	protect = symbol_get(kvm_isolate_protect_self);
+	if (!protect)
+		return -ENODEV;
+	domain = protect(THIS_MODULE, &page, 1);
+	if (domain < 0)
+		pr_info("ki_rogue: claim at %#lx: refused (%d)\n", addr, domain);
+	else
+		pr_info("ki_rogue: claim at %#lx: done, domain %d\n", addr, domain);
+	symbol_put(kvm_isolate_protect_self);
+	return 0;
+}
+
 static int __init ki_rogue_init(void)
 {
 	struct task_struct *t;
 
+	if (addr && !strcmp(op, "claim"))
+		return ki_rogue_claim();
 	if (!addr || (strcmp(op, "read") && strcmp(op, "write") &&
 		      strcmp(op, "call")))
 		return -EINVAL;

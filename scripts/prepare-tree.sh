@@ -71,4 +71,5 @@ place kvm-isolate/ arch/x86/kvm/isolate/
 place guest-side/ drivers/virt/kvm_isolate_guest/
 place selftests/ tools/testing/selftests/kvm/x86/kvm_isolate/
 place include/uapi/linux/kvm_isolate.h include/uapi/linux/kvm_isolate.h
+place include/linux/kvm_isolate_guest.h include/linux/kvm_isolate_guest.h
 echo "$tree" >&3

@@ -69,13 +69,15 @@ pub struct ModulePage {
     pub pa: u64,
 }
 
-/// A loaded, live module, pinned: it cannot be unloaded while this exists.
+/// A loaded module, pinned: it cannot be unloaded while this exists.
 ///
 /// # Invariants
 ///
-/// `ptr` points to a module that was live when this took a reference on it (`try_module_get`);
-/// the reference is dropped only by [`Drop`]. So the module's memory, its layout and its core
-/// kallsyms table (set up before its init, never changed after) stay while this exists.
+/// `ptr` points to a module that was live, or running its init, when this took a reference on
+/// it (`try_module_get`); the reference is dropped only by [`Drop`]. So the module's memory
+/// outside its init sections and its layout stay while this exists, and its kallsyms table
+/// (the loader's init-time table during its init, the core table after, each freed only after
+/// an RCU grace period once replaced) can be read under the RCU read lock.
 pub struct LoadedModule {
     ptr: NonNull<bindings::module>,
 }
@@ -112,11 +114,35 @@ impl LoadedModule {
         Ok(module)
     }
 
+    /// Pins the module `ptr`, which is running its own code (its init, or later): the kernel
+    /// API's way for a module to name itself. `EBUSY` if it is being unloaded.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` points to a loaded module's `struct module` that stays allocated for the call:
+    /// the module's own code is running and called this (directly or through a C API).
+    pub unsafe fn pin_running(ptr: *mut bindings::module) -> Result<Self> {
+        let ptr = NonNull::new(ptr).ok_or(EINVAL)?;
+        // SAFETY: the caller guarantees `ptr` is a loaded module for the call;
+        // `try_module_get()` fails only for a module being unloaded.
+        if !unsafe { bindings::try_module_get(ptr.as_ptr()) } {
+            return Err(EBUSY);
+        }
+        // INVARIANT: the reference was just taken, on a module that runs its code: live, or in
+        // its init.
+        Ok(LoadedModule { ptr })
+    }
+
     /// The module's name.
     pub fn name(&self) -> &CStr {
         // SAFETY: by the type invariant the module is alive; its name is NUL-terminated and
         // never changes.
         unsafe { CStr::from_char_ptr((*self.ptr.as_ptr()).name.as_ptr()) }
+    }
+
+    /// An identity for the module while it is pinned: equal for two pins of one module.
+    pub fn id(&self) -> usize {
+        self.ptr.as_ptr() as usize
     }
 
     /// Whether this is `module`.
@@ -126,7 +152,7 @@ impl LoadedModule {
 
     /// Where `area` is: its start and size in bytes (size 0 if the module has none).
     pub fn area(&self, area: Area) -> (usize, usize) {
-        // SAFETY: by the type invariant the module is live and pinned; its layout was fixed
+        // SAFETY: by the type invariant the module is pinned; its layout was fixed
         // when it was loaded.
         let mem = unsafe { &(*self.ptr.as_ptr()).mem[area.index()] };
         // CAST: a pointer and a `u32` size into `usize` on 64-bit.
@@ -178,8 +204,9 @@ impl LoadedModule {
         if syms.is_null() {
             return None;
         }
-        // SAFETY: a live module's kallsyms table is its core table: `num_symtab` entries, each
-        // naming an offset in `strtab`, and a type byte each in `typetab`; fixed since load.
+        // SAFETY: a module's kallsyms table (its init-time or its core table, both set up
+        // before its init and freed only after a grace period once replaced) has `num_symtab`
+        // entries, each naming an offset in `strtab`, and a type byte each in `typetab`.
         let (symtab, num, strtab, typetab) = unsafe {
             let s = &*syms;
             (s.symtab, s.num_symtab as usize, s.strtab, s.typetab)
@@ -210,9 +237,11 @@ impl LoadedModule {
         self.find_symbol(|n, s| (n == name).then_some(s))
     }
 
-    /// The addresses of the module's functions that start in its code: the entry points the
-    /// module loader knows (its exported and static functions; the code-padding symbols
-    /// `__pfx_*` and `__cfi_*` before each are not functions).
+    /// The addresses of the module's functions that start in its code, each once, in order:
+    /// the entry points the module loader knows (its exported and static functions; the
+    /// code-padding symbols `__pfx_*` and `__cfi_*` before each are not functions). A function
+    /// of two names (during the module's init its table has aliases such as `cleanup_module`)
+    /// is one address.
     pub fn functions(&self) -> Result<KVec<usize>> {
         let (base, size) = self.area(Area::Text);
         let mut count = 0usize;
@@ -235,6 +264,15 @@ impl LoadedModule {
             }
             None
         });
+        out.sort_unstable();
+        let mut kept = 0;
+        for i in 0..out.len() {
+            if kept == 0 || out[i] != out[kept - 1] {
+                out[kept] = out[i];
+                kept += 1;
+            }
+        }
+        out.truncate(kept);
         Ok(out)
     }
 }

@@ -9,8 +9,11 @@
 //! (`/sys/kernel/config/kvm_isolate/`, see `Documentation/kvm-isolate/guest.rst`): a module's
 //! code becomes a domain's, its functions the domain's entry points, and the sections or
 //! symbols the administrator names its regions; the module is pinned while its domain lives.
+//! A module can also protect itself: `kvm_isolate_protect_self()` (`<linux/kvm_isolate_guest.h>`,
+//! exported by `kvm_isolate_guest_api.c`) does the same from its own code.
 
 use core::{
+    ffi::{c_int, c_uint, c_void},
     mem::ManuallyDrop,
     sync::atomic::{AtomicU64, Ordering},
 };
@@ -28,7 +31,7 @@ use kernel::{
     page::PAGE_SIZE,
     prelude::*,
     str::CString,
-    sync::Mutex, //
+    sync::{global_lock, Mutex}, //
 };
 
 // The hypercall ABI, defined once: the Rust mirror of the uapi header the host module uses too.
@@ -267,16 +270,40 @@ impl RebootHandler for DestroyAtReboot {
 /// locks the VM's kvm-isolate configuration (the guest can then only tighten it).
 #[pin_data]
 struct Admin {
-    /// Serializes the administrator's requests, so that each one's hypercalls are not
-    /// interleaved with another's.
-    #[pin]
-    busy: Mutex<()>,
     /// This module, which does not protect itself.
     this: &'static ThisModule,
 }
 
+/// A module this one protected: by the administrator (its directory holds the pin), or by
+/// itself through the kernel API (then the pin is kept here, for good).
+struct Known {
+    /// Its `struct module`, as an identity ([`LoadedModule::id`]).
+    module: usize,
+    name: CString,
+    domain: u8,
+    own: Option<SelfProtected>,
+}
+
+/// A module that protected itself (`kvm_isolate_protect_self()`).
+struct SelfProtected {
+    /// The pin: a module that protects itself stays protected until the guest reboots. (So
+    /// this module, whose API it called, cannot be unloaded before it: none is left at exit.)
+    _module: LoadedModule,
+    code_pages: usize,
+    entries: usize,
+    regions: KVec<Region>,
+}
+
+global_lock! {
+    // SAFETY: initialized first thing in the module's init, before configfs or the API (whose
+    // users cannot resolve its symbol before the init returns) can use it.
+    unsafe(uninit) static PROTECTED: Mutex<KVec<Known>> = KVec::new();
+}
+
 impl kernel::InPlaceModule for KvmIsolateGuest {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        // SAFETY: once, before anything else uses the lock.
+        unsafe { PROTECTED.init() };
         let probed = (|| -> Result {
             let Some(base) = kvm_cpuid_base() else {
                 pr_err!("not running under KVM (no KVM hypervisor CPUID leaf)\n");
@@ -309,6 +336,7 @@ impl kernel::InPlaceModule for KvmIsolateGuest {
             attributes: [
                 abi: 0,
                 lock: 1,
+                modules: 2,
             ],
         };
         try_pin_init!(Self {
@@ -317,10 +345,7 @@ impl kernel::InPlaceModule for KvmIsolateGuest {
                 configfs::Subsystem::new(
                     c"kvm_isolate",
                     item_type,
-                    try_pin_init!(Admin {
-                        busy <- new_mutex!(()),
-                        this: module,
-                    }),
+                    try_pin_init!(Admin { this: module }),
                 )
             },
             _reboot: RebootRegistration::new()?,
@@ -382,12 +407,13 @@ impl configfs::AttributeOperations<1> for Admin {
 
     /// Writing `1` locks: from then on the guest can only tighten (no domain is destroyed, no
     /// module unpinned, no mode loosened). Nothing else is accepted.
-    fn store(admin: &Admin, page: &[u8]) -> Result {
+    fn store(_admin: &Admin, page: &[u8]) -> Result {
         if trim(page) != b"1" {
             pr_err!("lock: write 1 to lock; nothing changed\n");
             return Err(EINVAL);
         }
-        let _busy = admin.busy.lock();
+        // Not between another request's hypercalls.
+        let _known = PROTECTED.lock();
         // SAFETY: locking takes no right from any memory.
         unsafe { call(abi::HC_LOCK, [0; 4]) }.inspect_err(|e| {
             pr_err!("lock: the host refused (errno {})\n", -e.to_errno());
@@ -395,6 +421,27 @@ impl configfs::AttributeOperations<1> for Admin {
         LOCKED.store(1, Ordering::Relaxed);
         pr_info!("kvm-isolate configuration locked\n");
         Ok(())
+    }
+}
+
+#[vtable]
+impl configfs::AttributeOperations<2> for Admin {
+    type Data = Admin;
+
+    /// `modules`: one line per protected module: its name, its domain, and who protected it
+    /// (`admin` through this directory, `self` through the kernel API).
+    fn show(_admin: &Admin, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let known = PROTECTED.lock();
+        let mut w = kernel::str::Formatter::new(&mut page[..]);
+        for k in known.iter() {
+            let how = if k.own.is_some() { "self" } else { "admin" };
+            core::fmt::Write::write_fmt(
+                &mut w,
+                format_args!("{} {} {how}\n", k.name.to_str().unwrap_or("?"), k.domain),
+            )
+            .map_err(|_| EFBIG)?;
+        }
+        Ok(w.bytes_written())
     }
 }
 
@@ -410,6 +457,15 @@ struct Region {
     access: u64,
 }
 
+impl Region {
+    fn try_clone(&self) -> Result<Region> {
+        Ok(Region {
+            name: (&*self.name).try_into()?,
+            ..*self
+        })
+    }
+}
+
 /// A protected module: a directory `/sys/kernel/config/kvm_isolate/NAME`.
 #[pin_data(PinnedDrop)]
 struct Protected {
@@ -421,6 +477,9 @@ struct Protected {
     /// Its code pages and entry points, as registered.
     code_pages: usize,
     entries: usize,
+    /// The module protected itself: this directory only shows it, and `rmdir` leaves the
+    /// domain (and the module's own pin) alone.
+    adopted: bool,
     #[pin]
     state: Mutex<ProtectedState>,
 }
@@ -518,9 +577,10 @@ fn register(module: &LoadedModule) -> Result<(u8, usize, usize)> {
 impl configfs::GroupOperations for Admin {
     type Child = Protected;
 
-    /// `mkdir NAME`: protect the loaded module NAME.
+    /// `mkdir NAME`: protect the loaded module NAME; for a module that protected itself, show
+    /// its domain here.
     fn make_group(&self, name: &CStr) -> Result<impl PinInit<configfs::Group<Protected>, Error>> {
-        let _busy = self.busy.lock();
+        let mut known = PROTECTED.lock();
         if VERSION.load(Ordering::Relaxed) == 0 {
             pr_err!("{name}: the host does not run kvm-isolate\n");
             return Err(ENODEV);
@@ -533,15 +593,51 @@ impl configfs::GroupOperations for Admin {
             pr_err!("{name}: kvm_isolate_guest does not protect itself\n");
             return Err(EINVAL);
         }
-        let (domain, code_pages, entries) = register(&module).inspect_err(|e| {
-            pr_err!(
-                "{name}: the host refused its domain (errno {})\n",
-                -e.to_errno()
-            );
-        })?;
-        pr_info!(
-            "{name}: protected as domain {domain}: {code_pages} code pages, {entries} entry points\n"
-        );
+        let dir_name: CString = name.try_into()?;
+        let (domain, code_pages, entries, regions, adopted) =
+            match known.iter().find(|k| k.module == module.id()) {
+                // configfs makes one directory of a name: only a module's own protection is
+                // known without one.
+                Some(Known { own: None, .. }) => return Err(EEXIST),
+                Some(Known {
+                    own: Some(own),
+                    domain,
+                    ..
+                }) => {
+                    let mut regions = KVec::with_capacity(own.regions.len(), GFP_KERNEL)?;
+                    for r in own.regions.iter() {
+                        regions.push(r.try_clone()?, GFP_KERNEL)?;
+                    }
+                    pr_info!(
+                        "{name}: protects itself as domain {domain}; its directory shows it \
+                         (rmdir leaves it protected)\n"
+                    );
+                    (*domain, own.code_pages, own.entries, regions, true)
+                }
+                None => {
+                    let known_name: CString = name.try_into()?;
+                    known.reserve(1, GFP_KERNEL)?;
+                    let (domain, code_pages, entries) = register(&module).inspect_err(|e| {
+                        pr_err!(
+                            "{name}: the host refused its domain (errno {})\n",
+                            -e.to_errno()
+                        );
+                    })?;
+                    pr_info!(
+                        "{name}: protected as domain {domain}: {code_pages} code pages, \
+                         {entries} entry points\n"
+                    );
+                    known
+                        .push_within_capacity(Known {
+                            module: module.id(),
+                            name: known_name,
+                            domain,
+                            own: None,
+                        })
+                        .map_err(|_| ENOMEM)?;
+                    (domain, code_pages, entries, KVec::new(), false)
+                }
+            };
         let item_type = configfs_attrs! {
             container: configfs::Group<Protected>,
             data: Protected,
@@ -552,15 +648,16 @@ impl configfs::GroupOperations for Admin {
             ],
         };
         Ok(configfs::Group::new(
-            name.try_into()?,
+            dir_name,
             item_type,
             try_pin_init!(Protected {
                 module: ManuallyDrop::new(module),
                 domain,
                 code_pages,
                 entries,
+                adopted,
                 state <- new_mutex!(ProtectedState {
-                    regions: KVec::new(),
+                    regions,
                     mode: abi::MODE_INHERIT,
                 }),
             }),
@@ -576,10 +673,22 @@ impl PinnedDrop for Protected {
         // SAFETY: nothing here is moved out of the pinned `self`; `module` is taken once.
         let this = unsafe { self.get_unchecked_mut() };
         let name = this.module.name();
+        if this.adopted {
+            pr_info!(
+                "{name}: directory removed; the module protects itself, domain {} stays\n",
+                this.domain
+            );
+            // SAFETY: dropped once, here; never used again.
+            unsafe { ManuallyDrop::drop(&mut this.module) };
+            return;
+        }
+        let mut known = PROTECTED.lock();
         // SAFETY: destroying the domain gives back what it took.
         match unsafe { call(abi::HC_DOMAIN_DESTROY, [u64::from(this.domain), 0, 0, 0]) } {
             Ok(_) => {
                 set_live(this.domain, false);
+                let id = this.module.id();
+                known.retain(|k| k.module != id);
                 pr_info!(
                     "{name}: domain {} destroyed, module unpinned\n",
                     this.domain
@@ -803,4 +912,160 @@ impl configfs::AttributeOperations<2> for Protected {
         state.mode = mode;
         Ok(())
     }
+}
+
+/// `struct kvm_isolate_region` of `<linux/kvm_isolate_guest.h>` (whose C side checks the size).
+#[repr(C)]
+pub struct ApiRegion {
+    start: *const c_void,
+    size: usize,
+    access: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<ApiRegion>() == 24);
+
+/// The most regions one `kvm_isolate_protect_self()` takes (`KVM_ISOLATE_MAX_SELF_REGIONS`).
+const MAX_SELF_REGIONS: usize = 16;
+
+/// What `kvm_isolate_protect_self()` does once its C side checked that `module` is the
+/// caller's own: the domain, or a negative errno.
+///
+/// # Safety
+///
+/// `module` is a loaded module whose code is running (it called the API); `regions` points to
+/// `nr` regions if `nr` is not 0.
+#[no_mangle]
+pub unsafe extern "C" fn kvm_isolate_guest_protect(
+    module: *mut kernel::bindings::module,
+    regions: *const ApiRegion,
+    nr: c_uint,
+) -> c_int {
+    let protected = (|| -> Result<u8> {
+        // SAFETY: the caller's module runs its code, so its `struct module` stays for the call.
+        let module = unsafe { LoadedModule::pin_running(module) }?;
+        // CAST: `c_uint` into `usize` on 64-bit.
+        let nr = nr as usize;
+        let regions: &[ApiRegion] = match nr {
+            0 => &[],
+            _ if regions.is_null() => return Err(EINVAL),
+            n if n > MAX_SELF_REGIONS => {
+                pr_err!(
+                    "{}: {n} regions; at most {MAX_SELF_REGIONS}\n",
+                    module.name()
+                );
+                return Err(E2BIG);
+            }
+            // SAFETY: the caller passes `nr` regions at `regions`.
+            n => unsafe { core::slice::from_raw_parts(regions, n) },
+        };
+        protect_self(module, regions)
+    })();
+    match protected {
+        Ok(domain) => c_int::from(domain),
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// A region's name for `regions`: the data symbol it starts with, else its address.
+fn region_name(module: &LoadedModule, start: usize) -> Result<CString> {
+    let mut buf = [0u8; 64];
+    let mut len = 0;
+    module.find_symbol(|n, s| {
+        if s.addr != start || s.is_function() {
+            return None;
+        }
+        let b = n.to_bytes();
+        len = b.len().min(buf.len());
+        buf[..len].copy_from_slice(&b[..len]);
+        Some(())
+    });
+    match core::str::from_utf8(&buf[..len]) {
+        Ok(sym) if len > 0 => CString::try_from_fmt(fmt!("{sym}")),
+        _ => CString::try_from_fmt(fmt!("{start:#x}")),
+    }
+}
+
+/// Makes `module` a domain with `api`'s regions, as the module asked for itself. Everything
+/// that can fail is checked before the host is asked; if the host refuses, the domain goes and
+/// nothing changed.
+fn protect_self(module: LoadedModule, api: &[ApiRegion]) -> Result<u8> {
+    let name = module.name();
+    let mut known = PROTECTED.lock();
+    if VERSION.load(Ordering::Relaxed) == 0 {
+        pr_err!("{name}: the host does not run kvm-isolate\n");
+        return Err(ENODEV);
+    }
+    if known.iter().any(|k| k.module == module.id()) {
+        pr_err!("{name}: protected already\n");
+        return Err(EEXIST);
+    }
+    let (text, text_len) = module.area(Area::Text);
+    let rwx = abi::ACCESS_R | abi::ACCESS_W | abi::ACCESS_X;
+    let mut regions = KVec::with_capacity(api.len(), GFP_KERNEL)?;
+    let mut pages = KVec::with_capacity(api.len(), GFP_KERNEL)?;
+    for (i, r) in api.iter().enumerate() {
+        let (start, size, access) = (r.start as usize, r.size, u64::from(r.access));
+        let whole = start % PAGE_SIZE == 0 && size != 0 && size % PAGE_SIZE == 0;
+        let code = start < text + text_len && start.saturating_add(size) > text;
+        let p = match module.pages(start, size) {
+            Ok(p) if whole && !code && access != 0 && access & !rwx == 0 => p,
+            _ => {
+                pr_err!(
+                    "{name}: region {i} ({start:#x}, {size} bytes, rights {access:#x}) is not \
+                     whole pages of its data with rights r, w, x\n"
+                );
+                return Err(EINVAL);
+            }
+        };
+        regions.push(
+            Region {
+                name: region_name(&module, start)?,
+                start,
+                pages: p.len(),
+                access,
+            },
+            GFP_KERNEL,
+        )?;
+        pages.push(p, GFP_KERNEL)?;
+    }
+    let known_name: CString = name.try_into()?;
+    known.reserve(1, GFP_KERNEL)?;
+    let (domain, code_pages, entries) = register(&module).inspect_err(|e| {
+        pr_err!(
+            "{name}: the host refused its domain (errno {})\n",
+            -e.to_errno()
+        );
+    })?;
+    for (r, p) in regions.iter().zip(pages.iter()) {
+        if let Err(e) = add_runs(domain, p, false, r.access) {
+            pr_err!(
+                "{name}: the host refused region {} (errno {}); not protected\n",
+                r.name.to_str().unwrap_or("?"),
+                -e.to_errno()
+            );
+            // SAFETY: destroying the new domain gives back what it took.
+            let _ = unsafe { call(abi::HC_DOMAIN_DESTROY, [u64::from(domain), 0, 0, 0]) };
+            set_live(domain, false);
+            return Err(e);
+        }
+    }
+    pr_info!(
+        "{name}: protects itself as domain {domain}: {code_pages} code pages, {entries} entry \
+         points, {} regions\n",
+        regions.len()
+    );
+    known
+        .push_within_capacity(Known {
+            module: module.id(),
+            name: known_name,
+            domain,
+            own: Some(SelfProtected {
+                _module: module,
+                code_pages,
+                entries,
+                regions,
+            }),
+        })
+        .map_err(|_| ENOMEM)?;
+    Ok(domain)
 }

@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kvm_isolate_guest's kernel API (<linux/kvm_isolate_guest.h>): the export,
+ * and the check that a module protects only itself.  The work is done in
+ * Rust (kvm_isolate_guest_main.rs).
+ */
+#include <linux/build_bug.h>
+#include <linux/module.h>
+
+#include "kvm_isolate_guest_api.h"
+
+/* The Rust side's layout of struct kvm_isolate_region is this one. */
+static_assert(sizeof(struct kvm_isolate_region) == 24);
+
+int kvm_isolate_protect_self(struct module *mod,
+			     const struct kvm_isolate_region *regions,
+			     unsigned int nr)
+{
+	/* Only the module's own code may make it a domain. */
+	if (!mod || !within_module((unsigned long)__builtin_return_address(0), mod))
+		return -EPERM;
+	return kvm_isolate_guest_protect(mod, regions, nr);
+}
+EXPORT_SYMBOL_GPL(kvm_isolate_protect_self);
