@@ -40,6 +40,7 @@ use crate::{
         CtlLock,
         CtlMode,
         CtlRecord,
+        CtlRegion,
         CtlRule,
         CtlVm, //
     },
@@ -74,6 +75,8 @@ unsafe impl FromBytes for CtlEntry {}
 unsafe impl AsBytes for CtlEntry {}
 // SAFETY: as above.
 unsafe impl AsBytes for CtlRecord {}
+// SAFETY: as above.
+unsafe impl AsBytes for CtlRegion {}
 // SAFETY: as above.
 unsafe impl FromBytes for CtlMode {}
 // SAFETY: as above.
@@ -219,6 +222,8 @@ impl Control {
                         },
                         pad: 0,
                         name: e.name(d),
+                        code_start: e.code_span(d).map_or(0, |c| c.0),
+                        code_end: e.code_span(d).map_or(0, |c| c.1),
                     },
                     GFP_KERNEL,
                 )?;
@@ -304,6 +309,20 @@ impl Control {
         put_array(a, &out)
     }
 
+    fn regions_get(a: CtlArray) -> Result<CtlArray> {
+        let out = with_vm(a.vm, |_, g| {
+            let n = g.engine.regions().len();
+            let mut out = KVVec::with_capacity(n, GFP_KERNEL)?;
+            for _ in 0..n {
+                out.push(CtlRegion::default(), GFP_KERNEL)?;
+            }
+            // Fills all of `out`: it has room for every region.
+            g.engine.region_list(&mut out);
+            Ok(out)
+        })?;
+        put_array(a, &out)
+    }
+
     fn entries_set(a: CtlArray) -> Result {
         let max = with_vm(a.vm, |_, g| Ok(g.engine.limits().entries))?;
         let mut entries = get_array::<CtlEntry>(&a, max)?;
@@ -366,6 +385,7 @@ impl MiscDevice for Control {
             ctl::CTL_DOMAINS => array(Self::domains),
             ctl::CTL_PROFILE_GET => array(Self::profile_get),
             ctl::CTL_ENTRIES_GET => array(Self::entries_get),
+            ctl::CTL_REGIONS_GET => array(Self::regions_get),
             ctl::CTL_LOG_READ => array(Self::log_read),
             ctl::CTL_SET_MODE => {
                 Self::set_mode(user(size_of::<CtlMode>()).reader().read::<CtlMode>()?)?;

@@ -557,6 +557,7 @@ impl Isolate {
                     return Err(abi::Error::Inval);
                 }
                 let r = Region {
+                    index: 0,
                     gfn,
                     npages,
                     rights,

@@ -12,8 +12,10 @@
 # (mode enforce --deny gp): no denial; the rogue's read, write and call into
 # the middle of the keeper are denied, in the guest (an oops of the rogue's
 # thread) and in the host's log; the keeper cannot be unloaded. Then the
-# guest reboots with the domain live: the next boot finds it gone, protects
-# the keeper again and locks. This script is the host: it answers the
+# guest reboots with the domain live: the next boot finds it gone, and the
+# keeper protects itself (kvm_isolate_guest's kernel API, which refuses the
+# rogue's claim on the key), the first boot's profile imports by module name
+# and offset, and the guest locks. This script is the host: it answers the
 # guest's "@l2 wait STEP" lines on its console.
 # TAP output.
 
@@ -82,6 +84,15 @@ step() {
 		# VM exits about the domain per call of the keeper (20 calls since enforce).
 		per_call=$((($(vm_col VIOLATIONS) - violations0) / 20))
 		echo "VM exits about the keeper's domain per keeper call: $per_call" >&2 ;;
+	import) # the first boot's profile into this boot: what it names by module is found where
+		# the module is now (the entry points' gpas changed with the reboot)
+		kvm-isolatectl profile export "$vm" >/tmp/l2_guest_test.before &&
+		kvm-isolatectl profile import "$vm" /tmp/l2_guest_test.profile >&2 &&
+		kvm-isolatectl profile export "$vm" >/tmp/l2_guest_test.after &&
+		cmp /tmp/l2_guest_test.before /tmp/l2_guest_test.after >&2 &&
+		echo "entry points whose gpa the reboot changed: $(grep '"gpa"' /tmp/l2_guest_test.profile |
+			grep -vcxFf /tmp/l2_guest_test.after)" >&2 &&
+		grep -c '"offset"' /tmp/l2_guest_test.after ;;
 	log) kvm-isolatectl log "$vm" >/tmp/l2_guest_test.log
 	     kvm-isolatectl show "$vm" >/tmp/l2_guest_test.show ;;
 	*) echo "unknown step '$1'" >&2; return 1 ;;
@@ -166,13 +177,13 @@ while IFS= read -r line; do
 	*) not_ok "L2: ${line%%: failed*}"; grep '^@l2 out ' "$OUT" | sed 's/^@l2 out /# /' ;;
 	esac
 done </tmp/l2_guest_test.checks
-check "the guest reported all 30 of its checks, over two boots" \
-	test "$(wc -l </tmp/l2_guest_test.checks)" = 30
-host_steps() { # the guest asked for nine steps over its two boots, and the host did each
+check "the guest reported all 32 of its checks, over two boots" \
+	test "$(wc -l </tmp/l2_guest_test.checks)" = 32
+host_steps() { # the guest asked for ten steps over its two boots, and the host did each
 	cat /tmp/l2_guest_test.steps
-	[ "$(grep -c '^@l2 host did ' "$OUT")" = 9 ] && ! grep -q '^@l2 host did .*: failed' "$OUT"
+	[ "$(grep -c '^@l2 host did ' "$OUT")" = 10 ] && ! grep -q '^@l2 host did .*: failed' "$OUT"
 }
-check "the host did the nine steps the guest asked for (kvm-isolatectl)" host_steps
+check "the host did the ten steps the guest asked for (kvm-isolatectl)" host_steps
 # The keeper's own code is the only code that reads its key: learning its workload finds no
 # kernel code to allow (a rule would show any that does).
 learned() { cat /tmp/l2_guest_test.profile; grep -q '"rules": \[\]' /tmp/l2_guest_test.profile; }

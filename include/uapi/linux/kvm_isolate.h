@@ -203,8 +203,11 @@
  *    up to 256 views, kvm_isolate_ctl_vm.views is their number, not a bitmap.
  * 5: kvm_isolate_ctl_domain.flags (KVM_ISOLATE_DOMAIN_SWITCHABLE).
  * 6: kvm_isolate_ctl_domain.name (KVM_HC_ISOLATE_DOMAIN_NAME).
+ * 7: kvm_isolate_ctl_domain.code_start and code_end, REGIONS_GET (kvm_isolate_ctl_region)
+ *    and KVM_ISOLATE_GPA_FROM_CODE in ENTRIES_SET: what a profile names
+ *    (module, offset) by.
  */
-#define KVM_ISOLATE_CTL_VERSION_NR	6
+#define KVM_ISOLATE_CTL_VERSION_NR	7
 /* Log records a VM keeps before dropping. */
 #define KVM_ISOLATE_LOG_RECORDS		1024
 
@@ -260,6 +263,21 @@ struct kvm_isolate_ctl_domain {
 	__u32 flags;		/* KVM_ISOLATE_DOMAIN_* */
 	__u32 pad;
 	char name[KVM_ISOLATE_NAME_LEN];	/* the guest's (DOMAIN_NAME), NUL-padded */
+	__u64 code_start;	/* its code's lowest gva, 0 if none */
+	__u64 code_end;		/* the end of its highest code range, 0 if none */
+};
+
+/*
+ * One of a domain's regions; index: its number among them, in the order the
+ * guest gave them (from 0).
+ */
+struct kvm_isolate_ctl_region {
+	__u32 domain;
+	__u32 index;
+	__u64 gpa;		/* its first byte */
+	__u64 npages;
+	__u32 access;		/* the domain's rights, KVM_ISOLATE_ACCESS_* */
+	__u32 pad;
 };
 
 /*
@@ -288,6 +306,9 @@ struct kvm_isolate_ctl_entry {
 	__u64 gva;
 	__u64 gpa;
 };
+
+/* ENTRIES_SET: the gpa the domain's code maps gva to, whatever it is. */
+#define KVM_ISOLATE_GPA_FROM_CODE	(~0ULL)
 
 /* kvm_isolate_ctl_record.verdict */
 #define KVM_ISOLATE_LOG_ALLOWED		0
@@ -354,5 +375,7 @@ struct kvm_isolate_ctl_lock {
  * More than the VM's max_entries is E2BIG.
  */
 #define KVM_ISOLATE_CTL_ENTRIES_SET	_IOW(KVM_ISOLATE_CTL_TYPE, 9, struct kvm_isolate_ctl_array)
+/* kvm_isolate_ctl_region[] of vm, by domain and index */
+#define KVM_ISOLATE_CTL_REGIONS_GET	_IOWR(KVM_ISOLATE_CTL_TYPE, 10, struct kvm_isolate_ctl_array)
 
 #endif /* _UAPI_LINUX_KVM_ISOLATE_H */

@@ -25,6 +25,7 @@ fn engine(nregions: u64, nrules: u64) -> Box<Engine> {
     }
     for i in 0..nregions {
         e.add_region(Region {
+            index: 0,
             gfn: i * 16,
             npages: 8,
             rights: 3,

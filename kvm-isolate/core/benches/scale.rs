@@ -42,6 +42,7 @@ fn vm(nd: u64, nr: u64) -> Vm {
         let g = e.check_entry(c.domain, c.start, false).unwrap();
         e.add_entry(g).unwrap();
         let r = Region {
+            index: 0,
             gfn: 0x10_0001 + i * 2,
             npages: 1,
             rights: 3,

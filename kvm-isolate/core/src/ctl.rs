@@ -19,7 +19,12 @@ pub const CTL_TYPE: u32 = 0xB7;
 /// are gone; up to 256 views, [`CtlVm::views`] is their number, not a bitmap.
 /// 5: [`CtlDomain::flags`] ([`DOMAIN_SWITCHABLE`]).
 /// 6: [`CtlDomain::name`] (`KVM_HC_ISOLATE_DOMAIN_NAME`).
-pub const CTL_VERSION_NR: u32 = 6;
+/// 7: [`CtlDomain::code_start`] and `code_end`, `REGIONS_GET` ([`CtlRegion`]), and [`GPA_FROM_CODE`] in
+/// `ENTRIES_SET`: what a profile names (module, offset) by.
+pub const CTL_VERSION_NR: u32 = 7;
+/// `KVM_ISOLATE_GPA_FROM_CODE`: an entry point's `gpa` in `ENTRIES_SET` meaning "what the
+/// domain's code maps its `gva` to".
+pub const GPA_FROM_CODE: u64 = !0;
 /// `KVM_ISOLATE_DOMAIN_SWITCHABLE`: in [`CtlDomain::flags`].
 pub const DOMAIN_SWITCHABLE: u32 = 1 << 0;
 /// `KVM_ISOLATE_RULE_TRUSTED`: a rule's accessor is trusted on its own (in `CtlRule::access`).
@@ -154,6 +159,11 @@ pub struct CtlDomain {
     pub pad: u32,
     /// The name the guest gave it (`KVM_HC_ISOLATE_DOMAIN_NAME`): printable ASCII, NUL-padded.
     pub name: [u8; crate::abi::NAME_LEN],
+    /// Where its code lies (guest virtual): its lowest address and the end of its highest
+    /// range, 0 and 0 if it has none. Offsets into the module are from `code_start`.
+    pub code_start: u64,
+    /// See `code_start`.
+    pub code_end: u64,
 }
 
 impl Default for CtlDomain {
@@ -172,10 +182,11 @@ impl Default for CtlDomain {
             flags: 0,
             pad: 0,
             name: [0; crate::abi::NAME_LEN],
+            code_start: 0,
+            code_end: 0,
         }
     }
 }
-
 
 /// `struct kvm_isolate_ctl_rule`.
 #[repr(C)]
@@ -205,6 +216,24 @@ pub struct CtlEntry {
     pub gva: u64,
     /// What the domain's code maps `gva` to.
     pub gpa: u64,
+}
+
+/// `struct kvm_isolate_ctl_region`: one of a domain's regions.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtlRegion {
+    /// The domain (its view).
+    pub domain: u32,
+    /// Its number among the domain's regions, in the order the guest gave them (from 0).
+    pub index: u32,
+    /// Its first byte (guest physical).
+    pub gpa: u64,
+    /// Its pages.
+    pub npages: u64,
+    /// The domain's rights on it, `ACCESS_*`.
+    pub access: u32,
+    /// Zero.
+    pub pad: u32,
 }
 
 /// `struct kvm_isolate_ctl_record`.
@@ -291,3 +320,5 @@ pub const CTL_LOG_READ: u32 = ioc(IOC_READ | IOC_WRITE, 7, core::mem::size_of::<
 pub const CTL_ENTRIES_GET: u32 = ioc(IOC_READ | IOC_WRITE, 8, core::mem::size_of::<CtlArray>());
 /// `KVM_ISOLATE_CTL_ENTRIES_SET`.
 pub const CTL_ENTRIES_SET: u32 = ioc(IOC_WRITE, 9, core::mem::size_of::<CtlArray>());
+/// `KVM_ISOLATE_CTL_REGIONS_GET`.
+pub const CTL_REGIONS_GET: u32 = ioc(IOC_READ | IOC_WRITE, 10, core::mem::size_of::<CtlArray>());

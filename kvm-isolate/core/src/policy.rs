@@ -21,7 +21,7 @@
 //! virtual address: the fetch violation names the physical page the code came from.
 
 use crate::abi::{self, Error};
-use crate::ctl::{self, CtlEntry, CtlRecord, CtlRule};
+use crate::ctl::{self, CtlEntry, CtlRecord, CtlRegion, CtlRule};
 use crate::list::List;
 
 /// Domains per VM (views 1 ..= 255).
@@ -296,6 +296,10 @@ pub struct Region {
     pub rights: u8,
     /// Owner.
     pub domain: u8,
+    /// Its number among its domain's regions, in the order they were added (from 0): what a
+    /// profile names it by, its address changing from boot to boot. [`Engine::add_region`]
+    /// sets it.
+    pub index: u32,
 }
 
 impl Region {
@@ -1288,18 +1292,22 @@ impl Engine {
 
     /// Checks `entries` as a whole set for this VM (sorting them by location): each names an
     /// existing domain, an address in its code, and the guest-physical address that code maps
-    /// it to (a profile made for another layout does not fit: `NoEnt`); none twice; every page
-    /// start of a switchable domain's code among them (`Inval`).
+    /// it to (a profile made for another layout does not fit: `NoEnt`), or
+    /// [`ctl::GPA_FROM_CODE`], which becomes that address; none twice; every page start of a
+    /// switchable domain's code among them (`Inval`).
     pub fn check_entries(&self, entries: &mut [CtlEntry]) -> Result<(), Error> {
         if entries.len() > self.limits.entries {
             return Err(Error::NoSpc);
         }
-        for x in entries.iter() {
+        for x in entries.iter_mut() {
             let d = u8::try_from(x.domain).map_err(|_| Error::Inval)?;
             if !self.is_domain(d) || x.pad != 0 {
                 return Err(Error::Inval);
             }
-            if self.gate_at(d, x.gva).map(|g| g.gpa) != Some(x.gpa) {
+            let gpa = self.gate_at(d, x.gva).map(|g| g.gpa);
+            if x.gpa == ctl::GPA_FROM_CODE {
+                x.gpa = gpa.ok_or(Error::NoEnt)?;
+            } else if gpa != Some(x.gpa) {
                 return Err(Error::NoEnt);
             }
         }
@@ -1707,12 +1715,47 @@ impl Engine {
     /// Adds a region [`Engine::check_region`] accepted; fails (changing nothing) if memory is
     /// short.
     pub fn add_region(&mut self, r: Region) -> Result<(), Error> {
+        let d = usize::from(r.domain);
+        let count = self.domains.as_slice().get(d).map_or(0, |x| x.regions);
+        let r = Region {
+            // CAST: a domain's regions are at most `Limits::CEILING`, below 2^32.
+            index: count as u32,
+            ..r
+        };
         let at = self.regions.as_slice().partition_point(|x| x.gfn < r.gfn);
         self.regions.insert(at, r)?;
-        if let Some(x) = self.domains.as_mut_slice().get_mut(usize::from(r.domain)) {
+        if let Some(x) = self.domains.as_mut_slice().get_mut(d) {
             x.regions += 1;
         }
         Ok(())
+    }
+
+    /// Where domain `d`'s code lies: its lowest address and the end of its highest range, if
+    /// it has any. A profile's offsets into the module are from the first. O(code ranges).
+    pub fn code_span(&self, d: u8) -> Option<(u64, u64)> {
+        let c = self.code.as_slice().iter().filter(|c| c.domain == d);
+        c.fold(None, |span, c| match span {
+            None => Some((c.start, c.end)),
+            Some((s, e)) => Some((s.min(c.start), e.max(c.end))),
+        })
+    }
+
+    /// The regions as control-plane entries, by domain and index. Allocates nothing; O(n log n)
+    /// in the caller's buffer.
+    pub fn region_list(&self, out: &mut [CtlRegion]) -> usize {
+        let n = self.regions.len().min(out.len());
+        for (o, r) in out.iter_mut().zip(self.regions.as_slice()) {
+            *o = CtlRegion {
+                domain: u32::from(r.domain),
+                index: r.index,
+                gpa: r.gfn * PAGE,
+                npages: r.npages,
+                access: u32::from(r.rights),
+                pad: 0,
+            };
+        }
+        out[..n].sort_unstable_by_key(|x| (x.domain, x.index));
+        n
     }
 
     /// Checks that the guest may make domain `d` *switchable*: its view may then be entered by

@@ -139,9 +139,10 @@ fn rust_mirror_matches_c_header() {
         assert_eq!(h.get(name).copied(), Some(value), "{name}");
     }
     // Version 4: capacities per VM (module parameters), no static rule or entry point limit;
-    // version 5: a domain's flags (switchable); version 6: its name.
-    assert_eq!(ctl::CTL_VERSION_NR, 6);
-    assert_eq!(h.get("KVM_ISOLATE_CTL_VERSION_NR").copied(), Some(6));
+    // version 5: a domain's flags (switchable); version 6: its name; version 7: its code start,
+    // its regions (REGIONS_GET) and GPA_FROM_CODE (profiles by module and offset).
+    assert_eq!(ctl::CTL_VERSION_NR, 7);
+    assert_eq!(h.get("KVM_ISOLATE_CTL_VERSION_NR").copied(), Some(7));
     for gone in ["KVM_ISOLATE_MAX_RULES", "KVM_ISOLATE_MAX_ENTRIES"] {
         assert!(!h.contains_key(gone), "{gone} is gone in version 4");
     }
@@ -560,6 +561,8 @@ fn ctl_matches_c() {
         "KVM_ISOLATE_CTL_LOG_READ",
         "KVM_ISOLATE_CTL_ENTRIES_GET",
         "KVM_ISOLATE_CTL_ENTRIES_SET",
+        "KVM_ISOLATE_CTL_REGIONS_GET",
+        "KVM_ISOLATE_GPA_FROM_CODE",
         "KVM_ISOLATE_GVA_UNKNOWN",
         "KVM_ISOLATE_CTL_VERSION_NR",
         "KVM_ISOLATE_RULE_TRUSTED",
@@ -572,6 +575,12 @@ fn ctl_matches_c() {
         "sizeof(struct kvm_isolate_ctl_mode)",
         "sizeof(struct kvm_isolate_ctl_lock)",
         "sizeof(struct kvm_isolate_ctl_entry)",
+        "sizeof(struct kvm_isolate_ctl_region)",
+        "offsetof(struct kvm_isolate_ctl_region, gpa)",
+        "offsetof(struct kvm_isolate_ctl_region, npages)",
+        "offsetof(struct kvm_isolate_ctl_region, access)",
+        "offsetof(struct kvm_isolate_ctl_domain, code_start)",
+        "offsetof(struct kvm_isolate_ctl_domain, code_end)",
         "offsetof(struct kvm_isolate_ctl_array, dropped)",
         "offsetof(struct kvm_isolate_ctl_vm, violations)",
         "offsetof(struct kvm_isolate_ctl_vm, dropped)",
@@ -628,7 +637,7 @@ fn ctl_matches_c() {
         .map(|(k, v)| (k, v.parse().unwrap()))
         .collect();
     use ctl::*;
-    let want: [(&str, u64); 52] = [
+    let want: [(&str, u64); 60] = [
         ("KVM_ISOLATE_CTL_VERSION", CTL_VERSION.into()),
         ("KVM_ISOLATE_CTL_LIST", CTL_LIST.into()),
         ("KVM_ISOLATE_CTL_DOMAINS", CTL_DOMAINS.into()),
@@ -639,6 +648,8 @@ fn ctl_matches_c() {
         ("KVM_ISOLATE_CTL_LOG_READ", CTL_LOG_READ.into()),
         ("KVM_ISOLATE_CTL_ENTRIES_GET", CTL_ENTRIES_GET.into()),
         ("KVM_ISOLATE_CTL_ENTRIES_SET", CTL_ENTRIES_SET.into()),
+        ("KVM_ISOLATE_CTL_REGIONS_GET", CTL_REGIONS_GET.into()),
+        ("KVM_ISOLATE_GPA_FROM_CODE", GPA_FROM_CODE),
         ("KVM_ISOLATE_GVA_UNKNOWN", GVA_UNKNOWN),
         ("KVM_ISOLATE_CTL_VERSION_NR", CTL_VERSION_NR.into()),
         ("KVM_ISOLATE_RULE_TRUSTED", RULE_TRUSTED.into()),
@@ -674,6 +685,30 @@ fn ctl_matches_c() {
         (
             "sizeof(struct kvm_isolate_ctl_entry)",
             size_of::<CtlEntry>() as u64,
+        ),
+        (
+            "sizeof(struct kvm_isolate_ctl_region)",
+            size_of::<CtlRegion>() as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_region, gpa)",
+            offset_of!(CtlRegion, gpa) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_region, npages)",
+            offset_of!(CtlRegion, npages) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_region, access)",
+            offset_of!(CtlRegion, access) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_domain, code_start)",
+            offset_of!(CtlDomain, code_start) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_domain, code_end)",
+            offset_of!(CtlDomain, code_end) as u64,
         ),
         (
             "offsetof(struct kvm_isolate_ctl_array, dropped)",

@@ -211,6 +211,7 @@ fn vm(
     }
     for &(domain, gfn, npages, rights) in regions {
         let r = Region {
+            index: 0,
             gfn,
             npages,
             rights,
@@ -578,6 +579,7 @@ fn new_code_and_regions_grant_nothing_neither_state_grants() {
                 } else {
                     what = format!("{}: region {rights:#x} of {d} at {gfn}", vm.name);
                     let r = Region {
+                        index: 0,
                         gfn,
                         npages: 2,
                         rights,
@@ -769,6 +771,7 @@ fn failed_new_code_or_region_puts_the_old_rights_back() {
                 let start = fake(&e, &old);
                 let c = code_range(d, gfn, 2);
                 let r = Region {
+                    index: 0,
                     gfn,
                     npages: 2,
                     rights,
@@ -931,6 +934,7 @@ fn a_lens_never_has_more_than_its_rules_rights() {
         // A new region of d gets nothing in the lens (no rule names it), nor does any region
         // but the rule's.
         let r1 = Region {
+            index: 0,
             gfn: free_pages(&e, 1),
             npages: 1,
             rights: RW,

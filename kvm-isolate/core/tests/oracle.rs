@@ -484,6 +484,7 @@ impl Spec {
         });
         self.regions.retain(|&(d, gfn, npages, rights)| {
             let r = Region {
+                index: 0,
                 gfn,
                 npages,
                 rights,

@@ -4,7 +4,7 @@
 //! modes and the lock, the log; property tests against a naive model and of the return table.
 
 use kvm_isolate_core::abi::{self, Error};
-use kvm_isolate_core::ctl::{self, CtlEntry, CtlRecord, CtlRule};
+use kvm_isolate_core::ctl::{self, CtlEntry, CtlRecord, CtlRegion, CtlRule};
 use kvm_isolate_core::policy::*;
 use proptest::prelude::*;
 
@@ -45,6 +45,7 @@ fn engine() -> Box<Engine> {
         e.check_code(d, &c, true).unwrap();
         e.add_code(c).unwrap();
         let r = Region {
+            index: 0,
             gfn: rgfn,
             npages: rn,
             rights,
@@ -327,6 +328,7 @@ fn lock_lets_the_guest_only_tighten() {
     assert_eq!(e.check_code(1, &c, false), Ok(()));
     assert_eq!(e.check_destroy(1, true), Err(Error::Perm));
     let r = Region {
+        index: 0,
         gfn: 0x700,
         npages: 1,
         rights: R,
@@ -339,6 +341,7 @@ fn lock_lets_the_guest_only_tighten() {
 fn overlaps_and_limits() {
     let mut e = engine();
     let clash = |gfn, npages| Region {
+        index: 0,
         gfn,
         npages,
         rights: R,
@@ -366,6 +369,7 @@ fn overlaps_and_limits() {
     assert_eq!(e.check_code(9, &c, false), Err(Error::NoEnt));
     assert_eq!(
         e.check_region(&Region {
+            index: 0,
             domain: 9,
             ..clash(0x900, 1)
         }),
@@ -2161,6 +2165,7 @@ fn arb_engine() -> impl Strategy<Value = Box<Engine>> {
             }
             for (i, (slot, n, rights)) in regions.into_iter().enumerate() {
                 let r = Region {
+                    index: 0,
                     gfn: slot * 8,
                     npages: n,
                     rights,
@@ -2572,6 +2577,7 @@ fn each_cap_refuses_the_next_item_and_changes_nothing() {
         Err(Error::NoSpc)
     );
     let region = |gfn: u64| Region {
+        index: 0,
         gfn,
         npages: 1,
         rights: R | W,
@@ -2665,7 +2671,7 @@ proptest! {
                     e.add_code(c).unwrap();
                 }
             } else {
-                let r = Region { gfn, npages: n, rights: R, domain: 1 };
+                let r = Region { index: 0, gfn, npages: n, rights: R, domain: 1 };
                 let got = e.check_region(&r);
                 prop_assert_eq!(got == Err(Error::Exist), code_clash || region_clash);
                 if got.is_ok() {
@@ -2841,6 +2847,7 @@ fn lenses_are_checked_capped_and_go_with_their_domain() {
 fn a_trusted_rule_lends_no_other_rule_s_rights() {
     let mut e = gated();
     let r2 = Region {
+        index: 0,
         gfn: 0x210,
         npages: 1,
         rights: R | W,
@@ -2911,6 +2918,7 @@ fn switchable_needs_an_entry_point_at_every_page_start_and_changes_nothing_when_
     // An executable region of its own refuses it too.
     let mut x = page_starts_entries();
     let r = Region {
+        index: 0,
         gfn: 0x500,
         npages: 1,
         rights: R | X,
@@ -2940,13 +2948,21 @@ fn switchable_needs_an_entry_point_at_every_page_start_and_changes_nothing_when_
     assert_eq!(e.check_code(1, &c, false), Err(Error::Perm));
     assert_eq!(e.check_code(2, &Code { domain: 2, ..c }, false), Ok(()));
     let r = Region {
+        index: 0,
         gfn: 0x500,
         npages: 1,
         rights: R | X,
         domain: 1,
     };
     assert_eq!(e.check_region(&r), Err(Error::Perm));
-    assert_eq!(e.check_region(&Region { rights: R | W, ..r }), Ok(()));
+    assert_eq!(
+        e.check_region(&Region {
+            index: 0,
+            rights: R | W,
+            ..r
+        }),
+        Ok(())
+    );
     // Destroyed and created again, it is not switchable.
     e.destroy_domain(1);
     e.create_domain(1).unwrap();
@@ -3054,4 +3070,103 @@ fn a_domain_keeps_the_name_the_guest_gave_it_until_it_goes() {
     e.destroy_domain(1);
     e.create_domain(1).unwrap();
     assert_eq!(e.name(1), [0; abi::NAME_LEN]);
+}
+
+// ---- what profiles name by (module, offset) ----
+
+#[test]
+fn regions_are_numbered_in_the_order_added_whatever_their_addresses() {
+    let mut e = engine();
+    // Domain 1 gets two more regions, the second below its first: numbers go by order.
+    for gfn in [0x280, 0x180] {
+        let r = Region {
+            index: 7, // ignored: add_region numbers it
+            gfn,
+            npages: 1,
+            rights: R,
+            domain: 1,
+        };
+        e.check_region(&r).unwrap();
+        e.add_region(r).unwrap();
+    }
+    let mut out = [CtlRegion::default(); 8];
+    let n = e.region_list(&mut out);
+    let got: Vec<(u32, u32, u64, u64, u32)> = out[..n]
+        .iter()
+        .map(|x| (x.domain, x.index, x.gpa, x.npages, x.access))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, 0, 0x200 * P, 4, u32::from(R | W)),
+            (1, 1, 0x280 * P, 1, u32::from(R)),
+            (1, 2, 0x180 * P, 1, u32::from(R)),
+            (2, 0, 0x400 * P, 1, u32::from(R)),
+        ]
+    );
+    // A short buffer gets what fits, still by domain and number.
+    let mut two = [CtlRegion::default(); 2];
+    assert_eq!(e.region_list(&mut two), 2);
+    assert!(two[0].domain <= two[1].domain);
+    // A destroyed domain's numbers start again from 0 in the next domain of that view.
+    e.destroy_domain(2);
+    e.create_domain(2).unwrap();
+    let r = Region {
+        index: 0,
+        gfn: 0x600,
+        npages: 1,
+        rights: R,
+        domain: 2,
+    };
+    e.check_region(&r).unwrap();
+    e.add_region(r).unwrap();
+    let n = e.region_list(&mut out);
+    assert_eq!((out[n - 1].domain, out[n - 1].index), (2, 0));
+}
+
+#[test]
+fn code_span_is_from_the_lowest_code_address_to_the_highest_end() {
+    let mut e = engine();
+    assert_eq!(e.code_span(1), Some((0x1000_0000, 0x1000_2000)));
+    assert_eq!(e.code_span(2), Some((0x2000_0000, 0x2000_2000)));
+    assert_eq!(e.code_span(3), None);
+    // A range below the first one moves it; one above does not.
+    for (start, gfn) in [(0x0f00_0000u64, 0x700u64), (0x1100_0000, 0x800)] {
+        let c = Code {
+            start,
+            end: start + P,
+            gfn,
+            npages: 1,
+            domain: 1,
+        };
+        e.check_code(1, &c, true).unwrap();
+        e.add_code(c).unwrap();
+    }
+    assert_eq!(e.code_span(1), Some((0x0f00_0000, 0x1100_1000)));
+}
+
+#[test]
+fn an_entry_point_may_leave_its_gpa_to_the_domains_code() {
+    let mut e = engine();
+    let mut v = [ctl_entry(1, 0x1000_0040, ctl::GPA_FROM_CODE)];
+    assert_eq!(e.check_entries(&mut v), Ok(()));
+    assert_eq!(v, [ctl_entry(1, 0x1000_0040, 0x100 * P + 0x40)]);
+    // Outside the domain's code there is nothing to take it from: refused, nothing changed.
+    let before = e.entries().to_vec();
+    let mut out = [
+        ctl_entry(1, 0x1000_0040, ctl::GPA_FROM_CODE),
+        ctl_entry(1, 0x3000_0000, ctl::GPA_FROM_CODE),
+    ];
+    assert_eq!(import_entries(&mut e, &out.clone()), Err(Error::NoEnt));
+    assert_eq!(e.entries(), &before[..]);
+    // Domain 2's address named for domain 1 is refused too.
+    out[1] = ctl_entry(1, 0x2000_0040, ctl::GPA_FROM_CODE);
+    assert_eq!(e.check_entries(&mut out), Err(Error::NoEnt));
+    // Accepted, it is an entry point like any other.
+    import_entries(&mut e, &[ctl_entry(1, 0x1000_0040, ctl::GPA_FROM_CODE)]).unwrap();
+    assert!(e.is_entry(&Gate {
+        gpa: 0x100 * P + 0x40,
+        gva: 0x1000_0040,
+        domain: 1,
+    }));
 }

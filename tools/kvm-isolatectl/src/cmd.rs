@@ -383,13 +383,18 @@ pub fn run<'a>(
                         if e.len() == 1 { "" } else { "s" }
                     ),
                 };
+                let named = match named_count(&p) {
+                    0 => String::new(),
+                    n => format!(" ({} named by module, found where they are now)", n),
+                };
                 writeln!(
                     out,
-                    "VM {}: profile replaced, {} rules{}{}",
+                    "VM {}: profile replaced, {} rules{}{}{}",
                     vm,
                     p.rules.len(),
                     trusted,
-                    entries
+                    entries,
+                    named
                 )?;
             }
             Ok(())
@@ -576,7 +581,26 @@ pub fn profile_export(ctl: &dyn Ctl, vm: u32) -> Result<String, Error> {
     let entries = ctl
         .entries_get(vm)
         .map_err(|e| ioctl_error(ctl, e, Subject::Vm(vm), false))?;
-    profile::export(&rules, &entries).map_err(|e| Error::Runtime(format!("JSON: {}", e)))
+    let layout = layout(ctl, vm)?;
+    profile::export(&rules, &entries, &layout).map_err(|e| Error::Runtime(format!("JSON: {}", e)))
+}
+
+/// What VM `vm`'s profile names by (module, offset) are looked up in: its domains and regions.
+fn layout(ctl: &dyn Ctl, vm: u32) -> Result<profile::Layout, Error> {
+    let domains = ctl
+        .domains(vm)
+        .map_err(|e| ioctl_error(ctl, e, Subject::Vm(vm), false))?;
+    let regions = ctl
+        .regions_get(vm)
+        .map_err(|e| ioctl_error(ctl, e, Subject::Vm(vm), false))?;
+    Ok(profile::Layout { domains, regions })
+}
+
+/// How many of `p`'s rules and entry points name something by module.
+pub fn named_count(p: &profile::Profile) -> usize {
+    let rules = p.rule_names.iter();
+    let rules = rules.filter(|n| n.region.is_some() || n.accessor.is_some());
+    rules.count() + p.entry_names.iter().filter(|n| n.is_some()).count()
 }
 
 /// Whether VM `vm` exists (if the list cannot be read, assume it does).
@@ -681,6 +705,16 @@ fn check_fits(ctl: &dyn Ctl, vm: u32, p: &profile::Profile) -> Result<(), Error>
 /// VM's as they are.
 pub fn profile_import(ctl: &dyn Ctl, vm: u32, p: &profile::Profile) -> Result<(), Error> {
     check_fits(ctl, vm, p)?;
+    // What the file names by module is where the module is now, in this VM.
+    let resolved;
+    let p = if named_count(p) > 0 {
+        let layout = layout(ctl, vm)?;
+        resolved = profile::resolve(p, &layout)
+            .map_err(|e| Error::Runtime(format!("VM {}: {}; nothing changed", vm, e)))?;
+        &resolved
+    } else {
+        p
+    };
     let Some(entries) = &p.entries else {
         return profile_set(ctl, vm, &p.rules);
     };

@@ -7,9 +7,9 @@ use std::io;
 use std::os::unix::io::AsRawFd;
 
 use kvm_isolate_core::ctl::{
-    CtlArray, CtlDomain, CtlEntry, CtlLock, CtlMode, CtlRecord, CtlRule, CtlVm, CTL_DOMAINS,
-    CTL_ENTRIES_GET, CTL_ENTRIES_SET, CTL_LIST, CTL_LOCK, CTL_LOG_READ, CTL_PROFILE_GET,
-    CTL_PROFILE_SET, CTL_SET_MODE, CTL_VERSION, CTL_VERSION_NR,
+    CtlArray, CtlDomain, CtlEntry, CtlLock, CtlMode, CtlRecord, CtlRegion, CtlRule, CtlVm,
+    CTL_DOMAINS, CTL_ENTRIES_GET, CTL_ENTRIES_SET, CTL_LIST, CTL_LOCK, CTL_LOG_READ,
+    CTL_PROFILE_GET, CTL_PROFILE_SET, CTL_REGIONS_GET, CTL_SET_MODE, CTL_VERSION, CTL_VERSION_NR,
 };
 
 /// The control plane, one method per ioctl.  Errors carry the kernel's errno.
@@ -32,6 +32,8 @@ pub trait Ctl {
     fn entries_get(&self, vm: u32) -> io::Result<Vec<CtlEntry>>;
     /// `KVM_ISOLATE_CTL_ENTRIES_SET`: replace the entry points of `vm` (all checked first).
     fn entries_set(&self, vm: u32, entries: &[CtlEntry]) -> io::Result<()>;
+    /// `KVM_ISOLATE_CTL_REGIONS_GET`: the regions of `vm`, by domain and index.
+    fn regions_get(&self, vm: u32) -> io::Result<Vec<CtlRegion>>;
 }
 
 /// How often the count protocol retries when the array keeps growing between calls.
@@ -198,6 +200,10 @@ impl Ctl for Device {
         // `array_ioctl` holds: `ptr` points to `count` entries, which ENTRIES_SET only reads.
         self.array_ioctl(CTL_ENTRIES_SET, &mut arr)
     }
+
+    fn regions_get(&self, vm: u32) -> io::Result<Vec<CtlRegion>> {
+        self.get_array(CTL_REGIONS_GET, vm)
+    }
 }
 
 impl<T: Ctl + ?Sized> Ctl for &T {
@@ -227,6 +233,9 @@ impl<T: Ctl + ?Sized> Ctl for &T {
     }
     fn entries_set(&self, vm: u32, entries: &[CtlEntry]) -> io::Result<()> {
         (**self).entries_set(vm, entries)
+    }
+    fn regions_get(&self, vm: u32) -> io::Result<Vec<CtlRegion>> {
+        (**self).regions_get(vm)
     }
 }
 
@@ -274,6 +283,8 @@ pub mod fake {
         pub entries: Vec<CtlEntry>,
         /// Its domains' code, which ENTRIES_SET checks entry points against.
         pub code: Vec<FakeCode>,
+        /// Its regions, by domain and index.
+        pub regions: Vec<CtlRegion>,
     }
 
     /// A VM created with the module parameters' defaults ([`Limits::DEFAULT`]), empty.
@@ -287,6 +298,7 @@ pub mod fake {
                 dropped: 0,
                 entries: Vec::new(),
                 code: Vec::new(),
+                regions: Vec::new(),
             }
         }
     }
@@ -351,6 +363,10 @@ pub mod fake {
     }
 
     impl Ctl for Fake {
+        fn regions_get(&self, vm: u32) -> io::Result<Vec<CtlRegion>> {
+            self.with_vm(vm, |v| Ok(v.regions.clone()))
+        }
+
         fn list(&self) -> io::Result<Vec<CtlVm>> {
             Ok(self.vms.borrow().iter().map(|v| v.vm).collect())
         }
@@ -438,27 +454,31 @@ pub mod fake {
 
         /// As `Control::entries_set` and `Engine::check_entries`: the VM (ENOENT), at most its
         /// `max_entries` (E2BIG), each entry's domain and pad (EINVAL) and location in the
-        /// domain's code (ENOENT), then duplicates (EEXIST); all checked before any is set.
+        /// domain's code (ENOENT; `GPA_FROM_CODE` takes the gpa from it), then duplicates
+        /// (EEXIST); all checked before any is set.
         fn entries_set(&self, vm: u32, entries: &[CtlEntry]) -> io::Result<()> {
+            use kvm_isolate_core::ctl::GPA_FROM_CODE;
             self.call("entries_set", format!("{} {}", vm, entries.len()))?;
             self.with_vm(vm, |v| {
                 if entries.len() > v.vm.max_entries as usize {
                     return Err(e2big());
                 }
-                for x in entries {
+                let mut entries = entries.to_vec();
+                for x in entries.iter_mut() {
                     if x.pad != 0 || !v.domains.iter().any(|d| d.id == x.domain) {
                         return Err(einval());
                     }
-                    let fits = v.code.iter().any(|c| {
-                        c.domain == x.domain
-                            && (c.start..c.end).contains(&x.gva)
-                            && c.gpa + (x.gva - c.start) == x.gpa
-                    });
-                    if !fits {
-                        return Err(enoent());
+                    let gpa = v
+                        .code
+                        .iter()
+                        .find(|c| c.domain == x.domain && (c.start..c.end).contains(&x.gva))
+                        .map(|c| c.gpa + (x.gva - c.start));
+                    match gpa {
+                        Some(gpa) if x.gpa == GPA_FROM_CODE || x.gpa == gpa => x.gpa = gpa,
+                        _ => return Err(enoent()),
                     }
                 }
-                let mut sorted = entries.to_vec();
+                let mut sorted = entries;
                 sorted.sort_by_key(|x| (x.gpa, x.gva));
                 if sorted
                     .windows(2)

@@ -31,6 +31,26 @@
 //! `entries` leaves a VM's entry points as they are on import; a file with `entries` (even empty)
 //! replaces them.
 //!
+//! Addresses change from boot to boot (module memory is allocated anew, and with KASLR the
+//! kernel moves), so `profile export` also names what it can by (module, offset), for the
+//! domains the guest named (`KVM_HC_ISOLATE_DOMAIN_NAME`: the module's name):
+//!
+//! ```json
+//!     { "domain": 1, "region_gpa": "0x29a5000", "access": "r",
+//!       "accessor_start": "0xffffffffa0010000", "accessor_end": "0xffffffffa0011000",
+//!       "module": "ki_keeper", "region": 0,
+//!       "accessor_module": "ki_helper", "accessor_offset": "0x1000" }
+//!     { "domain": 1, "gva": "0xffffffffa0004000", "gpa": "0x2d13000",
+//!       "module": "ki_keeper", "offset": "0x0" }
+//! ```
+//!
+//! `module` and `region`: the region's domain by name, and the region by its number among the
+//! domain's regions in the order the guest gave them; `accessor_module` and `accessor_offset`:
+//! the accessor range's start as an offset into that domain's code (its length stays); an entry
+//! point's `module` and `offset` likewise. On import, what is named is looked up in the VM as it
+//! is now, and wins over the addresses; accessors outside every named domain's code (the
+//! kernel's own) stay addresses. All of these are optional, pair by pair.
+//!
 //! Parsing checks everything the tool can check from the file alone, so that a bad file is
 //! reported by rule or entry index and field and never reaches the kernel. How many rules and entry
 //! points a VM holds is the VM's (the module parameters when it was created, in its `LIST` entry):
@@ -39,12 +59,12 @@
 
 use std::fmt;
 
-use kvm_isolate_core::ctl::{CtlEntry, CtlRule, RULE_TRUSTED};
+use kvm_isolate_core::ctl::{CtlDomain, CtlEntry, CtlRegion, CtlRule, GPA_FROM_CODE, RULE_TRUSTED};
 use kvm_isolate_core::policy::Limits;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use crate::output::{access_from_str, access_str};
+use crate::output::{self, access_from_str, access_str};
 
 /// `format` of a profile file.
 pub const FORMAT: &str = "kvm-isolate-profile";
@@ -147,7 +167,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
 }
 
-/// One rule as written to a file; `trusted` only when true.
+/// One rule as written to a file; `trusted` only when true, the names only when known.
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct FileRule {
     pub domain: u32,
@@ -157,18 +177,42 @@ pub struct FileRule {
     pub accessor_end: String,
     #[serde(skip_serializing_if = "is_false")]
     pub trusted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accessor_module: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accessor_offset: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// One entry point as written to a file.
+/// One entry point as written to a file; the name only when known.
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct FileEntry {
     pub domain: u32,
     pub gva: String,
     pub gpa: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<String>,
+}
+
+/// A place in a module: its name (its domain's) and an offset.
+pub type Named = Option<(String, u64)>;
+
+/// What a rule names by module.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleNames {
+    /// The region's module and its number among the module's regions.
+    pub region: Option<(String, u32)>,
+    /// The module whose code the accessor range lies in, and the range's offset in it.
+    pub accessor: Named,
 }
 
 /// A profile as written to a file; `entries` only when there are some.
@@ -188,20 +232,29 @@ pub struct Profile {
     pub rules: Vec<CtlRule>,
     /// The entry points, in the file's order; `None` when the file has no `entries`.
     pub entries: Option<Vec<CtlEntry>>,
+    /// What each rule names by module, in the same order.
+    pub rule_names: Vec<RuleNames>,
+    /// What each entry point names by module, in the same order (empty without `entries`).
+    pub entry_names: Vec<Named>,
 }
 
-/// The fields of a rule; all but `trusted` are required.
-const RULE_FIELDS: [&str; 6] = [
+/// The fields of a rule: the first five are required, `trusted` optional, and the names go in
+/// pairs.
+const RULE_FIELDS: [&str; 10] = [
     "domain",
     "region_gpa",
     "access",
     "accessor_start",
     "accessor_end",
     "trusted",
+    "module",
+    "region",
+    "accessor_module",
+    "accessor_offset",
 ];
 
-/// The fields of an entry point, all required.
-const ENTRY_FIELDS: [&str; 3] = ["domain", "gva", "gpa"];
+/// The fields of an entry point: the first three required, the name's two together.
+const ENTRY_FIELDS: [&str; 5] = ["domain", "gva", "gpa", "module", "offset"];
 
 /// `0x...` in lower case, the form the file uses for addresses.
 pub fn hex(v: u64) -> String {
@@ -223,6 +276,10 @@ pub fn to_file_rule(r: &CtlRule) -> FileRule {
         accessor_start: hex(r.accessor_start),
         accessor_end: hex(r.accessor_end),
         trusted: is_trusted(r),
+        module: None,
+        region: None,
+        accessor_module: None,
+        accessor_offset: None,
     }
 }
 
@@ -232,7 +289,160 @@ pub fn to_file_entry(e: &CtlEntry) -> FileEntry {
         domain: e.domain,
         gva: hex(e.gva),
         gpa: hex(e.gpa),
+        module: None,
+        offset: None,
     }
+}
+
+/// A VM's layout as its control plane reports it: what (module, offset) names are looked up in.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    pub domains: Vec<CtlDomain>,
+    pub regions: Vec<CtlRegion>,
+}
+
+/// A domain's name: the guest's; `None` if it gave none.
+fn domain_name(d: &CtlDomain) -> Option<String> {
+    Some(output::domain_name(d)).filter(|n| !n.is_empty())
+}
+
+impl Layout {
+    /// The named domain whose code contains `gva`, and the offset of `gva` from its code start.
+    fn module_at(&self, gva: u64) -> Named {
+        self.domains
+            .iter()
+            .filter(|d| d.code_end > d.code_start && (d.code_start..d.code_end).contains(&gva))
+            .find_map(|d| Some((domain_name(d)?, gva - d.code_start)))
+    }
+
+    /// The number of the region of domain `d` at `gpa`.
+    fn region_index(&self, d: u32, gpa: u64) -> Option<u32> {
+        self.regions
+            .iter()
+            .find(|r| r.domain == d && r.gpa == gpa)
+            .map(|r| r.index)
+    }
+
+    /// The one domain named `name`.
+    fn by_name(&self, name: &str) -> Result<&CtlDomain, String> {
+        let mut named = self
+            .domains
+            .iter()
+            .filter(|d| domain_name(d).as_deref() == Some(name));
+        match (named.next(), named.next()) {
+            (Some(d), None) => Ok(d),
+            (None, _) => Err(format!("no domain of the VM is named {:?}", name)),
+            (Some(a), Some(b)) => Err(format!(
+                "domains {} and {} are both named {:?}",
+                a.id, b.id, name
+            )),
+        }
+    }
+
+    /// Where `offset` into module `name`'s code is, `len` bytes from there included.
+    fn code_at(&self, name: &str, offset: u64, len: u64) -> Result<(&CtlDomain, u64), String> {
+        let d = self.by_name(name)?;
+        let size = d.code_end.saturating_sub(d.code_start);
+        if offset.checked_add(len).is_none_or(|end| end > size) {
+            return Err(format!(
+                "{} (+{:#x} bytes) is beyond the {:#x} bytes of {}'s code",
+                hex(offset),
+                len,
+                size,
+                name
+            ));
+        }
+        Ok((d, d.code_start + offset))
+    }
+}
+
+/// `rules` and `entries` named by (module, offset) where `layout` knows the module: the file
+/// forms [`export`] writes.
+pub fn name(
+    rules: &[CtlRule],
+    entries: &[CtlEntry],
+    layout: &Layout,
+) -> (Vec<FileRule>, Vec<FileEntry>) {
+    let rules = rules
+        .iter()
+        .map(|r| {
+            let mut f = to_file_rule(r);
+            let owner = layout.domains.iter().find(|d| d.id == r.domain);
+            if let (Some(m), Some(k)) = (
+                owner.and_then(domain_name),
+                layout.region_index(r.domain, r.region_gpa),
+            ) {
+                f.module = Some(m);
+                f.region = Some(k);
+            }
+            if let Some((m, off)) = layout.module_at(r.accessor_start) {
+                f.accessor_module = Some(m);
+                f.accessor_offset = Some(hex(off));
+            }
+            f
+        })
+        .collect();
+    let entries = entries
+        .iter()
+        .map(|e| {
+            let mut f = to_file_entry(e);
+            if let Some((m, off)) = layout.module_at(e.gva) {
+                f.module = Some(m);
+                f.offset = Some(hex(off));
+            }
+            f
+        })
+        .collect();
+    (rules, entries)
+}
+
+/// The profile `p` for the VM whose layout is `layout`: what it names by module looked up there
+/// (and winning over its addresses), the rest as in the file. An entry point named so gets
+/// [`GPA_FROM_CODE`]: the kernel takes the gpa from the domain's code.
+pub fn resolve(p: &Profile, layout: &Layout) -> Result<Profile, ProfileError> {
+    let mut out = p.clone();
+    for (i, (r, names)) in out.rules.iter_mut().zip(&p.rule_names).enumerate() {
+        if let Some((m, k)) = &names.region {
+            let d = layout
+                .by_name(m)
+                .map_err(|e| ProfileError::rule(i, "module", e))?;
+            let region = layout
+                .regions
+                .iter()
+                .find(|x| x.domain == d.id && x.index == *k)
+                .ok_or_else(|| {
+                    let n = layout.regions.iter().filter(|x| x.domain == d.id).count();
+                    ProfileError::rule(
+                        i,
+                        "region",
+                        format!("{} has no region {} (it has {})", m, k, n),
+                    )
+                })?;
+            r.domain = d.id;
+            r.region_gpa = region.gpa;
+        }
+        if let Some((m, off)) = &names.accessor {
+            let len = r.accessor_end - r.accessor_start;
+            let (_, start) = layout
+                .code_at(m, *off, len)
+                .map_err(|e| ProfileError::rule(i, "accessor_offset", e))?;
+            r.accessor_start = start;
+            r.accessor_end = start + len;
+        }
+    }
+    if let Some(entries) = &mut out.entries {
+        for (i, (e, name)) in entries.iter_mut().zip(&p.entry_names).enumerate() {
+            if let Some((m, off)) = name {
+                let (d, gva) = layout
+                    .code_at(m, *off, 1)
+                    .map_err(|e| ProfileError::entry(i, "offset", e))?;
+                e.domain = d.id;
+                e.gva = gva;
+                e.gpa = GPA_FROM_CODE;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Sorts rules the way files list them: by domain, region, accessor start.
@@ -254,18 +464,24 @@ pub fn sort_entries(entries: &mut [CtlEntry]) {
     entries.sort_by_key(|e| (e.domain, e.gva, e.gpa));
 }
 
-/// Renders `rules` and `entries` as a profile file (sorted, pretty-printed, ending in a newline).
-/// Without entry points the file has no `entries`, as before they were exported.
-pub fn export(rules: &[CtlRule], entries: &[CtlEntry]) -> Result<String, serde_json::Error> {
+/// Renders `rules` and `entries` as a profile file (sorted, pretty-printed, ending in a newline),
+/// named by (module, offset) where `layout` knows the module. Without entry points the file has
+/// no `entries`, as before they were exported.
+pub fn export(
+    rules: &[CtlRule],
+    entries: &[CtlEntry],
+    layout: &Layout,
+) -> Result<String, serde_json::Error> {
     let mut sorted = rules.to_vec();
     sort_rules(&mut sorted);
     let mut sorted_entries = entries.to_vec();
     sort_entries(&mut sorted_entries);
+    let (rules, entries) = name(&sorted, &sorted_entries, layout);
     let p = FileProfile {
         format: FORMAT,
         version: VERSION,
-        rules: sorted.iter().map(to_file_rule).collect(),
-        entries: sorted_entries.iter().map(to_file_entry).collect(),
+        rules,
+        entries,
     };
     let mut s = serde_json::to_string_pretty(&p)?;
     s.push('\n');
@@ -374,7 +590,101 @@ fn parse_domain(at: Item, v: &Value) -> Result<u32, ProfileError> {
     }
 }
 
-fn parse_rule(i: usize, v: &Value) -> Result<CtlRule, ProfileError> {
+/// A module's name: what the guest may name a domain (`KVM_HC_ISOLATE_DOMAIN_NAME`), 1 to 64
+/// printable ASCII characters.
+fn parse_module(at: Item, field: &'static str, v: &Value) -> Result<String, ProfileError> {
+    let err = |msg: String| ProfileError::at(at, Some(field), msg);
+    match v {
+        Value::String(s)
+            if !s.is_empty()
+                && s.len() <= kvm_isolate_core::abi::NAME_LEN
+                && s.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            Ok(s.clone())
+        }
+        Value::String(s) => Err(err(format!(
+            "{:?} is not a module name (1 to {} printable ASCII characters)",
+            s,
+            kvm_isolate_core::abi::NAME_LEN
+        ))),
+        other => Err(err(format!("expected a string, found {}", kind(other)))),
+    }
+}
+
+/// A (module, offset) pair of fields, both or neither: `Some` with both.
+fn parse_named(
+    at: Item,
+    obj: &serde_json::Map<String, Value>,
+    module: &'static str,
+    offset: &'static str,
+) -> Result<Named, ProfileError> {
+    match (obj.get(module), obj.get(offset)) {
+        (None, None) => Ok(None),
+        (Some(m), Some(o)) => Ok(Some((
+            parse_module(at, module, m)?,
+            parse_addr(at, offset, o)?,
+        ))),
+        (Some(_), None) => Err(ProfileError::at(
+            at,
+            Some(offset),
+            format!("missing (it goes with {})", module),
+        )),
+        (None, Some(_)) => Err(ProfileError::at(
+            at,
+            Some(module),
+            format!("missing (it goes with {})", offset),
+        )),
+    }
+}
+
+/// A rule's names by module ([`RuleNames`]).
+fn parse_rule_names(
+    i: usize,
+    obj: &serde_json::Map<String, Value>,
+) -> Result<RuleNames, ProfileError> {
+    let at = Item::Rule(i);
+    let region = match (obj.get("module"), obj.get("region")) {
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ProfileError::rule(
+                i,
+                "region",
+                "missing (it goes with module)",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(ProfileError::rule(
+                i,
+                "module",
+                "missing (it goes with region)",
+            ))
+        }
+        (Some(m), Some(k)) => {
+            let m = parse_module(at, "module", m)?;
+            match k.as_u64() {
+                Some(k) if k < Limits::CEILING as u64 => Some((m, k as u32)),
+                _ => {
+                    return Err(ProfileError::rule(
+                        i,
+                        "region",
+                        format!(
+                            "expected a region number (0 to {}), found {}",
+                            Limits::CEILING - 1,
+                            k
+                        ),
+                    ))
+                }
+            }
+        }
+    };
+    let accessor = parse_named(at, obj, "accessor_module", "accessor_offset")?;
+    if let Some((_, off)) = &accessor {
+        page_aligned(i, "accessor_offset", *off)?;
+    }
+    Ok(RuleNames { region, accessor })
+}
+
+fn parse_rule(i: usize, v: &Value) -> Result<(CtlRule, RuleNames), ProfileError> {
     let at = Item::Rule(i);
     let obj = object(at, v, &RULE_FIELDS)?;
     let get = |field: &'static str| required(at, obj, field);
@@ -439,18 +749,22 @@ fn parse_rule(i: usize, v: &Value) -> Result<CtlRule, ProfileError> {
         }
     };
 
-    Ok(CtlRule {
-        domain,
-        access: access | if trusted { RULE_TRUSTED } else { 0 },
-        region_gpa,
-        accessor_start,
-        accessor_end,
-    })
+    let names = parse_rule_names(i, obj)?;
+    Ok((
+        CtlRule {
+            domain,
+            access: access | if trusted { RULE_TRUSTED } else { 0 },
+            region_gpa,
+            accessor_start,
+            accessor_end,
+        },
+        names,
+    ))
 }
 
 /// An entry point: a domain, and an instruction's gva and the gpa the domain's code maps it to.
 /// A code range starts on a page, so both lie at the same offset in their pages.
-fn parse_entry(i: usize, v: &Value) -> Result<CtlEntry, ProfileError> {
+fn parse_entry(i: usize, v: &Value) -> Result<(CtlEntry, Named), ProfileError> {
     let at = Item::Entry(i);
     let obj = object(at, v, &ENTRY_FIELDS)?;
     let get = |field: &'static str| required(at, obj, field);
@@ -476,16 +790,20 @@ fn parse_entry(i: usize, v: &Value) -> Result<CtlEntry, ProfileError> {
             ),
         ));
     }
-    Ok(CtlEntry {
-        domain,
-        pad: 0,
-        gva,
-        gpa,
-    })
+    let name = parse_named(at, obj, "module", "offset")?;
+    Ok((
+        CtlEntry {
+            domain,
+            pad: 0,
+            gva,
+            gpa,
+        },
+        name,
+    ))
 }
 
 /// `entries`: an array of at most [`Limits::CEILING`] entry points, no two alike.
-fn parse_entries(v: &Value) -> Result<Vec<CtlEntry>, ProfileError> {
+fn parse_entries(v: &Value) -> Result<(Vec<CtlEntry>, Vec<Named>), ProfileError> {
     let list = match v {
         Value::Array(a) => a,
         other => {
@@ -501,11 +819,13 @@ fn parse_entries(v: &Value) -> Result<Vec<CtlEntry>, ProfileError> {
             too_many(list.len(), "entry points"),
         ));
     }
-    let entries = list
+    let (entries, names): (Vec<CtlEntry>, Vec<Named>) = list
         .iter()
         .enumerate()
         .map(|(i, v)| parse_entry(i, v))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .unzip();
     // The same entry point twice (the kernel refuses it with EEXIST).
     let mut idx: Vec<usize> = (0..entries.len()).collect();
     idx.sort_by_key(|&i| (entries[i].gva, entries[i].gpa, entries[i].domain, i));
@@ -519,7 +839,7 @@ fn parse_entries(v: &Value) -> Result<Vec<CtlEntry>, ProfileError> {
             ));
         }
     }
-    Ok(entries)
+    Ok((entries, names))
 }
 
 /// More `what` than any VM can hold: checked before the items, so that a huge file costs no more
@@ -566,11 +886,13 @@ pub fn parse(text: &str) -> Result<Profile, ProfileError> {
         return Err(ProfileError::field("rules", too_many(list.len(), "rules")));
     }
 
-    let rules = list
+    let (rules, rule_names): (Vec<CtlRule>, Vec<RuleNames>) = list
         .iter()
         .enumerate()
         .map(|(i, v)| parse_rule(i, v))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .unzip();
 
     // No two rules for the same (domain, region) with overlapping accessor ranges.
     let mut idx: Vec<usize> = (0..rules.len()).collect();
@@ -599,8 +921,16 @@ pub fn parse(text: &str) -> Result<Profile, ProfileError> {
             });
         }
     }
-    let entries = raw.entries.as_ref().map(parse_entries).transpose()?;
-    Ok(Profile { rules, entries })
+    let (entries, entry_names) = match raw.entries.as_ref().map(parse_entries).transpose()? {
+        Some((e, n)) => (Some(e), n),
+        None => (None, Vec::new()),
+    };
+    Ok(Profile {
+        rules,
+        entries,
+        rule_names,
+        entry_names,
+    })
 }
 
 #[cfg(test)]
@@ -654,7 +984,9 @@ mod tests {
             parse(text).unwrap(),
             Profile {
                 rules: vec![],
-                entries: None
+                entries: None,
+                rule_names: vec![],
+                entry_names: vec![],
             }
         );
     }
@@ -800,10 +1132,10 @@ mod tests {
             rule(2, 0x200000, 1, 0x4000, 0x5000), // other domain: fine
             rule(1, 0x200000, 2, 0x5000, 0x6000), // adjacent: fine
         ];
-        parse(&export(&rules, &[]).unwrap()).unwrap();
+        parse(&export(&rules, &[], &Layout::default()).unwrap()).unwrap();
         let mut bad = rules.to_vec();
         bad.push(rule(1, 0x200000, 4, 0x4000, 0x8000));
-        let e = err(&export(&bad, &[]).unwrap());
+        let e = err(&export(&bad, &[], &Layout::default()).unwrap());
         assert!(e.to_string().contains("overlaps rule"), "{}", e);
     }
 
@@ -820,6 +1152,10 @@ mod tests {
                 accessor_start: "0xffffffffc0000000".into(),
                 accessor_end: "0xffffffffc0003000".into(),
                 trusted: false,
+                module: None,
+                region: None,
+                accessor_module: None,
+                accessor_offset: None,
             }
         );
         let t = CtlRule {
@@ -899,7 +1235,7 @@ mod tests {
         let trusted = rule(1, 0x2000, 3 | RULE_TRUSTED, 0x5000, 0x6000);
         // A profile without trusted rules is written exactly as before `trusted` existed.
         assert_eq!(
-            export(&[plain], &[]).unwrap(),
+            export(&[plain], &[], &Layout::default()).unwrap(),
             r#"{
   "format": "kvm-isolate-profile",
   "version": 1,
@@ -915,7 +1251,7 @@ mod tests {
 }
 "#
         );
-        let text = export(&[trusted, plain], &[]).unwrap();
+        let text = export(&[trusted, plain], &[], &Layout::default()).unwrap();
         assert_eq!(text.matches("\"trusted\"").count(), 1, "{}", text);
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["rules"][0].get("trusted"), None);
@@ -924,7 +1260,10 @@ mod tests {
         assert_eq!(v["rules"][1]["access"], "rw");
         // And back.
         assert_eq!(parse(&text).unwrap().rules, vec![plain, trusted]);
-        assert_eq!(export(&parse(&text).unwrap().rules, &[]).unwrap(), text);
+        assert_eq!(
+            export(&parse(&text).unwrap().rules, &[], &Layout::default()).unwrap(),
+            text
+        );
     }
 
     #[test]
@@ -935,7 +1274,7 @@ mod tests {
             rule(1, 0x2000, 7, 0x5000, 0x6000),
             rule(1, 0x2000, 1, 0x1000, 0x2000),
         ];
-        let text = export(&rules, &[]).unwrap();
+        let text = export(&rules, &[], &Layout::default()).unwrap();
         let back = parse(&text).unwrap().rules;
         let order: Vec<(u32, u64, u64)> = back
             .iter()
@@ -950,7 +1289,7 @@ mod tests {
                 (2, 0x1000, 0x1000)
             ]
         );
-        assert_eq!(export(&back, &[]).unwrap(), text);
+        assert_eq!(export(&back, &[], &Layout::default()).unwrap(), text);
         assert!(text.ends_with("}\n"));
         assert!(text.contains("\"region_gpa\": \"0x2000\""));
     }
@@ -1027,7 +1366,7 @@ mod tests {
                 r#"[{"domain": 1, "gva": "0x1000", "gpa": "0x2000", "view": 1}]"#.into(),
                 Some(0),
                 None,
-                "entry 0: unknown field \"view\" (expected domain, gva, gpa)",
+                "entry 0: unknown field \"view\" (expected domain, gva, gpa, module, offset)",
             ),
             (
                 r#"[{"domain": 1, "gva": "0x1000"}]"#.into(),
@@ -1166,7 +1505,7 @@ mod tests {
     #[test]
     fn export_writes_entries_only_when_there_are_some() {
         let plain = rule(1, 0x2000, 1, 0x1000, 0x2000);
-        let without = export(&[plain], &[]).unwrap();
+        let without = export(&[plain], &[], &Layout::default()).unwrap();
         assert!(!without.contains("entries"), "{}", without);
         assert_eq!(parse(&without).unwrap().entries, None);
         // Sorted by domain, then address (the kernel gives them by gpa).
@@ -1175,7 +1514,7 @@ mod tests {
             entry(1, 0xffffffffc0001040, 0x4321040),
             entry(1, 0xffffffffc0000000, 0x5000000),
         ];
-        let text = export(&[plain], &entries).unwrap();
+        let text = export(&[plain], &entries, &Layout::default()).unwrap();
         assert_eq!(
             text,
             r#"{
@@ -1216,9 +1555,12 @@ mod tests {
         let p = parse(&text).unwrap();
         assert_eq!(p.rules, vec![plain]);
         assert_eq!(p.entries, Some(vec![entries[2], entries[1], entries[0]]));
-        assert_eq!(export(&p.rules, &p.entries.unwrap()).unwrap(), text);
+        assert_eq!(
+            export(&p.rules, &p.entries.unwrap(), &Layout::default()).unwrap(),
+            text
+        );
         // A profile of entry points only.
-        let only = export(&[], &entries[..1]).unwrap();
+        let only = export(&[], &entries[..1], &Layout::default()).unwrap();
         assert!(only.contains("\"rules\": []"), "{}", only);
         assert_eq!(parse(&only).unwrap().entries, Some(vec![entries[0]]));
     }
@@ -1232,7 +1574,231 @@ mod tests {
                 domain: 3,
                 gva: "0xffffffffc0000123".into(),
                 gpa: "0x40005123".into(),
+                module: None,
+                offset: None,
             }
+        );
+    }
+
+    // ---- (module, offset) ----
+
+    fn named_domain(id: u32, name: &str, code_start: u64, code_end: u64) -> CtlDomain {
+        let mut d = CtlDomain {
+            id,
+            code_start,
+            code_end,
+            ..Default::default()
+        };
+        d.name[..name.len()].copy_from_slice(name.as_bytes());
+        d
+    }
+
+    fn region(domain: u32, index: u32, gpa: u64) -> CtlRegion {
+        CtlRegion {
+            domain,
+            index,
+            gpa,
+            npages: 1,
+            access: 3,
+            pad: 0,
+        }
+    }
+
+    /// A boot: the keeper (domain 1) and a helper module (domain 2) at `base` and above.
+    fn boot(keeper: u32, base: u64, gpa: u64) -> Layout {
+        Layout {
+            domains: vec![
+                named_domain(keeper, "ki_keeper", base, base + 0x3000),
+                named_domain(3 - keeper, "ki_helper", base + 0x10000, base + 0x12000),
+                // A domain without a name: nothing is named after it.
+                named_domain(5, "", base + 0x20000, base + 0x21000),
+            ],
+            regions: vec![
+                region(keeper, 0, gpa),
+                region(keeper, 1, gpa + 0x7000),
+                region(3 - keeper, 0, gpa + 0x9000),
+            ],
+        }
+    }
+
+    #[test]
+    fn export_names_what_the_layout_knows_and_import_finds_it_in_another_boot() {
+        let first = boot(1, 0xffffffffa0000000, 0x2000000);
+        let rules = [
+            // The keeper's region 1, read by the helper's code (its second page).
+            rule(1, 0x2007000, 1, 0xffffffffa0011000, 0xffffffffa0012000),
+            // The helper's region, read by kernel code: an address, named by nothing.
+            rule(2, 0x2009000, 1, 0xffffffff81000000, 0xffffffff81001000),
+        ];
+        let entries = [
+            entry(1, 0xffffffffa0000040, 0x4000040),
+            entry(5, 0xffffffffa0020000, 0x5000000),
+        ];
+        let text = export(&rules, &entries, &first).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["rules"][0]["module"], "ki_keeper");
+        assert_eq!(v["rules"][0]["region"], 1);
+        assert_eq!(v["rules"][0]["accessor_module"], "ki_helper");
+        assert_eq!(v["rules"][0]["accessor_offset"], "0x1000");
+        assert_eq!(v["rules"][1]["module"], "ki_helper");
+        assert_eq!(v["rules"][1]["region"], 0);
+        assert_eq!(v["rules"][1].get("accessor_module"), None);
+        assert_eq!(v["entries"][0]["module"], "ki_keeper");
+        assert_eq!(v["entries"][0]["offset"], "0x40");
+        assert_eq!(v["entries"][1].get("module"), None);
+        let p = parse(&text).unwrap();
+        // The same boot: names resolve to the addresses themselves.
+        let same = resolve(&p, &first).unwrap();
+        assert_eq!(same.rules, rules.to_vec());
+        let e = same.entries.as_ref().unwrap();
+        assert_eq!(
+            (e[0].domain, e[0].gva, e[0].gpa),
+            (1, 0xffffffffa0000040, GPA_FROM_CODE)
+        );
+        // The next boot: the modules elsewhere, the domains numbered the other way round, the
+        // regions at other gpas.
+        let next = boot(2, 0xffffffffc0200000, 0x3000000);
+        let moved = resolve(&p, &next).unwrap();
+        assert_eq!(
+            moved.rules,
+            [
+                rule(2, 0x3007000, 1, 0xffffffffc0211000, 0xffffffffc0212000),
+                rule(1, 0x3009000, 1, 0xffffffff81000000, 0xffffffff81001000),
+            ]
+        );
+        let e = moved.entries.unwrap();
+        assert_eq!(
+            (e[0].domain, e[0].gva, e[0].gpa),
+            (2, 0xffffffffc0200040, GPA_FROM_CODE)
+        );
+        // What nothing names stays as it was (the unnamed domain's entry point).
+        assert_eq!(e[1], entries[1]);
+    }
+
+    #[test]
+    fn names_that_do_not_fit_the_vm_are_refused_by_rule_or_entry() {
+        let first = boot(1, 0xffffffffa0000000, 0x2000000);
+        let text = export(
+            &[rule(
+                1,
+                0x2007000,
+                1,
+                0xffffffffa0011000,
+                0xffffffffa0012000,
+            )],
+            &[entry(1, 0xffffffffa0002ff0, 0x4002ff0)],
+            &first,
+        )
+        .unwrap();
+        let p = parse(&text).unwrap();
+        // No keeper in this VM.
+        let mut other = boot(1, 0xffffffffa0000000, 0x2000000);
+        other.domains[0] = named_domain(1, "ki_other", 0xffffffffa0000000, 0xffffffffa0003000);
+        let e = resolve(&p, &other).unwrap_err();
+        assert_eq!(e.rule, Some(0));
+        assert!(
+            e.to_string()
+                .contains("no domain of the VM is named \"ki_keeper\""),
+            "{e}"
+        );
+        // Two keepers: which one is not for the tool to guess.
+        let mut two = boot(1, 0xffffffffa0000000, 0x2000000);
+        two.domains[2] = named_domain(5, "ki_keeper", 0xffffffffa0020000, 0xffffffffa0021000);
+        assert!(resolve(&p, &two)
+            .unwrap_err()
+            .to_string()
+            .contains("domains 1 and 5 are both named \"ki_keeper\""));
+        // The keeper has one region only.
+        let mut fewer = boot(1, 0xffffffffa0000000, 0x2000000);
+        fewer.regions.remove(1);
+        assert_eq!(
+            resolve(&p, &fewer).unwrap_err().to_string(),
+            "rule 0: region: ki_keeper has no region 1 (it has 1)"
+        );
+        // The helper's code is smaller: the accessor page is beyond it.
+        let mut small = boot(1, 0xffffffffa0000000, 0x2000000);
+        small.domains[1].code_end = small.domains[1].code_start + 0x1000;
+        let e = resolve(&p, &small).unwrap_err();
+        assert_eq!(e.field, Some("accessor_offset"));
+        // The keeper's code is smaller: the entry point is beyond it.
+        let mut short = boot(1, 0xffffffffa0000000, 0x2000000);
+        short.domains[0].code_end = short.domains[0].code_start + 0x2000;
+        let e = resolve(&p, &short).unwrap_err();
+        assert_eq!((e.entry, e.field), (Some(0), Some("offset")));
+    }
+
+    #[test]
+    fn named_fields_go_in_pairs_and_are_checked() {
+        let base = r#"{"format":"kvm-isolate-profile","version":1,"rules":[
+            {"domain":1,"region_gpa":"0x1000","access":"r",
+             "accessor_start":"0x2000","accessor_end":"0x3000" EXTRA}]}"#;
+        let with = |extra: &str| base.replace("EXTRA", extra);
+        let ok = parse(&with(
+            r#","module":"ki_keeper","region":2,"accessor_module":"m","accessor_offset":"0x3000""#,
+        ))
+        .unwrap();
+        assert_eq!(
+            ok.rule_names,
+            [RuleNames {
+                region: Some(("ki_keeper".into(), 2)),
+                accessor: Some(("m".into(), 0x3000)),
+            }]
+        );
+        for (extra, want) in [
+            (
+                r#","module":"ki_keeper""#,
+                "rule 0: region: missing (it goes with module)",
+            ),
+            (
+                r#","region":0"#,
+                "rule 0: module: missing (it goes with region)",
+            ),
+            (
+                r#","accessor_offset":"0x0""#,
+                "rule 0: accessor_module: missing",
+            ),
+            (
+                r#","module":"","region":0"#,
+                "rule 0: module: \"\" is not a module name",
+            ),
+            (
+                r#","module":"a b","region":0"#,
+                "rule 0: module: \"a b\" is not a module name",
+            ),
+            (
+                r#","module":7,"region":0"#,
+                "rule 0: module: expected a string, found a number",
+            ),
+            (
+                r#","module":"m","region":-1"#,
+                "rule 0: region: expected a region number",
+            ),
+            (
+                r#","module":"m","region":"0""#,
+                "rule 0: region: expected a region number",
+            ),
+            (
+                r#","accessor_module":"m","accessor_offset":"0x10""#,
+                "rule 0: accessor_offset: 0x10 is not page aligned",
+            ),
+        ] {
+            let e = parse(&with(extra)).unwrap_err().to_string();
+            assert!(e.contains(want), "{extra}: {e:?} lacks {want:?}");
+        }
+        let entries = |extra: &str| {
+            format!(
+                r#"{{"format":"kvm-isolate-profile","version":1,"rules":[],"entries":[
+                {{"domain":1,"gva":"0x1040","gpa":"0x9040"{extra}}}]}}"#
+            )
+        };
+        let p = parse(&entries(r#","module":"ki_keeper","offset":"0x40""#)).unwrap();
+        assert_eq!(p.entry_names, [Some(("ki_keeper".to_string(), 0x40))]);
+        let e = parse(&entries(r#","offset":"0x40""#))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("entry 0: module: missing (it goes with offset)"),
+            "{e}"
         );
     }
 }

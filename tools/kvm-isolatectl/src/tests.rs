@@ -109,6 +109,9 @@ fn fake() -> Fake {
                     n[..9].copy_from_slice(b"ki_keeper");
                     n
                 },
+                // No code span, no regions listed: exports here name nothing by module.
+                code_start: 0,
+                code_end: 0,
             },
         ],
         rules: vec![
@@ -152,6 +155,7 @@ fn fake() -> Fake {
         dropped: 17,
         entries: vm1_entries(),
         code: layout(),
+        regions: Vec::new(),
     };
     let vm2 = FakeVm {
         vm: CtlVm {
@@ -930,13 +934,20 @@ fn profile_import_over_the_vms_capacity_is_refused() {
     let entries: Vec<CtlEntry> = (0..9u64)
         .map(|i| entry(1, 0xffffffffc0000000 + i * 16, 0x40000000 + i * 16))
         .collect();
-    let file = TempFile::new("over.json", &profile::export(&rules, &[]).unwrap());
+    let file = TempFile::new(
+        "over.json",
+        &profile::export(&rules, &[], &profile::Layout::default()).unwrap(),
+    );
     assert_eq!(
         runtime_err(&f, &["profile", "import", "7", file.path()]),
         "VM 7: the profile has 9 rules, the VM holds at most 8 (the module parameter max_rules \
          when the VM was created); nothing changed"
     );
-    std::fs::write(&file.0, profile::export(&rules[..8], &entries).unwrap()).unwrap();
+    std::fs::write(
+        &file.0,
+        profile::export(&rules[..8], &entries, &profile::Layout::default()).unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         runtime_err(&f, &["profile", "import", "7", file.path()]),
         "VM 7: the profile has 9 entry points, the VM holds at most 8 (the module parameter \
@@ -953,7 +964,7 @@ fn profile_import_over_the_vms_capacity_is_refused() {
     // Exactly the capacity fits, and LIST reports it used.
     std::fs::write(
         &file.0,
-        profile::export(&rules[..8], &entries[..8]).unwrap(),
+        profile::export(&rules[..8], &entries[..8], &profile::Layout::default()).unwrap(),
     )
     .unwrap();
     assert_eq!(
@@ -964,7 +975,11 @@ fn profile_import_over_the_vms_capacity_is_refused() {
     assert_eq!((vm7.rules.len(), vm7.entries.len()), (8, 8));
     assert_eq!((vm7.vm.rules, vm7.vm.entries), (8, 8));
     // A VM with the default capacities takes all nine.
-    std::fs::write(&file.0, profile::export(&rules, &entries).unwrap()).unwrap();
+    std::fs::write(
+        &file.0,
+        profile::export(&rules, &entries, &profile::Layout::default()).unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         ok(&f, &["profile", "import", "1", file.path()]),
         "VM 1: profile replaced, 9 rules, 9 entry points\n"
@@ -1351,12 +1366,12 @@ fn open_errors_are_clear() {
         OpenError::Open(io::Error::from_raw_os_error(libc::EACCES)),
     );
     assert!(e.to_string().contains("needs root"));
-    // A kernel of control-plane version 5 (no domain names: a shorter domain record) is
-    // refused: this tool speaks 6.
-    assert_eq!(kvm_isolate_core::ctl::CTL_VERSION_NR, 6);
+    // A kernel of control-plane version 6 (no code span: a shorter domain record) is refused:
+    // this tool speaks 7.
+    assert_eq!(kvm_isolate_core::ctl::CTL_VERSION_NR, 7);
     assert_eq!(
-        cmd::open_error("/dev/x", OpenError::Mismatch(5)),
-        Error::Runtime("/dev/x: control plane version 5, this tool speaks 6".into())
+        cmd::open_error("/dev/x", OpenError::Mismatch(6)),
+        Error::Runtime("/dev/x: control plane version 6, this tool speaks 7".into())
     );
     // The real device on a path that does not exist.
     let cli = Cli::try_parse_from([
@@ -1374,4 +1389,123 @@ fn open_errors_are_clear() {
                 .into()
         ))
     );
+}
+
+/// One boot of a guest (VM `id`) whose keeper (domain `keeper`) has its code at `base` (3 pages,
+/// from gpa `gpa`) and its key, region 0, at `key`, with one entry point, and whose helper module
+/// (the other domain, 1 page at `base + 0x10000`) may read the key (one rule).
+fn named_boot(id: u32, keeper: u32, base: u64, gpa: u64, key: u64) -> FakeVm {
+    let named = |id: u32, name: &str, start: u64, pages: u64| {
+        let mut d = CtlDomain {
+            id,
+            code_ranges: 1,
+            code_start: start,
+            code_end: start + pages * 0x1000,
+            ..Default::default()
+        };
+        d.name[..name.len()].copy_from_slice(name.as_bytes());
+        d
+    };
+    let helper = 3 - keeper;
+    FakeVm {
+        vm: CtlVm {
+            id,
+            domains: 2,
+            ..with_caps(CtlVm::default(), &Limits::DEFAULT)
+        },
+        domains: vec![
+            named(keeper, "ki_keeper", base, 3),
+            named(helper, "ki_helper", base + 0x10000, 1),
+        ],
+        rules: vec![CtlRule {
+            domain: keeper,
+            access: 1,
+            region_gpa: key,
+            accessor_start: base + 0x10000,
+            accessor_end: base + 0x11000,
+        }],
+        entries: vec![entry(keeper, base + 0x1040, gpa + 0x1040)],
+        code: vec![
+            FakeCode {
+                domain: keeper,
+                start: base,
+                end: base + 0x3000,
+                gpa,
+            },
+            FakeCode {
+                domain: helper,
+                start: base + 0x10000,
+                end: base + 0x11000,
+                gpa: gpa + 0x10000,
+            },
+        ],
+        regions: vec![kvm_isolate_core::ctl::CtlRegion {
+            domain: keeper,
+            index: 0,
+            gpa: key,
+            npages: 1,
+            access: 3,
+            pad: 0,
+        }],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_profile_named_by_module_imports_into_the_next_boot() {
+    // VM 1 is the first boot; VM 2 the next, everything elsewhere and the domains swapped.
+    let f = Fake::new(vec![
+        named_boot(1, 1, 0xffffffffa0000000, 0x4000000, 0x5000000),
+        named_boot(2, 2, 0xffffffffc0400000, 0x6000000, 0x7000000),
+    ]);
+    f.vms.borrow_mut()[1].rules.clear();
+    f.vms.borrow_mut()[1].entries.clear();
+    let exported = ok(&f, &["profile", "export", "1"]);
+    let v: Value = serde_json::from_str(&exported).unwrap();
+    assert_eq!(v["rules"][0]["module"], "ki_keeper");
+    assert_eq!(v["rules"][0]["accessor_module"], "ki_helper");
+    assert_eq!(v["entries"][0]["offset"], "0x1040");
+    let path = temp_path("named.json");
+    std::fs::write(&path, &exported).unwrap();
+    let p = path.to_str().unwrap();
+    let said = ok(&f, &["profile", "import", "2", p]);
+    assert!(said.contains("(2 named by module, found where they are now)"), "{said}");
+    // The rule and the entry point where the modules are in VM 2.
+    let vm2 = f.vms.borrow()[1].clone();
+    assert_eq!(
+        vm2.rules,
+        [CtlRule {
+            domain: 2,
+            access: 1,
+            region_gpa: 0x7000000,
+            accessor_start: 0xffffffffc0410000,
+            accessor_end: 0xffffffffc0411000,
+        }]
+    );
+    assert_eq!(vm2.entries, [entry(2, 0xffffffffc0401040, 0x6001040)]);
+    // Without the names, the same file is refused by VM 2 and changes nothing: its addresses
+    // are VM 1's.
+    let mut unnamed: Value = serde_json::from_str(&exported).unwrap();
+    for r in unnamed["rules"].as_array_mut().unwrap() {
+        for k in ["module", "region", "accessor_module", "accessor_offset"] {
+            r.as_object_mut().unwrap().remove(k);
+        }
+    }
+    for e in unnamed["entries"].as_array_mut().unwrap() {
+        for k in ["module", "offset"] {
+            e.as_object_mut().unwrap().remove(k);
+        }
+    }
+    std::fs::write(&path, unnamed.to_string()).unwrap();
+    let e = runtime_err(&f, &["profile", "import", "2", p]);
+    assert!(e.contains("not in their domain's code"), "{e}");
+    assert_eq!(f.vms.borrow()[1].rules, vm2.rules);
+    // A module the VM does not have: refused before anything is set.
+    std::fs::write(&path, exported.replace("ki_helper", "ki_gone")).unwrap();
+    let calls = f.calls.borrow().len();
+    let e = runtime_err(&f, &["profile", "import", "2", p]);
+    assert!(e.contains("rule 0: accessor_offset: no domain of the VM is named \"ki_gone\""), "{e}");
+    assert!(e.ends_with("nothing changed"), "{e}");
+    assert_eq!(f.calls.borrow().len(), calls);
+    let _ = std::fs::remove_file(path);
 }

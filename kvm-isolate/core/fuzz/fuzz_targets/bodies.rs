@@ -209,6 +209,7 @@ pub fn decide(data: &[u8]) {
             e.add_code(c).unwrap();
         }
         let r = Region {
+            index: 0,
             gfn: (b >> 8) % 4096,
             npages: 1 + (a >> 8) % 8,
             rights: ((a >> 16) % 7 + 1) as u8,
