@@ -193,8 +193,10 @@ no_denial() { # the keeper's workload under enforcement was not denied
 todo_check "the keeper's workload under enforcement: 0 denials" no_denial
 logged() { # the rogue's four attacks, denied, about the keeper's domain, named by the guest
 	cat /tmp/l2_guest_test.log /tmp/l2_guest_test.show
-	[ "$(awk '$11 == "denied" && $5 == 1 && $6 == "ki_keeper"' /tmp/l2_guest_test.log |
-		wc -l)" -ge 4 ]
+	# Occurrences, not records: the read after the reboot is the same RIP and gpa as the first
+	# one when the key's page comes back at the same gpa, and the log compresses the repeat.
+	[ "$(awk '$11 == "denied" && $5 == 1 && $6 == "ki_keeper" { n += $12 } END { print n + 0 }' \
+		/tmp/l2_guest_test.log)" -ge 4 ]
 }
 check "the host's log has the rogue's denied read, write, call and read again, domain ki_keeper" logged
 # The guest's own log: the rogue's thread oopsed four times (the denials: #GP at the rogue's

@@ -1163,7 +1163,16 @@ impl Engine {
         };
         if entry {
             match f.stack.map(|s| self.gate_at(d, s.top)) {
-                Some(None) => return o,
+                Some(None) => {
+                    // Called from outside `d`: an entry, whatever is pending. An interrupt taken
+                    // at this very instruction (on the first one after the entry's switch, say)
+                    // recorded it as a return site; its return is this fetch or an entry like
+                    // it, so the site goes now rather than pile up until the cap evicts it.
+                    if self.pending(&g) > 0 {
+                        o.gate = Some(GateOp::Returned(g));
+                    }
+                    return o;
+                }
                 Some(Some(r)) if self.pending(&r) > 0 => {
                     o.gate = Some(GateOp::Returned(r));
                     return o;

@@ -312,6 +312,9 @@ impl Spec {
             // shows no return address outside d, so the entry is not made this way.
             if let Some(s) = f.stack {
                 match self.in_code(e, s.top) {
+                    // "An entry from outside d uses up a return site pending at the entry point
+                    // itself".
+                    None if self.pending(&g) > 0 => return switch(Some(GateOp::Returned(g))),
                     None => return switch(None),
                     Some(site) if self.pending(&site) > 0 => {
                         return switch(Some(GateOp::Returned(site)))

@@ -3170,3 +3170,27 @@ fn an_entry_point_may_leave_its_gpa_to_the_domains_code() {
         domain: 1,
     }));
 }
+
+#[test]
+fn an_interrupt_taken_at_an_entry_point_leaves_no_return_site_behind() {
+    // Seen in the L2 guest: the timer interrupt arrives on the first instruction after the
+    // entry's switch, so the handler's fetch leaves domain 1's view with the entry point on the
+    // stack, and the handler's iret comes back to it from view 0 with the caller's return
+    // address on top: an entry. The site the interrupt recorded used to stay pending for good.
+    let mut e = gated();
+    let call = fetch(0, ENTRY, gpa1(ENTRY), called_from(CALLER));
+    assert_eq!(e.handle(&call), switch(1, None));
+    let irq = fetch(1, FOREIGN, HELPER_PAGE + 0x10, called_from(ENTRY));
+    let o = e.handle(&irq);
+    assert_eq!(o.gate, Some(GateOp::Called(gate1(ENTRY))));
+    assert_eq!(e.pending(&gate1(ENTRY)), 1);
+    // The iret: the entry point's fetch, the caller's return address on top again.
+    assert_eq!(
+        e.handle(&call),
+        switch(1, Some(GateOp::Returned(gate1(ENTRY))))
+    );
+    assert_eq!((e.pending(&gate1(ENTRY)), e.return_sites()), (0, 0));
+    // With nothing pending it is the plain entry it always was.
+    assert_eq!(e.handle(&call), switch(1, None));
+    assert_eq!(e.return_sites(), 0);
+}
