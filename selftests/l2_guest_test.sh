@@ -85,11 +85,10 @@ step() {
 		per_call=$((($(vm_col VIOLATIONS) - violations0) / 20))
 		echo "VM exits about the keeper's domain per keeper call: $per_call" >&2 ;;
 	import) # the first boot's profile into this boot: what it names by module is found where
-		# the module is now (the entry points' gpas changed with the reboot)
-		kvm-isolatectl profile export "$vm" >/tmp/l2_guest_test.before &&
+		# the module is now, which the kernel checks (an entry point outside the domain's code
+		# is ENOENT); by address alone, those whose gpa the reboot changed would not fit
 		kvm-isolatectl profile import "$vm" /tmp/l2_guest_test.profile >&2 &&
 		kvm-isolatectl profile export "$vm" >/tmp/l2_guest_test.after &&
-		cmp /tmp/l2_guest_test.before /tmp/l2_guest_test.after >&2 &&
 		echo "entry points whose gpa the reboot changed: $(grep '"gpa"' /tmp/l2_guest_test.profile |
 			grep -vcxFf /tmp/l2_guest_test.after)" >&2 &&
 		grep -c '"offset"' /tmp/l2_guest_test.after ;;
