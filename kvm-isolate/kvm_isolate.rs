@@ -102,6 +102,7 @@ use policy::{
     Decision,
     Deny,
     Engine,
+    Event,
     Fault,
     Lens,
     Limits,
@@ -744,6 +745,15 @@ impl Policy for Isolate {
             stack: v.stack.map(|s| Stack {
                 below: s.below,
                 top: s.top,
+                event: s.event.map(|e| Event {
+                    at: s.rsp,
+                    cs: e.cs,
+                    rflags: e.rflags,
+                    rsp: e.rsp,
+                    ss: e.ss,
+                    below: e.below,
+                    top: e.top,
+                }),
             }),
         };
         let e = &mut g.engine;

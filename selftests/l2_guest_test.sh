@@ -56,7 +56,7 @@ before=$(dmesg | wc -l)
 if grep -qx 'vmfunc_eptp_switching: yes' "$CAPS"; then vmfunc=yes; else vmfunc=no; fi
 
 # The guest's console: its output in $OUT, its input from the fifo $IN (the host's answers).
-rm -f "$IN" /tmp/l2_guest_test.steps; mkfifo "$IN"
+rm -f "$IN" /tmp/l2_guest_test.steps /tmp/l2_guest_test.entries; mkfifo "$IN"
 exec 3<>"$IN"
 $QEMU -M microvm -accel kvm -cpu host -smp 1 -m 256M -nodefaults -no-user-config \
 	-display none -serial stdio -L /usr/share/qemu \
@@ -77,6 +77,7 @@ step() {
 	learn) kvm-isolatectl mode "$vm" learn --deny gp >&2 ;;
 	enforce)
 		kvm-isolatectl profile export "$vm" >/tmp/l2_guest_test.profile
+		grep -c '"gva"' /tmp/l2_guest_test.profile >>/tmp/l2_guest_test.entries
 		kvm-isolatectl mode "$vm" enforce --deny gp >&2
 		violations0=$(vm_col VIOLATIONS) ;;
 	count)
@@ -187,6 +188,15 @@ check "the host did the ten steps the guest asked for (kvm-isolatectl)" host_ste
 # kernel code to allow (a rule would show any that does).
 learned() { cat /tmp/l2_guest_test.profile; grep -q '"rules": \[\]' /tmp/l2_guest_test.profile; }
 check "learning the keeper's workload found only its own code using the key (no rule)" learned
+# A return into the keeper that the engine does not match to a call out of it is learned as an
+# entry point in learn mode (and denied under enforcement): the profile of each boot has exactly
+# the entry points the guest registered.
+no_learned_entry() {
+	want=$(grep '^@l2 domain ' "$OUT" | head -n 1 | sed 's/.* entries //' | tr -d '\r')
+	echo "entry points registered: $want; in each boot's profile:"; cat /tmp/l2_guest_test.entries
+	[ -n "$want" ] && [ "$(sort -u /tmp/l2_guest_test.entries)" = "$want" ]
+}
+check "learning learned no entry point: every return into the keeper matched its call" no_learned_entry
 no_denial() { # the keeper's workload under enforcement was not denied
 	echo "denied before the attacks: $denied0"; [ "$denied0" = 0 ]; }
 todo_check "the keeper's workload under enforcement: 0 denials" no_denial

@@ -69,7 +69,7 @@ fn vm(nd: u64, nr: u64) -> Vm {
             gpa: 0x20_0000 * P,
             rip: 0xffff_ffff_9000_0000,
             access: 4,
-            stack: Some(Stack {
+            stack: Some(Stack { event: None,
                 below: 0,
                 top: 0xffff_ffff_c000_0000 + i * 2 * P + 16,
             }),
@@ -92,7 +92,7 @@ fn vm(nd: u64, nr: u64) -> Vm {
                     gpa: (0x10_0000 + i * 2) * P,
                     rip: 0xffff_ffff_c000_0000 + i * 2 * P,
                     access: 4,
-                    stack: Some(Stack {
+                    stack: Some(Stack { event: None,
                         below: 0,
                         top: 0xffff_ffff_8100_0000,
                     }),
@@ -118,7 +118,7 @@ fn vm(nd: u64, nr: u64) -> Vm {
                     gpa: (0x10_0000 + i * 2) * P + 16,
                     rip: 0xffff_ffff_c000_0000 + i * 2 * P + 16,
                     access: 4,
-                    stack: Some(Stack {
+                    stack: Some(Stack { event: None,
                         below: 0xffff_ffff_c000_0000 + i * 2 * P + 16,
                         top: 0xffff_ffff_8100_0000,
                     }),

@@ -177,6 +177,44 @@ pub struct Stack {
     pub below: u64,
     /// The word at RSP.
     pub top: u64,
+    /// The words above RSP as an event stores them, if KVM could read them.
+    pub event: Option<Event>,
+}
+
+/// What an interrupt or exception delivered in 64-bit mode stores above the RIP it pushes (at
+/// `at`), if the words there are one: read for every fetch, judged by [`Event::frame`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// The fetch's RSP: where the frame's RIP is ([`Stack::top`]).
+    pub at: u64,
+    /// The interrupted CS (the word at `at + 8`).
+    pub cs: u64,
+    /// The interrupted RFLAGS (at `at + 16`).
+    pub rflags: u64,
+    /// The interrupted RSP (at `at + 24`).
+    pub rsp: u64,
+    /// The interrupted SS (at `at + 32`).
+    pub ss: u64,
+    /// The word at the interrupted RSP - 8.
+    pub below: u64,
+    /// The word at the interrupted RSP.
+    pub top: u64,
+}
+
+impl Event {
+    /// Whether the words look like the frame an event taken in kernel mode pushed where it
+    /// interrupted: a privileged CS and SS selector, RFLAGS with its always-one bit and no
+    /// reserved high bit, and the interrupted RSP right above the frame (the CPU aligns RSP down
+    /// to 16 bytes, then pushes five words). An event on another stack (IST) is not recognized.
+    pub fn frame(&self) -> bool {
+        let selector = |s: u64| s < 0x1_0000 && s & 3 == 0;
+        let above = self.rsp.wrapping_sub(self.at.wrapping_add(40));
+        selector(self.cs)
+            && selector(self.ss)
+            && self.rflags & 2 != 0
+            && self.rflags >> 22 == 0
+            && above < 16
+    }
 }
 
 /// A denied access, as the hardware reported it.
@@ -1211,7 +1249,19 @@ impl Engine {
         if s.below == f.rip {
             return None;
         }
-        self.gate_at(d, s.top)
+        if let Some(g) = self.gate_at(d, s.top) {
+            return Some(g);
+        }
+        // An event taken before the first fetch after `d` transferred control out (its target's
+        // first instruction never ran in `d`'s view): the frame holds that target as the RIP,
+        // and the interrupted stack the return address a `call` stored, unless a `ret` had just
+        // taken the target from there (then the word below it is the target) or it was a `jmp`
+        // (then the top is `d`'s caller's return address, outside `d`).
+        let e = s.event.filter(Event::frame)?;
+        if e.below == s.top {
+            return None;
+        }
+        self.gate_at(d, e.top)
     }
 
     /// Whether a rule of domain `d`'s regions has an accessor range containing `rip`. O(log n).

@@ -553,7 +553,7 @@ impl Spec {
                 gpa: PLAIN_GFN * PAGE,
                 rip: HELPER,
                 access: X,
-                stack: Some(Stack { below: 0, top: ret }),
+                stack: Some(Stack { event: None, below: 0, top: ret }),
             };
             let Judgement::Want(w) = self.decide(&f) else {
                 panic!("a call out of {d} must leave: {f:?}");
@@ -669,7 +669,7 @@ impl Spec {
                 gpa.unwrap_or(PLAIN_GFN * PAGE + gva % PAGE)
             }
         };
-        let stack = r.stack.map(|(ret, below, top)| Stack {
+        let stack = r.stack.map(|(ret, below, top)| Stack { event: None,
             below: if ret {
                 rip
             } else {
@@ -1326,7 +1326,7 @@ fn gated(mode: Mode) -> (Spec, Box<Engine>) {
 fn learn_mode_switches_at_an_entry_point_whatever_its_return_address() {
     let (s, mut e) = gated(Mode::Learn);
     for stack in [
-        Some(Stack {
+        Some(Stack { event: None,
             below: 0,
             top: 0x11000,
         }),

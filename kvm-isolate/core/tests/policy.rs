@@ -1169,7 +1169,7 @@ fn fetch(view: u8, gva: u64, gpa: u64, stack: Option<Stack>) -> Fault {
 
 /// The stack right after a `call` (or an event without error code) that will return to `ret`.
 fn called_from(ret: u64) -> Option<Stack> {
-    Some(Stack {
+    Some(Stack { event: None,
         below: 0x1234,
         top: ret,
     })
@@ -1275,7 +1275,7 @@ fn a_call_into_the_middle_of_a_domain_is_denied_and_logged() {
         0,
         MIDDLE,
         gpa1(MIDDLE),
-        Some(Stack {
+        Some(Stack { event: None,
             below: MIDDLE,
             top: CALLER,
         }),
@@ -1336,7 +1336,7 @@ fn a_call_out_records_a_return_site_and_a_ret_or_tail_call_records_nothing() {
     assert_eq!((e.pending(&site), e.return_sites()), (2, 1));
     let leave = |stack| Outcome { gate: None, ..want }.eq(&e.decide(&Fault { stack, ..out }));
     // A `ret` out of the domain: the word below RSP is the address it returned to.
-    assert!(leave(Some(Stack {
+    assert!(leave(Some(Stack { event: None,
         below: FOREIGN,
         top: SITE,
     })));
@@ -1347,7 +1347,7 @@ fn a_call_out_records_a_return_site_and_a_ret_or_tail_call_records_nothing() {
     assert!(leave(None));
     // An exception with an error code inside domain 1: RSP holds the error code, so the
     // interrupted instruction is not recorded, and resuming there is denied.
-    assert!(leave(Some(Stack {
+    assert!(leave(Some(Stack { event: None,
         below: MIDDLE,
         top: 0,
     })));
@@ -1357,7 +1357,7 @@ fn a_call_out_records_a_return_site_and_a_ret_or_tail_call_records_nothing() {
     );
     // ... while an interrupt without one records the interrupted RIP like a call.
     let irq = Fault {
-        stack: Some(Stack {
+        stack: Some(Stack { event: None,
             below: 0x10,
             top: MIDDLE,
         }),
@@ -1391,7 +1391,7 @@ fn a_return_site_lets_the_domain_resume_there_once() {
         0,
         SITE,
         gpa1(SITE),
-        Some(Stack {
+        Some(Stack { event: None,
             below: SITE,
             top: CALLER,
         }),
@@ -2202,7 +2202,7 @@ fn arb_engine() -> impl Strategy<Value = Box<Engine>> {
                     gpa: PLAIN,
                     rip: HELPER,
                     access: X,
-                    stack: Some(Stack {
+                    stack: Some(Stack { event: None,
                         below: 0,
                         top: arb_loc(d, p).0,
                     }),
@@ -2255,7 +2255,7 @@ fn arb_fault() -> impl Strategy<Value = Fault> {
             gpa: gpa.unwrap_or_else(|| behind(rip)),
             rip,
             access,
-            stack: stack.map(|(ret, top)| Stack {
+            stack: stack.map(|(ret, top)| Stack { event: None,
                 below: if ret { rip } else { 0 },
                 top,
             }),
@@ -2354,7 +2354,7 @@ proptest! {
             }
             // Called from outside every domain: the return address is no domain's code.
             let f = Fault {
-                stack: Some(Stack { below: 0, top: FOREIGN }),
+                stack: Some(Stack { event: None, below: 0, top: FOREIGN }),
                 ..f
             };
             // `handle` stores the rules and entry points (and denies what it cannot store).
@@ -3193,4 +3193,78 @@ fn an_interrupt_taken_at_an_entry_point_leaves_no_return_site_behind() {
     // With nothing pending it is the plain entry it always was.
     assert_eq!(e.handle(&call), switch(1, None));
     assert_eq!(e.return_sites(), 0);
+}
+
+/// The fault of an interrupt handler's first fetch in domain 1's view: the event interrupted
+/// `rip` (outside the domain) with `top` at the top of its stack, which a `ret` may have just
+/// popped `popped` from (the word below it).
+fn irq_at(rip: u64, popped: u64, top: u64, event: impl FnOnce(Event) -> Event) -> Fault {
+    let at = 0xffff_c900_0000_7e00;
+    fetch(
+        1,
+        FOREIGN,
+        HELPER_PAGE + 0x10,
+        Some(Stack {
+            below: 0x5555,
+            top: rip,
+            event: Some(event(Event {
+                at,
+                cs: 0x10,
+                rflags: 0x246,
+                rsp: at + 40 + 8,
+                ss: 0x18,
+                below: popped,
+                top,
+            })),
+        }),
+    )
+}
+
+#[test]
+fn an_interrupt_before_a_callees_first_fetch_records_the_calls_return_site() {
+    // Seen in the L2 guest on the sanitizer host: the keeper's `call scnprintf` completed in its
+    // view, and the timer interrupt was taken before scnprintf's first fetch. The handler's
+    // fetch left the view with scnprintf at the top of the frame, and the return address was
+    // one level up, on the interrupted stack; nothing was recorded, and scnprintf's return into
+    // the keeper was denied.
+    let callee = 0x7000_9000;
+    let mut e = gated();
+    let o = e.handle(&irq_at(callee, 0x1234, SITE, |x| x));
+    assert_eq!(o.decision, Decision::Leave);
+    assert_eq!(o.gate, Some(GateOp::Called(gate1(SITE))));
+    // The callee's return into the domain is the call's return.
+    let back = fetch(0, SITE, gpa1(SITE), Some(Stack { event: None, below: SITE, top: 0 }));
+    assert_eq!(
+        e.handle(&back),
+        switch(1, Some(GateOp::Returned(gate1(SITE))))
+    );
+    assert_eq!(e.return_sites(), 0);
+}
+
+#[test]
+fn an_interrupted_ret_or_jmp_out_of_a_domain_records_nothing() {
+    let target = 0x7000_9000;
+    let e = gated();
+    // A `ret` out of the domain, interrupted at its target: the target was popped from just
+    // below the interrupted RSP, whatever the word at it (even an address in the domain).
+    assert_eq!(e.decide(&irq_at(target, target, SITE, |x| x)).gate, None);
+    // A `jmp` (tail call) out: the top is the domain's caller's return address.
+    assert_eq!(e.decide(&irq_at(target, 0x1234, CALLER, |x| x)).gate, None);
+    // Words that are no event's frame: a user CS or SS, RFLAGS without its always-one bit or
+    // with a reserved bit, an interrupted RSP not right above the frame (another stack).
+    for bad in [
+        |x: Event| Event { cs: 0x33, ..x },
+        |x: Event| Event { ss: 0x2b, ..x },
+        |x: Event| Event { rflags: 0x244, ..x },
+        |x: Event| Event { rflags: 0x246 | 1 << 22, ..x },
+        |x: Event| Event { rsp: x.at + 40 + 16, ..x },
+        |x: Event| Event { rsp: x.at, ..x },
+    ] {
+        let f = irq_at(target, 0x1234, SITE, bad);
+        assert_eq!(e.decide(&f).gate, None, "{:x?}", f.stack);
+    }
+    // Without the event's words (KVM could not read them), as before: nothing.
+    let mut f = irq_at(target, 0x1234, SITE, |x| x);
+    f.stack = f.stack.map(|s| Stack { event: None, ..s });
+    assert_eq!(e.decide(&f).gate, None);
 }

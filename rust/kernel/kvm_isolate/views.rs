@@ -412,6 +412,28 @@ pub struct Stack {
     pub below: u64,
     /// The word at `rsp`.
     pub top: u64,
+    /// The words above `rsp` as an event delivered in 64-bit mode stores them, and the words
+    /// at the interrupted stack pointer among them, where KVM could read them all; whether
+    /// they are an event's frame is the policy's to decide.
+    pub event: Option<Event>,
+}
+
+/// What an interrupt or exception delivered in 64-bit mode stores above its RIP, if the words
+/// above a fetch's RSP are one, and the top of the stack it interrupted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// The word at `rsp + 8`: the interrupted CS.
+    pub cs: u64,
+    /// At `rsp + 16`: the interrupted RFLAGS.
+    pub rflags: u64,
+    /// At `rsp + 24`: the interrupted RSP.
+    pub rsp: u64,
+    /// At `rsp + 32`: the interrupted SS.
+    pub ss: u64,
+    /// The word at the interrupted RSP - 8.
+    pub below: u64,
+    /// The word at the interrupted RSP.
+    pub top: u64,
 }
 
 /// What KVM does about a [`Violation`].
@@ -582,6 +604,16 @@ impl<T: Policy> Registration<T> {
                 rsp: v.rsp,
                 below: v.stack[0],
                 top: v.stack[1],
+                event: (v.flags & bindings::KVM_ISOLATE_VIOLATION_EVENT_VALID != 0).then_some(
+                    Event {
+                        cs: v.event[0],
+                        rflags: v.event[1],
+                        rsp: v.event[2],
+                        ss: v.event[3],
+                        below: v.event_stack[0],
+                        top: v.event_stack[1],
+                    },
+                ),
             }),
         };
         let (kind, view, vector, error_code) = match T::violation(vcpu, &data, &violation) {

@@ -294,9 +294,9 @@ pub fn decide(data: &[u8]) {
         f.stack = match s % 4 {
             0 => None,
             // A `ret` (the word below RSP is where it went), a call or an event, noise.
-            1 => Some(Stack { below: f.rip, top }),
-            2 => Some(Stack { below: s >> 2, top }),
-            _ => Some(Stack {
+            1 => Some(Stack { event: None, below: f.rip, top }),
+            2 => Some(Stack { event: None, below: s >> 2, top }),
+            _ => Some(Stack { event: None,
                 below: s.rotate_left(17),
                 top: s,
             }),
