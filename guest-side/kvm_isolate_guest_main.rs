@@ -524,8 +524,19 @@ fn add_runs(domain: u8, pages: &[ModulePage], code: bool, access: u64) -> Result
 }
 
 /// Makes `module` a domain: its code, and its functions as entry points. Returns the domain
-/// and how many code pages and entry points it registered; on error destroys the domain.
+/// and how many code pages and entry points it registered; on error destroys the domain and
+/// says so.
 fn register(module: &LoadedModule) -> Result<(u8, usize, usize)> {
+    register_domain(module).inspect_err(|e| {
+        pr_err!(
+            "{}: the host refused its domain (errno {})\n",
+            module.name(),
+            -e.to_errno()
+        );
+    })
+}
+
+fn register_domain(module: &LoadedModule) -> Result<(u8, usize, usize)> {
     let (text, len) = module.area(Area::Text);
     let code = module.pages(text, len)?;
     let entries = module.functions()?;
@@ -617,12 +628,7 @@ impl configfs::GroupOperations for Admin {
                 None => {
                     let known_name: CString = name.try_into()?;
                     known.reserve(1, GFP_KERNEL)?;
-                    let (domain, code_pages, entries) = register(&module).inspect_err(|e| {
-                        pr_err!(
-                            "{name}: the host refused its domain (errno {})\n",
-                            -e.to_errno()
-                        );
-                    })?;
+                    let (domain, code_pages, entries) = register(&module)?;
                     pr_info!(
                         "{name}: protected as domain {domain}: {code_pages} code pages, \
                          {entries} entry points\n"
@@ -1030,12 +1036,7 @@ fn protect_self(module: LoadedModule, api: &[ApiRegion]) -> Result<u8> {
     }
     let known_name: CString = name.try_into()?;
     known.reserve(1, GFP_KERNEL)?;
-    let (domain, code_pages, entries) = register(&module).inspect_err(|e| {
-        pr_err!(
-            "{name}: the host refused its domain (errno {})\n",
-            -e.to_errno()
-        );
-    })?;
+    let (domain, code_pages, entries) = register(&module)?;
     for (r, p) in regions.iter().zip(pages.iter()) {
         if let Err(e) = add_runs(domain, p, false, r.access) {
             pr_err!(
