@@ -2,8 +2,10 @@
 /*
  * ki_keeper: kvm-isolate's demo key keeper. It holds a key and offers one
  * operation that uses it: reading /dev/ki_keeper gives the SipHash-2-4 of a
- * fixed 8-byte message under the key. An ordinary module: nothing in it knows
- * about kvm-isolate unless it is loaded with self_protect=1. Its own code
+ * fixed 8-byte message under the key (writing N runs that N times). An ordinary
+ * module: nothing in it knows about kvm-isolate unless it is loaded with
+ * self_protect=1, or gate=1 (its operation behind a gate that enters its
+ * view with no VM exit, KVM_ISOLATE_GATE). Its own code
  * computes the hash, so no kernel code outside it reads the key
  * (Documentation/kvm-isolate/guest.rst, "What a protected module must do",
  * says why that matters). The guest administrator protects it, or it protects
@@ -22,8 +24,11 @@ static union {
 	u8 page[PAGE_SIZE];
 } ki_keeper_key __aligned(PAGE_SIZE);
 
-/* SipHash-2-4 of the one word m (siphash_1u64(), here, in this module's code). */
-static u64 ki_keeper_mac(u64 m)
+/*
+ * SipHash-2-4 of the one word m (siphash_1u64(), here, in this module's code).
+ * It is also the function of the keeper's gate (gate=1), so it calls nothing.
+ */
+static u64 __kvm_isolate_gated(ki_keeper_gated_mac) ki_keeper_mac(u64 m)
 {
 	const u64 *k = ki_keeper_key.key.key;
 	u64 v0 = SIPHASH_CONST_0 ^ k[0], v1 = SIPHASH_CONST_1 ^ k[1];
@@ -46,6 +51,21 @@ static u64 ki_keeper_mac(u64 m)
 	return v0 ^ v1 ^ v2 ^ v3;
 }
 
+/* ki_keeper_gated_mac(m): ki_keeper_mac(m) in the keeper's view, entered with no VM exit. */
+KVM_ISOLATE_GATE(ki_keeper_gated_mac, ki_keeper_mac);
+
+static bool gate;
+module_param(gate, bool, 0444);
+MODULE_PARM_DESC(gate,
+		 "Protect itself at load behind its VMFUNC gate (needs kvm_isolate_guest)");
+
+/* The keeper's operation: through its gate once protected behind it. */
+static u64 ki_keeper_op(u64 m)
+{
+	return READ_ONCE(ki_keeper_gated_mac_gate_domain) ?
+		ki_keeper_gated_mac(m) : ki_keeper_mac(m);
+}
+
 static ssize_t ki_keeper_read(struct file *file, char __user *buf, size_t len,
 			      loff_t *pos)
 {
@@ -53,13 +73,33 @@ static ssize_t ki_keeper_read(struct file *file, char __user *buf, size_t len,
 	int n;
 
 	n = scnprintf(out, sizeof(out), "%016llx\n",
-		      ki_keeper_mac(0x6c6f73692d6d766bULL));	/* "kvm-isol" */
+		      ki_keeper_op(0x6c6f73692d6d766bULL));	/* "kvm-isol" */
 	return simple_read_from_buffer(buf, len, pos, out, n);
+}
+
+/* Writing N (at most a million) runs the operation N times: a benchmark. */
+static ssize_t ki_keeper_write(struct file *file, const char __user *buf,
+			       size_t len, loff_t *pos)
+{
+	unsigned int n, i;
+	int ret;
+
+	ret = kstrtouint_from_user(buf, len, 0, &n);
+	if (ret)
+		return ret;
+	if (n > 1000000)
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		ki_keeper_op(i);
+		cond_resched();
+	}
+	return len;
 }
 
 static const struct file_operations ki_keeper_fops = {
 	.owner = THIS_MODULE,
 	.read = ki_keeper_read,
+	.write = ki_keeper_write,
 };
 
 static struct miscdevice ki_keeper_dev = {
@@ -86,20 +126,34 @@ static int __init ki_keeper_protect(void)
 		.access = KVM_ISOLATE_ACCESS_R | KVM_ISOLATE_ACCESS_W,
 	};
 	typeof(kvm_isolate_protect_self) *protect;
+	typeof(kvm_isolate_protect_gate) *protect_gate;
 	int domain;
 
-	protect = symbol_get(kvm_isolate_protect_self);
-	if (!protect) {
-		pr_err("ki_keeper: self_protect=1 needs kvm_isolate_guest loaded\n");
-		return -ENODEV;
+	if (gate) {
+		protect_gate = symbol_get(kvm_isolate_protect_gate);
+		if (!protect_gate) {
+			pr_err("ki_keeper: gate=1 needs kvm_isolate_guest loaded\n");
+			return -ENODEV;
+		}
+		domain = protect_gate(THIS_MODULE, &ki_keeper_gated_mac_gate, &key, 1);
+		if (domain < 0)
+			symbol_put(kvm_isolate_protect_gate);
+	} else {
+		protect = symbol_get(kvm_isolate_protect_self);
+		if (!protect) {
+			pr_err("ki_keeper: self_protect=1 needs kvm_isolate_guest loaded\n");
+			return -ENODEV;
+		}
+		domain = protect(THIS_MODULE, &key, 1);
+		if (domain < 0)
+			symbol_put(kvm_isolate_protect_self);
 	}
-	domain = protect(THIS_MODULE, &key, 1);
 	if (domain < 0) {
-		symbol_put(kvm_isolate_protect_self);
 		pr_err("ki_keeper: could not protect itself: %d\n", domain);
 		return domain;
 	}
-	pr_info("ki_keeper: protects itself, domain %d\n", domain);
+	pr_info("ki_keeper: protects itself%s, domain %d\n",
+		gate ? " behind its gate" : "", domain);
 	return 0;
 }
 
@@ -109,7 +163,7 @@ static int __init ki_keeper_init(void)
 
 	get_random_bytes(&ki_keeper_key.key, sizeof(ki_keeper_key.key));
 	ret = misc_register(&ki_keeper_dev);
-	if (ret || !self_protect)
+	if (ret || !(self_protect || gate))
 		return ret;
 	/* The last thing the init does: its own code is not the domain's. */
 	ret = ki_keeper_protect();

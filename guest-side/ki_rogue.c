@@ -5,7 +5,9 @@
  *
  *   modprobe ki_rogue addr=0x... op=read|write|call|claim
  *
- * read and write 16 bytes there, call jumps there. It attacks from a kernel
+ * read and write 16 bytes there, call jumps there; switch switches to the view
+ * of domain (a module parameter; VMFUNC, or on AMD the SWITCH hypercall, as a
+ * gate does) and then reads there. It attacks from a kernel
  * thread of its own, so that an attack the host denies (an oops in the guest,
  * with kvm-isolatectl's --deny gp) kills that thread only; the load then fails
  * with EPERM. A read that succeeds prints what it read. claim asks
@@ -16,13 +18,19 @@
 #include <linux/kthread.h>
 #include <linux/kvm_isolate_guest.h>
 #include <linux/module.h>
+#include <asm/cpufeature.h>
+#include <asm/kvm_para.h>
 
 static unsigned long addr;
 module_param(addr, ulong, 0);
 MODULE_PARM_DESC(addr, "what to attack (a kernel address)");
 static char *op = "read";
 module_param(op, charp, 0);
-MODULE_PARM_DESC(op, "read, write, call or claim");
+MODULE_PARM_DESC(op, "read, write, call, switch or claim");
+
+static unsigned int domain;
+module_param(domain, uint, 0);
+MODULE_PARM_DESC(domain, "the view op=switch switches to");
 
 static DECLARE_COMPLETION(ki_rogue_done);
 static u64 ki_rogue_got[2];
@@ -31,7 +39,15 @@ static int ki_rogue_attack(void *unused)
 {
 	u64 *p = (u64 *)addr;
 
-	if (!strcmp(op, "read")) {
+	if (!strcmp(op, "switch")) {
+		/* What a gate does before its page ends, here mid-page. */
+		if (boot_cpu_has(X86_FEATURE_VMMCALL))
+			kvm_hypercall4(KVM_HC_ISOLATE_SWITCH, domain, 0, 0, 0);
+		else
+			asm volatile(".byte 0x0f, 0x01, 0xd4"
+				     : : "a"(0), "c"(domain) : "memory");
+	}
+	if (!strcmp(op, "read") || !strcmp(op, "switch")) {
 		ki_rogue_got[0] = READ_ONCE(p[0]);
 		ki_rogue_got[1] = READ_ONCE(p[1]);
 	} else if (!strcmp(op, "write")) {
@@ -74,7 +90,7 @@ static int __init ki_rogue_init(void)
 	if (addr && !strcmp(op, "claim"))
 		return ki_rogue_claim();
 	if (!addr || (strcmp(op, "read") && strcmp(op, "write") &&
-		      strcmp(op, "call")))
+		      strcmp(op, "call") && strcmp(op, "switch")))
 		return -EINVAL;
 	t = kthread_run(ki_rogue_attack, NULL, "ki_rogue");
 	if (IS_ERR(t))
@@ -84,8 +100,8 @@ static int __init ki_rogue_init(void)
 			op, addr);
 		return 0;
 	}
-	if (!strcmp(op, "read"))
-		pr_info("ki_rogue: read at %#lx: %016llx%016llx\n", addr,
+	if (!strcmp(op, "read") || !strcmp(op, "switch"))
+		pr_info("ki_rogue: %s at %#lx: %016llx%016llx\n", op, addr,
 			ki_rogue_got[0], ki_rogue_got[1]);
 	else
 		pr_info("ki_rogue: %s at %#lx: done\n", op, addr);

@@ -5,9 +5,15 @@
 
 #include <linux/kvm_isolate_guest.h>
 
-/* kvm_isolate_protect_self() once the caller is known to be @mod. */
+/*
+ * kvm_isolate_protect_self(), or with @gate kvm_isolate_protect_gate() (whose
+ * switch is VMMCALL if @vmmcall, else VMFUNC), once the caller is known to be
+ * @mod.
+ */
 int kvm_isolate_guest_protect(struct module *mod,
 			      const struct kvm_isolate_region *regions,
-			      unsigned int nr);
+			      unsigned int nr,
+			      const struct kvm_isolate_gate *gate,
+			      bool vmmcall);
 
 #endif

@@ -526,8 +526,8 @@ fn add_runs(domain: u8, pages: &[ModulePage], code: bool, access: u64) -> Result
 /// Makes `module` a domain: its code, and its functions as entry points. Returns the domain
 /// and how many code pages and entry points it registered; on error destroys the domain and
 /// says so.
-fn register(module: &LoadedModule) -> Result<(u8, usize, usize)> {
-    register_domain(module).inspect_err(|e| {
+fn register(module: &LoadedModule, gate: Option<&Gate>) -> Result<(u8, usize, usize)> {
+    register_domain(module, gate).inspect_err(|e| {
         pr_err!(
             "{}: the host refused its domain (errno {})\n",
             module.name(),
@@ -536,10 +536,14 @@ fn register(module: &LoadedModule) -> Result<(u8, usize, usize)> {
     })
 }
 
-fn register_domain(module: &LoadedModule) -> Result<(u8, usize, usize)> {
-    let (text, len) = module.area(Area::Text);
-    let code = module.pages(text, len)?;
-    let entries = module.functions()?;
+fn register_domain(module: &LoadedModule, gate: Option<&Gate>) -> Result<(u8, usize, usize)> {
+    let (code, entries) = match gate {
+        None => {
+            let (text, len) = module.area(Area::Text);
+            (module.pages(text, len)?, module.functions()?)
+        }
+        Some(g) => g.code_and_entries(module)?,
+    };
     // SAFETY: a new domain takes nothing yet.
     let domain = unsafe { call(abi::HC_DOMAIN_CREATE, [0; 4]) }?;
     // CAST: domains are views, below 256.
@@ -628,7 +632,7 @@ impl configfs::GroupOperations for Admin {
                 None => {
                     let known_name: CString = name.try_into()?;
                     known.reserve(1, GFP_KERNEL)?;
-                    let (domain, code_pages, entries) = register(&module)?;
+                    let (domain, code_pages, entries) = register(&module, None)?;
                     pr_info!(
                         "{name}: protected as domain {domain}: {code_pages} code pages, \
                          {entries} entry points\n"
@@ -930,6 +934,66 @@ pub struct ApiRegion {
 
 const _: () = assert!(core::mem::size_of::<ApiRegion>() == 24);
 
+/// `struct kvm_isolate_gate` of `<linux/kvm_isolate_guest.h>` (whose C side checks the size).
+#[repr(C)]
+pub struct ApiGate {
+    code: *const c_void,
+    func: *const c_void,
+    end: *const c_void,
+    data: *mut c_void,
+    domain: *mut c_int,
+}
+
+const _: () = assert!(core::mem::size_of::<ApiGate>() == 40);
+
+/// A module's gate (`KVM_ISOLATE_GATE`), its layout checked: four pages in the module's code
+/// (the caller's, the entry, the return, the function's page, which holds the function after
+/// its first byte), and a data page.
+struct Gate {
+    code: usize,
+    data: usize,
+}
+
+impl Gate {
+    /// `api` as `module`'s gate, if `KVM_ISOLATE_GATE` laid it out.
+    fn new(module: &LoadedModule, api: &ApiGate) -> Result<Gate> {
+        let (text, text_len) = module.area(Area::Text);
+        let (code, func, end) = (api.code as usize, api.func as usize, api.end as usize);
+        let fn_page = code.wrapping_add(3 * PAGE_SIZE);
+        let laid_out = code % PAGE_SIZE == 0
+            && code >= text
+            && code.checked_add(4 * PAGE_SIZE) == Some(end)
+            && end <= text + text_len
+            && func > fn_page
+            && func < end;
+        if !laid_out {
+            pr_err!(
+                "{}: its gate (code {code:#x}, function {func:#x}, end {end:#x}) is not four \
+                 pages of its code with the function in the last, as KVM_ISOLATE_GATE lays \
+                 it out\n",
+                module.name()
+            );
+            return Err(EINVAL);
+        }
+        Ok(Gate {
+            code,
+            data: api.data as usize,
+        })
+    }
+
+    /// The domain's code, the gate's entry page and its function's page, and its entry
+    /// points, their starts (a switchable domain's page starts must all be entry points).
+    fn code_and_entries(&self, module: &LoadedModule) -> Result<(KVec<ModulePage>, KVec<usize>)> {
+        let mut code = KVec::with_capacity(2, GFP_KERNEL)?;
+        let mut entries = KVec::with_capacity(2, GFP_KERNEL)?;
+        for page in [self.code + PAGE_SIZE, self.code + 3 * PAGE_SIZE] {
+            code.extend_from_slice(&module.pages(page, PAGE_SIZE)?, GFP_KERNEL)?;
+            entries.push(page, GFP_KERNEL)?;
+        }
+        Ok((code, entries))
+    }
+}
+
 /// The most regions one `kvm_isolate_protect_self()` takes (`KVM_ISOLATE_MAX_SELF_REGIONS`).
 const MAX_SELF_REGIONS: usize = 16;
 
@@ -939,12 +1003,14 @@ const MAX_SELF_REGIONS: usize = 16;
 /// # Safety
 ///
 /// `module` is a loaded module whose code is running (it called the API); `regions` points to
-/// `nr` regions if `nr` is not 0.
+/// `nr` regions if `nr` is not 0; `gate` is null or points to a gate.
 #[no_mangle]
 pub unsafe extern "C" fn kvm_isolate_guest_protect(
     module: *mut kernel::bindings::module,
     regions: *const ApiRegion,
     nr: c_uint,
+    gate: *const ApiGate,
+    vmmcall: bool,
 ) -> c_int {
     let protected = (|| -> Result<u8> {
         // SAFETY: the caller's module runs its code, so its `struct module` stays for the call.
@@ -964,7 +1030,8 @@ pub unsafe extern "C" fn kvm_isolate_guest_protect(
             // SAFETY: the caller passes `nr` regions at `regions`.
             n => unsafe { core::slice::from_raw_parts(regions, n) },
         };
-        protect_self(module, regions)
+        // SAFETY: the caller passes a gate or null.
+        protect_self(module, regions, unsafe { gate.as_ref() }, vmmcall)
     })();
     match protected {
         Ok(domain) => c_int::from(domain),
@@ -991,10 +1058,16 @@ fn region_name(module: &LoadedModule, start: usize) -> Result<CString> {
     }
 }
 
-/// Makes `module` a domain with `api`'s regions, as the module asked for itself. Everything
-/// that can fail is checked before the host is asked; if the host refuses, the domain goes and
-/// nothing changed.
-fn protect_self(module: LoadedModule, api: &[ApiRegion]) -> Result<u8> {
+/// Makes `module` a domain with `api`'s regions, as the module asked for itself; with `gate`,
+/// a switchable one whose code is the gate's (which switches with `VMMCALL` if `vmmcall`, else
+/// `VMFUNC`). Everything that can fail is checked before the host is asked; if the host
+/// refuses, the domain goes and nothing changed.
+fn protect_self(
+    module: LoadedModule,
+    api: &[ApiRegion],
+    gate: Option<&ApiGate>,
+    vmmcall: bool,
+) -> Result<u8> {
     let name = module.name();
     let mut known = PROTECTED.lock();
     if VERSION.load(Ordering::Relaxed) == 0 {
@@ -1005,11 +1078,25 @@ fn protect_self(module: LoadedModule, api: &[ApiRegion]) -> Result<u8> {
         pr_err!("{name}: protected already\n");
         return Err(EEXIST);
     }
+    let gate = match gate {
+        None => None,
+        Some(_) if !vmmcall && FEATURES.load(Ordering::Relaxed) & abi::FEATURE_VMFUNC == 0 => {
+            pr_err!("{name}: its gate switches with VMFUNC here, which the host does not offer\n");
+            return Err(EOPNOTSUPP);
+        }
+        Some(g) => Some(Gate::new(&module, g)?),
+    };
+    // The regions: the module's, and its gate's data page, which only the gate may use.
+    let gate_data = gate.as_ref().map(|g| ApiRegion {
+        start: g.data as *const c_void,
+        size: PAGE_SIZE,
+        access: (abi::ACCESS_R | abi::ACCESS_W) as u32,
+    });
     let (text, text_len) = module.area(Area::Text);
     let rwx = abi::ACCESS_R | abi::ACCESS_W | abi::ACCESS_X;
-    let mut regions = KVec::with_capacity(api.len(), GFP_KERNEL)?;
-    let mut pages = KVec::with_capacity(api.len(), GFP_KERNEL)?;
-    for (i, r) in api.iter().enumerate() {
+    let mut regions = KVec::with_capacity(api.len() + 1, GFP_KERNEL)?;
+    let mut pages = KVec::with_capacity(api.len() + 1, GFP_KERNEL)?;
+    for (i, r) in Iterator::chain(api.iter(), gate_data.iter()).enumerate() {
         let (start, size, access) = (r.start as usize, r.size, u64::from(r.access));
         let whole = start % PAGE_SIZE == 0 && size != 0 && size % PAGE_SIZE == 0;
         let code = start < text + text_len && start.saturating_add(size) > text;
@@ -1036,24 +1123,45 @@ fn protect_self(module: LoadedModule, api: &[ApiRegion]) -> Result<u8> {
     }
     let known_name: CString = name.try_into()?;
     known.reserve(1, GFP_KERNEL)?;
-    let (domain, code_pages, entries) = register(&module)?;
-    for (r, p) in regions.iter().zip(pages.iter()) {
-        if let Err(e) = add_runs(domain, p, false, r.access) {
-            pr_err!(
-                "{name}: the host refused region {} (errno {}); not protected\n",
-                r.name.to_str().unwrap_or("?"),
-                -e.to_errno()
-            );
-            // SAFETY: destroying the new domain gives back what it took.
-            let _ = unsafe { call(abi::HC_DOMAIN_DESTROY, [u64::from(domain), 0, 0, 0]) };
-            set_live(domain, false);
-            return Err(e);
+    let (domain, code_pages, entries) = register(&module, gate.as_ref())?;
+    let d = u64::from(domain);
+    let filled = (|| -> Result {
+        for (r, p) in regions.iter().zip(pages.iter()) {
+            add_runs(domain, p, false, r.access).inspect_err(|e| {
+                pr_err!(
+                    "{name}: the host refused region {} (errno {}); not protected\n",
+                    r.name.to_str().unwrap_or("?"),
+                    -e.to_errno()
+                )
+            })?;
         }
+        if gate.is_some() {
+            // SAFETY: the domain's code is its gate's, whose every page start is an entry
+            // point that is safe to enter with any registers (`<linux/kvm_isolate_guest.h>`).
+            unsafe { call(abi::HC_DOMAIN_SWITCHABLE, [d, 0, 0, 0]) }.inspect_err(|e| {
+                pr_err!(
+                    "{name}: the host refused its gate (errno {}); not protected\n",
+                    -e.to_errno()
+                )
+            })?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = filled {
+        // SAFETY: destroying the new domain gives back what it took.
+        let _ = unsafe { call(abi::HC_DOMAIN_DESTROY, [d, 0, 0, 0]) };
+        set_live(domain, false);
+        return Err(e);
     }
     pr_info!(
         "{name}: protects itself as domain {domain}: {code_pages} code pages, {entries} entry \
-         points, {} regions\n",
-        regions.len()
+         points, {} regions{}\n",
+        regions.len(),
+        match gate {
+            Some(_) if vmmcall => ", entered through its gate (SWITCH)",
+            Some(_) => ", entered through its gate (VMFUNC)",
+            None => "",
+        }
     );
     known
         .push_within_capacity(Known {
