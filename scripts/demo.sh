@@ -21,4 +21,4 @@ echo "demo 900 /ki/demo.sh /ki/tests/x86/kvm_isolate/views_demo /ki/tests/x86/kv
 rig=${KI_DEMO_RIG:-qemu}
 "$KI_TOP/scripts/rig-$rig.sh" "$build" "$out"
 grep -q '^ok 1 demo' "$out/$rig.tap" || ki_die "demo failed (console log: $out/$rig.serial.log)"
-ki_stage "demo: done; kvm_isolate loaded, reported the host, kept the guest's secret in its view, learned and enforced a guest module's accesses, protected a Linux guest's module from another, unloaded cleanly"
+ki_stage "demo: done; kvm_isolate loaded, reported the host, kept the guest's secret in its view, learned and enforced a guest module's accesses, protected a Linux guest's module from another (through the host's entry gates, then behind the module's own gate: VMFUNC on the Intel path, no VM exit per call), unloaded cleanly"
