@@ -15,7 +15,7 @@
 use core::{
     ffi::{c_int, c_uint, c_void},
     mem::ManuallyDrop,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
 };
 use kernel::{
     configfs::{self, configfs_attrs},
@@ -25,7 +25,7 @@ use kernel::{
             VeRegistration,
         },
         hw,
-        loaded_module::{Area, LoadedModule, ModulePage},
+        loaded_module::{self, Area, LoadedModule, ModulePage, ModuleWatch, ModuleWatcher},
     },
     new_mutex,
     page::PAGE_SIZE,
@@ -225,6 +225,55 @@ struct KvmIsolateGuest {
     config: configfs::Subsystem<Admin>,
     /// Destroys the live domains before a reboot.
     _reboot: RebootRegistration<DestroyAtReboot>,
+    /// Names each module's code to the host as it loads.
+    _names: ModuleWatch<NameModules>,
+}
+
+/// Whether the host refused a name already (said once).
+static NAME_REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// Names guest code `[start, start + size)` `name` to the host (`KVM_HC_ISOLATE_CODE_NAME`,
+/// 8 bytes a call), for its log and profiles: a log record's RIP then reads `ki_rogue+0x1b`.
+/// Names decide nothing on the host, so a refusal (a full table) is only said, once.
+fn name_code(name: &[u8], start: u64, size: u64) {
+    if VERSION.load(Ordering::Relaxed) == 0 || size == 0 {
+        return;
+    }
+    let named = (|| -> Result {
+        for (i, chunk) in name.chunks(8).take(abi::NAME_LEN / 8).enumerate() {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            // CAST: at most `NAME_LEN`.
+            let offset = (i * 8) as u64;
+            // SAFETY: a name takes no right.
+            unsafe {
+                call(
+                    abi::HC_CODE_NAME,
+                    [start, size, offset, u64::from_le_bytes(w)],
+                )
+            }?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = named {
+        if !NAME_REFUSED.swap(true, Ordering::Relaxed) {
+            pr_warn!(
+                "the host refused a code name (errno {}): its log shows addresses only\n",
+                -e.to_errno()
+            );
+        }
+    }
+}
+
+/// Names each module's code as it comes, before its init runs (a rogue's attack from its init
+/// is then logged under its name).
+struct NameModules;
+
+impl ModuleWatcher for NameModules {
+    fn coming(name: &CStr, text: usize, text_len: usize) {
+        // CAST: addresses and sizes are 64 bits.
+        name_code(name.to_bytes(), text as u64, text_len as u64);
+    }
 }
 
 /// The domains this module made and has not destroyed: bit `d` of word `d / 64`.
@@ -246,6 +295,11 @@ struct DestroyAtReboot;
 
 impl RebootHandler for DestroyAtReboot {
     fn on_reboot() {
+        // The names go too: the next boot's code lies elsewhere.
+        if VERSION.load(Ordering::Relaxed) != 0 {
+            // SAFETY: removing names takes no right.
+            let _ = unsafe { call(abi::HC_CODE_NAME, [0; 4]) };
+        }
         for d in 1..=u8::MAX {
             if LIVE[usize::from(d) / 64].load(Ordering::Acquire) & (1 << (d % 64)) == 0 {
                 continue;
@@ -325,6 +379,14 @@ impl kernel::InPlaceModule for KvmIsolateGuest {
                     }
                     VERSION.store(version, Ordering::Relaxed);
                     FEATURES.store(features, Ordering::Relaxed);
+                    // The kernel's image, for the host's tools: its code moves with KASLR.
+                    match loaded_module::kernel_text() {
+                        // CAST: addresses are 64 bits.
+                        Some((t, end)) => name_code(b"vmlinux", t as u64, (end - t) as u64),
+                        None => {
+                            pr_info!("kallsyms names no kernel code: it is not named to the host\n")
+                        }
+                    }
                 }
             }
             Ok(())
@@ -349,6 +411,7 @@ impl kernel::InPlaceModule for KvmIsolateGuest {
                 )
             },
             _reboot: RebootRegistration::new()?,
+            _names: ModuleWatch::new()?,
         })
     }
 }

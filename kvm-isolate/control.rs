@@ -35,6 +35,7 @@ use crate::{
     ctl::{
         self,
         CtlArray,
+        CtlCodeName,
         CtlDomain,
         CtlEntry,
         CtlLock,
@@ -77,6 +78,8 @@ unsafe impl AsBytes for CtlEntry {}
 unsafe impl AsBytes for CtlRecord {}
 // SAFETY: as above.
 unsafe impl AsBytes for CtlRegion {}
+// SAFETY: as above.
+unsafe impl AsBytes for CtlCodeName {}
 // SAFETY: as above.
 unsafe impl FromBytes for CtlMode {}
 // SAFETY: as above.
@@ -323,6 +326,20 @@ impl Control {
         put_array(a, &out)
     }
 
+    fn code_names_get(a: CtlArray) -> Result<CtlArray> {
+        let out = with_vm(a.vm, |_, g| {
+            let n = g.engine.code_names();
+            let mut out = KVVec::with_capacity(n, GFP_KERNEL)?;
+            for _ in 0..n {
+                out.push(CtlCodeName::default(), GFP_KERNEL)?;
+            }
+            // Fills all of `out`: it has room for every name.
+            g.engine.code_name_list(&mut out);
+            Ok(out)
+        })?;
+        put_array(a, &out)
+    }
+
     fn entries_set(a: CtlArray) -> Result {
         let max = with_vm(a.vm, |_, g| Ok(g.engine.limits().entries))?;
         let mut entries = get_array::<CtlEntry>(&a, max)?;
@@ -386,6 +403,7 @@ impl MiscDevice for Control {
             ctl::CTL_PROFILE_GET => array(Self::profile_get),
             ctl::CTL_ENTRIES_GET => array(Self::entries_get),
             ctl::CTL_REGIONS_GET => array(Self::regions_get),
+            ctl::CTL_CODE_NAMES_GET => array(Self::code_names_get),
             ctl::CTL_LOG_READ => array(Self::log_read),
             ctl::CTL_SET_MODE => {
                 Self::set_mode(user(size_of::<CtlMode>()).reader().read::<CtlMode>()?)?;

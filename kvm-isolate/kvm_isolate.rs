@@ -535,6 +535,16 @@ impl Isolate {
                 g.engine.set_name(domain, chunk, bytes);
                 Ok(0)
             }
+            Call::CodeName {
+                start,
+                size,
+                chunk,
+                bytes,
+            } => {
+                g.engine
+                    .name_code(start, size, chunk, bytes, views::now_ns())?;
+                Ok(0)
+            }
             Call::DomainSwitchable(d) => {
                 g.engine.check_switchable(d, true)?;
                 // Only its code may run in its view from now on: the pages made executable

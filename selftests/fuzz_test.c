@@ -36,7 +36,7 @@
 #define SLOT_GPA	(SZ_1G - SZ_2M)
 #define SLOT_PAGES	(SZ_4M / PAGE_SIZE)
 #define FIRST		KVM_HC_ISOLATE_FIRST
-#define NFUNCS		(KVM_HC_ISOLATE_DOMAIN_NAME - FIRST + 1)
+#define NFUNCS		(KVM_HC_ISOLATE_CODE_NAME - FIRST + 1)
 
 static u64 state;
 
@@ -234,6 +234,13 @@ static void guest_code(u64 seed, u64 calls)
 			a[1] = (rnd() & 3) ? (rnd() % 4) * 16 : rnd() % 80;
 			a[2] = (rnd() & 3) ? 0x5f72657065656b5full : rnd();	/* "_keeper_" */
 			a[3] = (rnd() & 3) ? 0 : rnd();
+			break;
+		case KVM_HC_ISOLATE_CODE_NAME:
+			/* module-like ranges, sizes to past the limit, offsets 0 .. 56 (and bad) */
+			a[0] = (rnd() & 7) ? 0xffffffffa0000000ull + (rnd() % 64) * PAGE_SIZE : rnd();
+			a[1] = (rnd() & 7) ? (rnd() % 16) * PAGE_SIZE : rnd();
+			a[2] = (rnd() & 3) ? (rnd() % 8) * 8 : rnd() % 80;
+			a[3] = (rnd() & 3) ? 0x6575676f725f696bull : rnd();	/* "ki_rogue" */
 			break;
 		}
 		/* Now and then an argument the function does not take, or any value. */

@@ -223,6 +223,26 @@ logged() { # the rogue's eight attacks, denied, about the keeper's domain, named
 		/tmp/l2_guest_test.log)" -ge 8 ]
 }
 check "the host's log has the rogue's eight denied attacks, domain ki_keeper" logged
+# The guest names its code to the host (KVM_HC_ISOLATE_CODE_NAME: each module as it loads, and
+# the kernel's text from its _stext, where KASLR put it): show lists what it names now, and the log names where
+# each denied access ran, by the name of that time (a rogue's record from the first boot too).
+code_named() {
+	cat /tmp/l2_guest_test.show
+	text=$(sed -n 's/^@l2 kernel _stext //p' "$OUT" | tail -n 1 | tr -d '\r')
+	echo "the last boot's _stext: $text"
+	grep -q "^vmlinux  *$text " /tmp/l2_guest_test.show &&
+		grep -q '^ki_keeper  *0x' /tmp/l2_guest_test.show
+}
+check "show lists the code the guest names: vmlinux at its _stext, ki_keeper" code_named
+log_named() {
+	awk '$11 == "denied" { n++; if ($NF ~ /^ki_rogue\+0x/) r++; else if ($NF ~ /^ki_keeper\+0x/) k++
+	                       else bad++ }
+	     END { print n + 0, "denied records:", r + 0, "in ki_rogue,", k + 0, "in ki_keeper,",
+	                 bad + 0, "in code not named"; exit !(n > 0 && r >= 3 && k >= 2 && !bad) }' \
+		/tmp/l2_guest_test.log
+}
+check "the host's log names the code of each denied access: ki_rogue's, or the keeper's it jumped into" \
+	log_named
 # The guest's own log: the rogue's thread oopsed eight times (the denials: #GP at the rogue's
 # read and write, at the keeper's code it called; behind the gate at its reads of the key and of the gate's stack, its read
 # after its switch, in the gate's page it called; and at its read in the third boot), and nothing

@@ -98,6 +98,24 @@
  */
 #define KVM_HC_ISOLATE_DOMAIN_NAME		(KVM_HC_ISOLATE_FIRST + 17)
 #define KVM_ISOLATE_NAME_LEN		64
+/*
+ * (start, size, offset, bytes) -> 0: names guest code [start, start + size)
+ * (guest virtual: the kernel's text, a module's) for the host's tools, which
+ * show a log record's RIP and a profile's accessors by name and offset.  At
+ * offset 0 the range is named (8 bytes, the rest NUL), retiring the names of
+ * the ranges it overlaps (KVM_ISOLATE_ENOSPC if KVM_ISOLATE_MAX_CODE_NAMES are
+ * kept and none is retired); size 0 at offset 0 retires the name of the range
+ * that starts at start (ENOENT if none), and with start 0 (and bytes 0) every
+ * name.
+ * At offset 8 .. 56 (multiples of 8) the named range [start, start + size)
+ * gets those 8 bytes of its name (ENOENT if it is not one).  bytes: printable
+ * ASCII or NUL, little-endian; size at most KVM_ISOLATE_CODE_NAME_MAX_SIZE;
+ * KVM_ISOLATE_EINVAL otherwise.  The host decides nothing by it, and the guest
+ * may name code after LOCK.
+ */
+#define KVM_HC_ISOLATE_CODE_NAME		(KVM_HC_ISOLATE_FIRST + 18)
+#define KVM_ISOLATE_MAX_CODE_NAMES	1024
+#define KVM_ISOLATE_CODE_NAME_MAX_SIZE	(1ULL << 30)
 
 /* Modes, from loosest to tightest; a domain in INHERIT follows its VM. */
 #define KVM_ISOLATE_MODE_OFF		0	/* allow, record nothing */
@@ -206,8 +224,9 @@
  * 7: kvm_isolate_ctl_domain.code_start and code_end, REGIONS_GET (kvm_isolate_ctl_region)
  *    and KVM_ISOLATE_GPA_FROM_CODE in ENTRIES_SET: what a profile names
  *    (module, offset) by.
+ * 8: CODE_NAMES_GET (kvm_isolate_ctl_code_name, KVM_HC_ISOLATE_CODE_NAME).
  */
-#define KVM_ISOLATE_CTL_VERSION_NR	7
+#define KVM_ISOLATE_CTL_VERSION_NR	8
 /* Log records a VM keeps before dropping. */
 #define KVM_ISOLATE_LOG_RECORDS		1024
 
@@ -278,6 +297,20 @@ struct kvm_isolate_ctl_region {
 	__u64 npages;
 	__u32 access;		/* the domain's rights, KVM_ISOLATE_ACCESS_* */
 	__u32 pad;
+};
+
+/*
+ * Guest code the guest named (KVM_HC_ISOLATE_CODE_NAME), by start.  A name is
+ * retired when a range it overlaps is named or it is removed, and kept (up to
+ * KVM_ISOLATE_MAX_CODE_NAMES, the longest retired going first): it names a log
+ * record's RIP in its range if the record's time_ns is in [since_ns, until_ns).
+ */
+struct kvm_isolate_ctl_code_name {
+	__u64 start;		/* guest virtual */
+	__u64 size;
+	__u64 since_ns;		/* when it was named, as kvm_isolate_ctl_record.time_ns */
+	__u64 until_ns;		/* when it was retired; ~0 while it names the range */
+	char name[KVM_ISOLATE_NAME_LEN];	/* NUL-padded */
 };
 
 /*
@@ -377,5 +410,7 @@ struct kvm_isolate_ctl_lock {
 #define KVM_ISOLATE_CTL_ENTRIES_SET	_IOW(KVM_ISOLATE_CTL_TYPE, 9, struct kvm_isolate_ctl_array)
 /* kvm_isolate_ctl_region[] of vm, by domain and index */
 #define KVM_ISOLATE_CTL_REGIONS_GET	_IOWR(KVM_ISOLATE_CTL_TYPE, 10, struct kvm_isolate_ctl_array)
+/* kvm_isolate_ctl_code_name[] of vm, by start */
+#define KVM_ISOLATE_CTL_CODE_NAMES_GET	_IOWR(KVM_ISOLATE_CTL_TYPE, 11, struct kvm_isolate_ctl_array)
 
 #endif /* _UAPI_LINUX_KVM_ISOLATE_H */

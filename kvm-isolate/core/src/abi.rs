@@ -52,6 +52,12 @@ pub const HC_DOMAIN_SWITCHABLE: u64 = HC_FIRST + 16;
 pub const HC_DOMAIN_NAME: u64 = HC_FIRST + 17;
 /// `KVM_ISOLATE_NAME_LEN`: a domain's name, NUL-padded.
 pub const NAME_LEN: usize = 64;
+/// `KVM_HC_ISOLATE_CODE_NAME`.
+pub const HC_CODE_NAME: u64 = HC_FIRST + 18;
+/// `KVM_ISOLATE_MAX_CODE_NAMES`: named code ranges a VM keeps.
+pub const MAX_CODE_NAMES: usize = 1024;
+/// `KVM_ISOLATE_CODE_NAME_MAX_SIZE`: the largest named code range.
+pub const CODE_NAME_MAX_SIZE: u64 = 1 << 30;
 
 /// `KVM_ISOLATE_QUERY_VIEW`.
 pub const QUERY_VIEW: u64 = 0;
@@ -262,6 +268,25 @@ pub enum Call {
         /// The bytes, little-endian in two words: printable ASCII or NUL.
         bytes: [u64; 2],
     },
+    /// Name guest code, or set 8 more bytes of its name, or remove it (`size` 0 at `chunk` 0;
+    /// every name with `start` 0 too).
+    CodeName {
+        /// Its first byte (guest virtual; 0 only to remove every name).
+        start: u64,
+        /// Its bytes (at most `CODE_NAME_MAX_SIZE`; `start + size` does not wrap).
+        size: u64,
+        /// Which 8 bytes of the name: 0 .. `NAME_LEN / 8`; 0 names the range afresh.
+        chunk: u8,
+        /// The bytes, little-endian: printable ASCII or NUL.
+        bytes: u64,
+    },
+}
+
+/// Whether a name's word is printable ASCII or NUL, byte by byte.
+fn printable(w: u64) -> bool {
+    w.to_le_bytes()
+        .iter()
+        .all(|&b| b == 0 || (0x20..0x7f).contains(&b))
 }
 
 fn view_arg(v: u64) -> Result<u8, Error> {
@@ -441,11 +466,6 @@ pub fn decode(nr: u64, a: [u64; 4]) -> Result<Call, Error> {
                 o if o % 16 == 0 && o < NAME_LEN as u64 => (o / 16) as u8,
                 _ => return Err(Error::Inval),
             };
-            let printable = |w: u64| {
-                w.to_le_bytes()
-                    .iter()
-                    .all(|&b| b == 0 || (0x20..0x7f).contains(&b))
-            };
             if !printable(a[2]) || !printable(a[3]) {
                 return Err(Error::Inval);
             }
@@ -453,6 +473,28 @@ pub fn decode(nr: u64, a: [u64; 4]) -> Result<Call, Error> {
                 domain,
                 chunk,
                 bytes: [a[2], a[3]],
+            })
+        }
+        HC_CODE_NAME => {
+            let (start, size) = (a[0], a[1]);
+            let chunk = match a[2] {
+                // CAST: below `NAME_LEN`.
+                o if o % 8 == 0 && o < NAME_LEN as u64 => (o / 8) as u8,
+                _ => return Err(Error::Inval),
+            };
+            // `start` 0 only to remove every name: size, chunk and bytes 0.
+            let fits = (start != 0 || size == 0 && a[3] == 0)
+                && size <= CODE_NAME_MAX_SIZE
+                && start.checked_add(size).is_some()
+                && (size != 0 || chunk == 0);
+            if !fits || !printable(a[3]) {
+                return Err(Error::Inval);
+            }
+            Ok(Call::CodeName {
+                start,
+                size,
+                chunk,
+                bytes: a[3],
             })
         }
         _ => Err(Error::NoSys),

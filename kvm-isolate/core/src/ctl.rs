@@ -21,7 +21,9 @@ pub const CTL_TYPE: u32 = 0xB7;
 /// 6: [`CtlDomain::name`] (`KVM_HC_ISOLATE_DOMAIN_NAME`).
 /// 7: [`CtlDomain::code_start`] and `code_end`, `REGIONS_GET` ([`CtlRegion`]), and [`GPA_FROM_CODE`] in
 /// `ENTRIES_SET`: what a profile names (module, offset) by.
-pub const CTL_VERSION_NR: u32 = 7;
+/// 8: `CODE_NAMES_GET` ([`CtlCodeName`]): the guest's names of its code
+/// (`KVM_HC_ISOLATE_CODE_NAME`).
+pub const CTL_VERSION_NR: u32 = 8;
 /// `KVM_ISOLATE_GPA_FROM_CODE`: an entry point's `gpa` in `ENTRIES_SET` meaning "what the
 /// domain's code maps its `gva` to".
 pub const GPA_FROM_CODE: u64 = !0;
@@ -236,6 +238,35 @@ pub struct CtlRegion {
     pub pad: u32,
 }
 
+/// `struct kvm_isolate_ctl_code_name`: guest code the guest named (`KVM_HC_ISOLATE_CODE_NAME`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CtlCodeName {
+    /// Its first byte (guest virtual).
+    pub start: u64,
+    /// Its bytes.
+    pub size: u64,
+    /// When it was named and when retired (`u64::MAX`: not yet), as [`CtlRecord::time_ns`]:
+    /// it names a record's RIP in the range if the record is from that time.
+    pub since_ns: u64,
+    /// See `since_ns`.
+    pub until_ns: u64,
+    /// The guest's name for it: printable ASCII, NUL-padded.
+    pub name: [u8; crate::abi::NAME_LEN],
+}
+
+impl Default for CtlCodeName {
+    fn default() -> Self {
+        CtlCodeName {
+            start: 0,
+            size: 0,
+            since_ns: 0,
+            until_ns: 0,
+            name: [0; crate::abi::NAME_LEN],
+        }
+    }
+}
+
 /// `struct kvm_isolate_ctl_record`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -322,3 +353,5 @@ pub const CTL_ENTRIES_GET: u32 = ioc(IOC_READ | IOC_WRITE, 8, core::mem::size_of
 pub const CTL_ENTRIES_SET: u32 = ioc(IOC_WRITE, 9, core::mem::size_of::<CtlArray>());
 /// `KVM_ISOLATE_CTL_REGIONS_GET`.
 pub const CTL_REGIONS_GET: u32 = ioc(IOC_READ | IOC_WRITE, 10, core::mem::size_of::<CtlArray>());
+/// `KVM_ISOLATE_CTL_CODE_NAMES_GET`.
+pub const CTL_CODE_NAMES_GET: u32 = ioc(IOC_READ | IOC_WRITE, 11, core::mem::size_of::<CtlArray>());

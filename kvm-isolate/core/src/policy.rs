@@ -21,7 +21,7 @@
 //! virtual address: the fetch violation names the physical page the code came from.
 
 use crate::abi::{self, Error};
-use crate::ctl::{self, CtlEntry, CtlRecord, CtlRegion, CtlRule};
+use crate::ctl::{self, CtlCodeName, CtlEntry, CtlRecord, CtlRegion, CtlRule};
 use crate::list::List;
 
 /// Domains per VM (views 1 ..= 255).
@@ -376,6 +376,19 @@ pub struct Domain {
     pub counters: Counters,
 }
 
+/// Guest code the guest named (`KVM_HC_ISOLATE_CODE_NAME`): its kernel's text, a module's. For
+/// the host's tools only (a log record's RIP, a profile's accessors), never for a decision.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct CodeName {
+    start: u64,
+    size: u64,
+    /// When it was named, and when retired (`u64::MAX`: not yet), a log record's clock.
+    since_ns: u64,
+    until_ns: u64,
+    /// As the hypercall's words (little-endian bytes).
+    name: [u64; abi::NAME_LEN / 8],
+}
+
 /// A return site not yet used: `count` calls out are pending there; `used` orders recording.
 #[derive(Clone, Copy, Debug, Default)]
 struct Pending {
@@ -502,6 +515,9 @@ pub struct Engine {
     returns: List<Pending>,
     /// Lenses, sorted by view.
     lenses: List<Lens>,
+    /// Named guest code, sorted by start: at most `abi::MAX_CODE_NAMES`, the live ones not
+    /// overlapping.
+    names: List<CodeName>,
     /// The clock of `Pending::used`.
     calls: u64,
     /// Return sites forgotten because `returns` was full.
@@ -564,6 +580,7 @@ impl Engine {
             entries: List::new(),
             returns: List::new(),
             lenses: List::new(),
+            names: List::new(),
             calls: 0,
             returns_dropped: 0,
             violations: 0,
@@ -1814,6 +1831,105 @@ impl Engine {
             };
         }
         out[..n].sort_unstable_by_key(|x| (x.domain, x.index));
+        n
+    }
+
+    /// Names guest code (`KVM_HC_ISOLATE_CODE_NAME`, decoded) at `now_ns` (a log record's
+    /// clock). At `chunk` 0, `[start, start + size)` is named `bytes` (its first 8 bytes, the
+    /// rest NUL) and the names of the ranges it overlaps are retired; with `size` 0 the range
+    /// named at `start` is retired (`NoEnt` if none), and with `start` 0 too, every one. At
+    /// `chunk` 1 .. the range named `[start, start + size)` gets 8 more bytes of its name
+    /// (`NoEnt` if it is not one). A retired name stays, with when it was retired, so that the
+    /// host's tools name older log records by what was there then; when `abi::MAX_CODE_NAMES`
+    /// are kept the longest retired goes (`NoSpc` if none is retired). Names decide nothing, so
+    /// the guest may name after `LOCK`. On error nothing changed.
+    pub fn name_code(
+        &mut self,
+        start: u64,
+        size: u64,
+        chunk: u8,
+        bytes: u64,
+        now_ns: u64,
+    ) -> Result<(), Error> {
+        let live = |n: &CodeName| n.until_ns == u64::MAX;
+        let names = self.names.as_mut_slice();
+        if chunk != 0 {
+            let word = names
+                .iter_mut()
+                .find(|n| live(n) && n.start == start && n.size == size)
+                .and_then(|n| n.name.get_mut(usize::from(chunk)))
+                .ok_or(Error::NoEnt)?;
+            *word = bytes;
+            return Ok(());
+        }
+        if size == 0 {
+            let mut retired = false;
+            for n in names.iter_mut().filter(|n| live(n) && (start == 0 || n.start == start)) {
+                n.until_ns = now_ns;
+                retired = true;
+            }
+            return if retired || start == 0 {
+                Ok(())
+            } else {
+                Err(Error::NoEnt)
+            };
+        }
+        let end = start.checked_add(size).ok_or(Error::Inval)?;
+        // The longest retired goes if the table is full; none retired: full.
+        let evict = if self.names.len() >= abi::MAX_CODE_NAMES {
+            let oldest = (0..self.names.len())
+                .filter(|&i| !live(&self.names.as_slice()[i]))
+                .min_by_key(|&i| self.names.as_slice()[i].until_ns);
+            Some(oldest.ok_or(Error::NoSpc)?)
+        } else {
+            self.names.reserve(1)?;
+            None
+        };
+        if let Some(i) = evict {
+            self.names.remove(i);
+        }
+        for n in self.names.as_mut_slice() {
+            if live(n) && n.start < end && n.start.saturating_add(n.size) > start {
+                n.until_ns = now_ns;
+            }
+        }
+        let at = self.names.as_slice().partition_point(|n| n.start <= start);
+        let mut name = [0; abi::NAME_LEN / 8];
+        name[0] = bytes;
+        // Room was made above (reserved, or an item removed): this cannot fail.
+        self.names.insert(
+            at,
+            CodeName {
+                start,
+                size,
+                since_ns: now_ns,
+                until_ns: u64::MAX,
+                name,
+            },
+        )
+    }
+
+    /// How many code names are kept, live and retired.
+    pub fn code_names(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Fills `out` with the code names, by start; returns how many it filled.
+    pub fn code_name_list(&self, out: &mut [CtlCodeName]) -> usize {
+        let n = self.names.len().min(out.len());
+        for (o, x) in out.iter_mut().zip(self.names.as_slice()) {
+            let mut name = [0; abi::NAME_LEN];
+            for (b, w) in name.chunks_exact_mut(8).zip(x.name) {
+                b.copy_from_slice(&w.to_le_bytes());
+            }
+            *o = CtlCodeName {
+                start: x.start,
+                size: x.size,
+                since_ns: x.since_ns,
+                until_ns: x.until_ns,
+                name,
+            };
+        }
         n
     }
 

@@ -84,6 +84,9 @@ fn rust_mirror_matches_c_header() {
         ),
         ("KVM_HC_ISOLATE_DOMAIN_NAME", abi::HC_DOMAIN_NAME),
         ("KVM_ISOLATE_NAME_LEN", abi::NAME_LEN as u64),
+        ("KVM_HC_ISOLATE_CODE_NAME", abi::HC_CODE_NAME),
+        ("KVM_ISOLATE_MAX_CODE_NAMES", abi::MAX_CODE_NAMES as u64),
+        ("KVM_ISOLATE_CODE_NAME_MAX_SIZE", abi::CODE_NAME_MAX_SIZE),
         ("KVM_ISOLATE_MODE_OFF", abi::MODE_OFF),
         ("KVM_ISOLATE_MODE_LEARN", abi::MODE_LEARN),
         ("KVM_ISOLATE_MODE_ENFORCE", abi::MODE_ENFORCE),
@@ -140,9 +143,10 @@ fn rust_mirror_matches_c_header() {
     }
     // Version 4: capacities per VM (module parameters), no static rule or entry point limit;
     // version 5: a domain's flags (switchable); version 6: its name; version 7: its code start,
-    // its regions (REGIONS_GET) and GPA_FROM_CODE (profiles by module and offset).
-    assert_eq!(ctl::CTL_VERSION_NR, 7);
-    assert_eq!(h.get("KVM_ISOLATE_CTL_VERSION_NR").copied(), Some(7));
+    // its regions (REGIONS_GET) and GPA_FROM_CODE (profiles by module and offset); version 8:
+    // the guest's names of its code (CODE_NAMES_GET).
+    assert_eq!(ctl::CTL_VERSION_NR, 8);
+    assert_eq!(h.get("KVM_ISOLATE_CTL_VERSION_NR").copied(), Some(8));
     for gone in ["KVM_ISOLATE_MAX_RULES", "KVM_ISOLATE_MAX_ENTRIES"] {
         assert!(!h.contains_key(gone), "{gone} is gone in version 4");
     }
@@ -195,7 +199,7 @@ fn probe_version_create_take_no_arguments() {
 #[test]
 fn unknown_functions_are_enosys() {
     assert_eq!(
-        abi::decode(abi::HC_DOMAIN_NAME + 1, [0; 4]),
+        abi::decode(abi::HC_CODE_NAME + 1, [0; 4]),
         Err(Error::NoSys)
     );
     assert_eq!(abi::decode(abi::HC_LAST, [0; 4]), Err(Error::NoSys));
@@ -263,6 +267,43 @@ fn a_name_is_printable_ascii_in_16_byte_chunks() {
         assert_eq!(d([3, 0, bad, 0]), Err(Error::Inval), "{bad:#x}");
         assert_eq!(d([3, 0, 0, bad]), Err(Error::Inval), "{bad:#x}");
     }
+}
+
+#[test]
+fn a_code_name_is_a_range_and_8_printable_bytes_at_a_time() {
+    let d = |a| abi::decode(abi::HC_CODE_NAME, a);
+    let ki = u64::from_le_bytes(*b"ki_rogue");
+    let code = |start, size, chunk, bytes| {
+        Ok(Call::CodeName {
+            start,
+            size,
+            chunk,
+            bytes,
+        })
+    };
+    let m = 0xffff_ffff_a000_0000_u64;
+    assert_eq!(d([m, 0x3000, 0, ki]), code(m, 0x3000, 0, ki));
+    assert_eq!(d([m, 0x3000, 56, 0]), code(m, 0x3000, 7, 0));
+    // Size 0 removes the range at start (offset 0 only), and with start 0 every range.
+    assert_eq!(d([m, 0, 0, 0]), code(m, 0, 0, 0));
+    assert_eq!(d([0, 0, 0, 0]), code(0, 0, 0, 0));
+    assert_eq!(d([m, 0, 8, ki]), Err(Error::Inval), "a name for no range");
+    for bad in [
+        [0, 0x1000, 0, ki],                      // start 0 names nothing
+        [0, 0, 0, ki],                           // nor with bytes
+        [m, abi::CODE_NAME_MAX_SIZE + 1, 0, ki], // too large
+        [u64::MAX - 0xfff, 0x2000, 0, ki],       // wraps
+        [m, 0x1000, 4, ki],                      // not a multiple of 8
+        [m, 0x1000, abi::NAME_LEN as u64, ki],   // past the name
+        [m, 0x1000, 0, 0x0a],                    // a control character
+        [m, 0x1000, 0, 0x80 << 56],              // not ASCII
+    ] {
+        assert_eq!(d(bad), Err(Error::Inval), "{bad:x?}");
+    }
+    assert_eq!(
+        d([m, abi::CODE_NAME_MAX_SIZE, 0, ki]),
+        code(m, abi::CODE_NAME_MAX_SIZE, 0, ki)
+    );
 }
 
 #[test]
@@ -562,6 +603,11 @@ fn ctl_matches_c() {
         "KVM_ISOLATE_CTL_ENTRIES_GET",
         "KVM_ISOLATE_CTL_ENTRIES_SET",
         "KVM_ISOLATE_CTL_REGIONS_GET",
+        "KVM_ISOLATE_CTL_CODE_NAMES_GET",
+        "sizeof(struct kvm_isolate_ctl_code_name)",
+        "offsetof(struct kvm_isolate_ctl_code_name, size)",
+        "offsetof(struct kvm_isolate_ctl_code_name, since_ns)",
+        "offsetof(struct kvm_isolate_ctl_code_name, name)",
         "KVM_ISOLATE_GPA_FROM_CODE",
         "KVM_ISOLATE_GVA_UNKNOWN",
         "KVM_ISOLATE_CTL_VERSION_NR",
@@ -637,7 +683,7 @@ fn ctl_matches_c() {
         .map(|(k, v)| (k, v.parse().unwrap()))
         .collect();
     use ctl::*;
-    let want: [(&str, u64); 60] = [
+    let want: [(&str, u64); 65] = [
         ("KVM_ISOLATE_CTL_VERSION", CTL_VERSION.into()),
         ("KVM_ISOLATE_CTL_LIST", CTL_LIST.into()),
         ("KVM_ISOLATE_CTL_DOMAINS", CTL_DOMAINS.into()),
@@ -649,6 +695,23 @@ fn ctl_matches_c() {
         ("KVM_ISOLATE_CTL_ENTRIES_GET", CTL_ENTRIES_GET.into()),
         ("KVM_ISOLATE_CTL_ENTRIES_SET", CTL_ENTRIES_SET.into()),
         ("KVM_ISOLATE_CTL_REGIONS_GET", CTL_REGIONS_GET.into()),
+        ("KVM_ISOLATE_CTL_CODE_NAMES_GET", CTL_CODE_NAMES_GET.into()),
+        (
+            "sizeof(struct kvm_isolate_ctl_code_name)",
+            size_of::<CtlCodeName>() as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_code_name, size)",
+            offset_of!(CtlCodeName, size) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_code_name, since_ns)",
+            offset_of!(CtlCodeName, since_ns) as u64,
+        ),
+        (
+            "offsetof(struct kvm_isolate_ctl_code_name, name)",
+            offset_of!(CtlCodeName, name) as u64,
+        ),
         ("KVM_ISOLATE_GPA_FROM_CODE", GPA_FROM_CODE),
         ("KVM_ISOLATE_GVA_UNKNOWN", GVA_UNKNOWN),
         ("KVM_ISOLATE_CTL_VERSION_NR", CTL_VERSION_NR.into()),

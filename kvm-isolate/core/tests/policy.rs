@@ -4,7 +4,7 @@
 //! modes and the lock, the log; property tests against a naive model and of the return table.
 
 use kvm_isolate_core::abi::{self, Error};
-use kvm_isolate_core::ctl::{self, CtlEntry, CtlRecord, CtlRegion, CtlRule};
+use kvm_isolate_core::ctl::{self, CtlCodeName, CtlEntry, CtlRecord, CtlRegion, CtlRule};
 use kvm_isolate_core::policy::*;
 use proptest::prelude::*;
 
@@ -3070,6 +3070,116 @@ fn a_domain_keeps_the_name_the_guest_gave_it_until_it_goes() {
     e.destroy_domain(1);
     e.create_domain(1).unwrap();
     assert_eq!(e.name(1), [0; abi::NAME_LEN]);
+}
+
+/// The code names kept, as `(start, size, name, since_ns, until_ns)`.
+fn code_names(e: &Engine) -> Vec<(u64, u64, String, u64, u64)> {
+    let mut out = vec![CtlCodeName::default(); abi::MAX_CODE_NAMES + 1];
+    let n = e.code_name_list(&mut out);
+    assert_eq!(n, e.code_names());
+    out[..n]
+        .iter()
+        .map(|x| {
+            let len = x.name.iter().position(|&b| b == 0).unwrap_or(x.name.len());
+            let name = String::from_utf8_lossy(&x.name[..len]).into_owned();
+            (x.start, x.size, name, x.since_ns, x.until_ns)
+        })
+        .collect()
+}
+
+fn word(s: &[u8]) -> u64 {
+    let mut b = [0; 8];
+    b[..s.len()].copy_from_slice(s);
+    u64::from_le_bytes(b)
+}
+
+const LIVE: u64 = u64::MAX;
+
+#[test]
+fn a_code_name_is_retired_by_what_overlaps_it_and_kept_for_older_records() {
+    let mut e = engine();
+    let m = 0xffff_ffff_a000_0000_u64;
+    let k = 0xffff_ffff_8100_0000_u64;
+    // A 17-byte name in three calls; a second module; the kernel below both.
+    e.name_code(m, 0x4000, 0, word(b"kvm_isol"), 5).unwrap();
+    e.name_code(m, 0x4000, 1, word(b"ate_gues"), 5).unwrap();
+    e.name_code(m, 0x4000, 2, word(b"t"), 5).unwrap();
+    e.name_code(m + 0x8000, 0x2000, 0, word(b"ki_rogue"), 5)
+        .unwrap();
+    e.name_code(k, 0x100_0000, 0, word(b"vmlinux"), 5).unwrap();
+    assert_eq!(
+        code_names(&e),
+        [
+            (k, 0x100_0000, "vmlinux".into(), 5, LIVE),
+            (m, 0x4000, "kvm_isolate_guest".into(), 5, LIVE),
+            (m + 0x8000, 0x2000, "ki_rogue".into(), 5, LIVE),
+        ]
+    );
+    // More bytes only for a range that is named, exactly; nothing changes otherwise.
+    let before = code_names(&e);
+    assert_eq!(e.name_code(m, 0x3000, 1, word(b"x"), 6), Err(Error::NoEnt));
+    assert_eq!(
+        e.name_code(m + 0x1000, 0x3000, 1, word(b"x"), 6),
+        Err(Error::NoEnt)
+    );
+    assert_eq!(e.name_code(m + 0x10, 0, 0, 0, 6), Err(Error::NoEnt));
+    assert_eq!(code_names(&e), before);
+    // Removing retires: the name stays for records of its time, and takes no more bytes.
+    e.name_code(m, 0, 0, 0, 6).unwrap();
+    assert_eq!(e.name_code(m, 0, 0, 0, 7), Err(Error::NoEnt), "retired already");
+    assert_eq!(e.name_code(m, 0x4000, 1, word(b"x"), 7), Err(Error::NoEnt));
+    assert_eq!(code_names(&e)[1], (m, 0x4000, "kvm_isolate_guest".into(), 5, 6));
+    // A module loaded where the rogue was, larger: the rogue's name is retired, and the
+    // same module loaded again gets a name of its own (its records tell the loads apart).
+    e.name_code(m + 0x7000, 0x2000, 0, word(b"ki_keepe"), 8).unwrap();
+    e.name_code(m + 0x7000, 0x2000, 1, word(b"r"), 8).unwrap();
+    e.name_code(m + 0x7000, 0x2000, 0, word(b"ki_keepe"), 9).unwrap();
+    e.name_code(m + 0x7000, 0x2000, 1, word(b"r"), 9).unwrap();
+    assert_eq!(
+        code_names(&e)[2..],
+        [
+            (m + 0x7000, 0x2000, "ki_keeper".into(), 8, 9),
+            (m + 0x7000, 0x2000, "ki_keeper".into(), 9, LIVE),
+            (m + 0x8000, 0x2000, "ki_rogue".into(), 5, 8),
+        ]
+    );
+    // The guest's reboot retires every name at once.
+    e.name_code(0, 0, 0, 0, 10).unwrap();
+    assert!(code_names(&e).iter().all(|x| x.4 != LIVE));
+    assert_eq!(code_names(&e).len(), 5);
+}
+
+#[test]
+fn code_names_are_bounded_the_longest_retired_going_first() {
+    let mut e = engine();
+    let base = 0xffff_ffff_c000_0000_u64;
+    for i in 0..abi::MAX_CODE_NAMES as u64 {
+        e.name_code(base + i * 0x1000, 0x1000, 0, word(b"m"), 5)
+            .unwrap();
+    }
+    let full = code_names(&e);
+    // Full of live names: one more is refused, and changes nothing, even over another.
+    for start in [base - 0x1000, base] {
+        assert_eq!(
+            e.name_code(start, 0x1000, 0, word(b"more"), 6),
+            Err(Error::NoSpc)
+        );
+    }
+    assert_eq!(code_names(&e), full, "nothing changed");
+    // Two retired (the second one first): a new name takes the longest retired's place.
+    e.name_code(base + 0x2000, 0, 0, 0, 7).unwrap();
+    e.name_code(base + 0x1000, 0, 0, 0, 8).unwrap();
+    e.name_code(base - 0x1000, 0x1000, 0, word(b"new"), 9).unwrap();
+    let now = code_names(&e);
+    assert_eq!(now.len(), abi::MAX_CODE_NAMES);
+    assert_eq!(now[0], (base - 0x1000, 0x1000, "new".into(), 9, LIVE));
+    assert!(!now.iter().any(|x| x.0 == base + 0x2000), "retired at 7: gone");
+    assert!(now.iter().any(|x| x.0 == base + 0x1000 && x.4 == 8), "retired at 8: kept");
+    // Locking changes nothing about names (they decide nothing).
+    e.set_locked(true);
+    e.name_code(base - 0x2000, 0x1000, 0, word(b"late"), 10)
+        .unwrap();
+    assert_eq!(code_names(&e)[0].2, "late");
 }
 
 // ---- what profiles name by (module, offset) ----

@@ -8,12 +8,13 @@
 
 use crate::{
     bindings,
+    error::to_result,
     page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
     str::CStrExt,
     sync::rcu,
 };
-use core::{ffi::c_void, ptr::NonNull};
+use core::{cell::UnsafeCell, ffi::c_void, marker::PhantomData, ptr, ptr::NonNull};
 
 /// One of a loaded module's memory areas (the module loader's `enum mod_mem_type`, the parts
 /// that stay after its init).
@@ -281,5 +282,109 @@ impl Drop for LoadedModule {
     fn drop(&mut self) {
         // SAFETY: by the type invariant this holds a reference on the module; dropped once.
         unsafe { bindings::module_put(self.ptr.as_ptr()) };
+    }
+}
+
+/// The kernel's own code: from `_stext` (KASLR moves it) to the end of the kernel's image
+/// (`__START_KERNEL_map + KERNEL_IMAGE_SIZE`, where modules begin). `_stext` is found through
+/// kallsyms, which names the addresses of `[_stext, _etext)` and none below them in the image,
+/// by a search between the image's start and a function of the kernel (`sprint_symbol()`
+/// itself): about 30 lookups. `None` if kallsyms names no address there.
+pub fn kernel_text() -> Option<(usize, usize)> {
+    // `KSYM_SYMBOL_LEN` is below 1024 bytes.
+    let mut buf = KVec::from_elem(0u8, 1024, GFP_KERNEL).ok()?;
+    let mut named = |a: usize| {
+        // SAFETY: `buf` has room for `KSYM_SYMBOL_LEN` bytes; `sprint_symbol()` only reads
+        // kallsyms' tables and writes a NUL-terminated string there: a symbol's name and the
+        // offset, or the address in hex if none names it.
+        unsafe { bindings::sprint_symbol(buf.as_mut_ptr().cast(), a as crate::ffi::c_ulong) };
+        !buf.starts_with(b"0x")
+    };
+    // The image starts at `__START_KERNEL_map` or above; `sprint_symbol()` is in its text.
+    let map = 0xffff_ffff_8000_0000_usize;
+    // CAST: a `u32` into `usize` on 64-bit.
+    let end = map + bindings::KERNEL_IMAGE_SIZE as usize;
+    let (mut lo, mut hi) = (map, bindings::sprint_symbol as usize);
+    if named(lo) || !named(hi) {
+        return None;
+    }
+    // Invariant: `lo` is not named, `hi` is.
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if named(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some((hi, end))
+}
+
+/// What a module watcher hears of: a module whose code is in place, before its init runs.
+pub trait ModuleWatcher {
+    /// Called in process context with the module's name and its code (start, bytes).
+    fn coming(name: &CStr, text: usize, text_len: usize);
+}
+
+/// `T` told of each module that comes (a module notifier); unregistered when dropped.
+pub struct ModuleWatch<T: ModuleWatcher> {
+    block: KBox<UnsafeCell<bindings::notifier_block>>,
+    _watcher: PhantomData<T>,
+}
+
+// SAFETY: the block is only handed to the kernel's notifier chain, which locks it.
+unsafe impl<T: ModuleWatcher> Send for ModuleWatch<T> {}
+// SAFETY: as above; `&self` gives no access to the block.
+unsafe impl<T: ModuleWatcher> Sync for ModuleWatch<T> {}
+
+impl<T: ModuleWatcher> ModuleWatch<T> {
+    /// Registers `T`.
+    pub fn new() -> Result<Self> {
+        let block = KBox::new(
+            UnsafeCell::new(bindings::notifier_block {
+                notifier_call: Some(Self::trampoline),
+                next: ptr::null_mut(),
+                priority: 0,
+            }),
+            GFP_KERNEL,
+        )?;
+        // SAFETY: the block is boxed, so it stays where it is, and stays registered until
+        // `drop()` unregisters it; `trampoline::<T>` is valid as long.
+        to_result(unsafe { bindings::register_module_notifier(block.get()) })?;
+        Ok(ModuleWatch {
+            block,
+            _watcher: PhantomData,
+        })
+    }
+
+    unsafe extern "C" fn trampoline(
+        _block: *mut bindings::notifier_block,
+        action: crate::ffi::c_ulong,
+        data: *mut c_void,
+    ) -> crate::ffi::c_int {
+        // CAST: `enum module_state`'s values are small and non-negative.
+        if action == bindings::module_state_MODULE_STATE_COMING as crate::ffi::c_ulong {
+            let module = data.cast::<bindings::module>();
+            // SAFETY: the module chain passes the `struct module` that comes; it stays, its
+            // name and code in place, for the call (its init has not run, its load waits).
+            let (name, mem) = unsafe {
+                (
+                    CStr::from_char_ptr((*module).name.as_ptr()),
+                    &(*module).mem[Area::Text.index()],
+                )
+            };
+            // CAST: a pointer and a `u32` size into `usize` on 64-bit.
+            T::coming(name, mem.base as usize, mem.size as usize);
+        }
+        // CAST: `NOTIFY_DONE` is 0.
+        bindings::NOTIFY_DONE as crate::ffi::c_int
+    }
+}
+
+impl<T: ModuleWatcher> Drop for ModuleWatch<T> {
+    fn drop(&mut self) {
+        // SAFETY: unregistering the block `new()` registered; the chain's lock waits for a
+        // call in progress.
+        unsafe { bindings::unregister_module_notifier(self.block.get()) };
     }
 }

@@ -430,6 +430,8 @@ pub fn list(ctl: &dyn Ctl, json: bool, out: &mut dyn Write) -> Result<(), Error>
 struct ShowJson {
     vm: VmJson,
     domains: Vec<DomainJson>,
+    /// The code its guest names now (`CODE_NAMES_GET`, live names only), by start.
+    code: Vec<output::CodeNameJson>,
 }
 
 /// `show VM`.
@@ -443,12 +445,19 @@ pub fn show(ctl: &dyn Ctl, vm: u32, json: bool, out: &mut dyn Write) -> Result<(
         .domains(vm)
         .map_err(|e| ioctl_error(ctl, e, Subject::Vm(vm), false))?;
     domains.sort_by_key(|d| d.id);
+    let code: Vec<_> = ctl
+        .code_names_get(vm)
+        .map_err(|e| ioctl_error(ctl, e, Subject::Vm(vm), false))?
+        .into_iter()
+        .filter(|x| x.until_ns == u64::MAX)
+        .collect();
     if json {
         return json_pretty(
             out,
             &ShowJson {
                 vm: VmJson::from(v),
                 domains: domains.iter().map(|d| DomainJson::new(d, v.mode)).collect(),
+                code: code.iter().map(output::CodeNameJson::from).collect(),
             },
         );
     }
@@ -461,6 +470,11 @@ pub fn show(ctl: &dyn Ctl, vm: u32, json: bool, out: &mut dyn Write) -> Result<(
         .map(|d| output::domain_row(d, v.mode))
         .collect();
     out.write_all(output::table(&output::DOMAIN_HEADERS, &rows).as_bytes())?;
+    if !code.is_empty() {
+        writeln!(out)?;
+        let rows: Vec<Vec<String>> = code.iter().map(output::code_name_row).collect();
+        out.write_all(output::table(&output::CODE_NAME_HEADERS, &rows).as_bytes())?;
+    }
     Ok(())
 }
 
@@ -790,12 +804,20 @@ pub fn log(
         };
         first = false;
         dropped = d;
+        // The code the guest named, read again for each batch (the guest names modules as it
+        // loads them); none if the VM is gone.
+        let code = if records.is_empty() {
+            Vec::new()
+        } else {
+            ctl.code_names_get(vm).unwrap_or_default()
+        };
         for r in &records {
             let name = name_of(r.domain);
+            let at = output::code_at(&code, r.rip, r.time_ns);
             if json {
-                json_line(out, &RecordJson::new(r, &name))?;
+                json_line(out, &RecordJson::new(r, &name, &at))?;
             } else {
-                out.write_all(output::fixed_line(&output::record_row(r, &name)).as_bytes())?;
+                out.write_all(output::fixed_line(&output::record_row(r, &name, &at)).as_bytes())?;
             }
         }
         seen += records.len() as u64;

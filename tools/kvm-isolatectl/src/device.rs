@@ -7,9 +7,10 @@ use std::io;
 use std::os::unix::io::AsRawFd;
 
 use kvm_isolate_core::ctl::{
-    CtlArray, CtlDomain, CtlEntry, CtlLock, CtlMode, CtlRecord, CtlRegion, CtlRule, CtlVm,
-    CTL_DOMAINS, CTL_ENTRIES_GET, CTL_ENTRIES_SET, CTL_LIST, CTL_LOCK, CTL_LOG_READ,
-    CTL_PROFILE_GET, CTL_PROFILE_SET, CTL_REGIONS_GET, CTL_SET_MODE, CTL_VERSION, CTL_VERSION_NR,
+    CtlArray, CtlCodeName, CtlDomain, CtlEntry, CtlLock, CtlMode, CtlRecord, CtlRegion, CtlRule,
+    CtlVm, CTL_CODE_NAMES_GET, CTL_DOMAINS, CTL_ENTRIES_GET, CTL_ENTRIES_SET, CTL_LIST, CTL_LOCK,
+    CTL_LOG_READ, CTL_PROFILE_GET, CTL_PROFILE_SET, CTL_REGIONS_GET, CTL_SET_MODE, CTL_VERSION,
+    CTL_VERSION_NR,
 };
 
 /// The control plane, one method per ioctl.  Errors carry the kernel's errno.
@@ -34,6 +35,8 @@ pub trait Ctl {
     fn entries_set(&self, vm: u32, entries: &[CtlEntry]) -> io::Result<()>;
     /// `KVM_ISOLATE_CTL_REGIONS_GET`: the regions of `vm`, by domain and index.
     fn regions_get(&self, vm: u32) -> io::Result<Vec<CtlRegion>>;
+    /// `KVM_ISOLATE_CTL_CODE_NAMES_GET`: the code the guest of `vm` named, by start.
+    fn code_names_get(&self, vm: u32) -> io::Result<Vec<CtlCodeName>>;
 }
 
 /// How often the count protocol retries when the array keeps growing between calls.
@@ -204,6 +207,10 @@ impl Ctl for Device {
     fn regions_get(&self, vm: u32) -> io::Result<Vec<CtlRegion>> {
         self.get_array(CTL_REGIONS_GET, vm)
     }
+
+    fn code_names_get(&self, vm: u32) -> io::Result<Vec<CtlCodeName>> {
+        self.get_array(CTL_CODE_NAMES_GET, vm)
+    }
 }
 
 impl<T: Ctl + ?Sized> Ctl for &T {
@@ -236,6 +243,9 @@ impl<T: Ctl + ?Sized> Ctl for &T {
     }
     fn regions_get(&self, vm: u32) -> io::Result<Vec<CtlRegion>> {
         (**self).regions_get(vm)
+    }
+    fn code_names_get(&self, vm: u32) -> io::Result<Vec<CtlCodeName>> {
+        (**self).code_names_get(vm)
     }
 }
 
@@ -285,6 +295,8 @@ pub mod fake {
         pub code: Vec<FakeCode>,
         /// Its regions, by domain and index.
         pub regions: Vec<CtlRegion>,
+        /// The code its guest named, by start.
+        pub code_names: Vec<CtlCodeName>,
     }
 
     /// A VM created with the module parameters' defaults ([`Limits::DEFAULT`]), empty.
@@ -299,6 +311,7 @@ pub mod fake {
                 entries: Vec::new(),
                 code: Vec::new(),
                 regions: Vec::new(),
+                code_names: Vec::new(),
             }
         }
     }
@@ -365,6 +378,10 @@ pub mod fake {
     impl Ctl for Fake {
         fn regions_get(&self, vm: u32) -> io::Result<Vec<CtlRegion>> {
             self.with_vm(vm, |v| Ok(v.regions.clone()))
+        }
+
+        fn code_names_get(&self, vm: u32) -> io::Result<Vec<CtlCodeName>> {
+            self.with_vm(vm, |v| Ok(v.code_names.clone()))
         }
 
         fn list(&self) -> io::Result<Vec<CtlVm>> {

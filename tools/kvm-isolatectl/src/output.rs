@@ -3,9 +3,9 @@
 //! Names of the ABI's numbers, aligned tables and the JSON shapes of the structs.
 
 use kvm_isolate_core::ctl::{
-    CtlDomain, CtlRecord, CtlVm, DENY_EXIT, DENY_GP, DENY_KEEP, DENY_PF, DOMAIN_SWITCHABLE,
-    GVA_UNKNOWN, LOG_ALLOWED, LOG_DENIED, LOG_LEARNED, MODE_ENFORCE, MODE_INHERIT, MODE_LEARN,
-    MODE_OFF,
+    CtlCodeName, CtlDomain, CtlRecord, CtlVm, DENY_EXIT, DENY_GP, DENY_KEEP, DENY_PF,
+    DOMAIN_SWITCHABLE, GVA_UNKNOWN, LOG_ALLOWED, LOG_DENIED, LOG_LEARNED, MODE_ENFORCE,
+    MODE_INHERIT, MODE_LEARN, MODE_OFF,
 };
 use serde::Serialize;
 
@@ -246,11 +246,14 @@ pub struct RecordJson {
     pub verdict: String,
     pub last_ns: u64,
     pub count: u64,
+    /// Where `rip` is in the code the guest named, `name+0xoffset` (left out if in none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 impl RecordJson {
-    /// The record, with its domain's name (empty: none).
-    pub fn new(r: &CtlRecord, name: &str) -> Self {
+    /// The record, with its domain's name and where its RIP is (empty: none).
+    pub fn new(r: &CtlRecord, name: &str, code: &str) -> Self {
         RecordJson {
             seq: r.seq,
             time_ns: r.time_ns,
@@ -266,6 +269,7 @@ impl RecordJson {
             verdict: verdict_str(r.verdict),
             last_ns: r.last_ns,
             count: r.count,
+            code: (!code.is_empty()).then(|| code.to_string()),
         }
     }
 }
@@ -334,11 +338,60 @@ pub fn usage_row(v: &CtlVm) -> Vec<String> {
 /// A domain's name up to the first NUL. The kernel passes printable ASCII only; anything
 /// else would show as `?`.
 pub fn domain_name(d: &CtlDomain) -> String {
-    d.name
-        .iter()
+    name_str(&d.name)
+}
+
+/// A NUL-padded name from the guest as text: up to its first NUL, `?` for anything not
+/// printable ASCII (the kernel lets none through; the tool does not rely on it).
+pub fn name_str(name: &[u8]) -> String {
+    name.iter()
         .take_while(|&&b| b != 0)
-        .map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '?' })
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '?'
+            }
+        })
         .collect()
+}
+
+/// Where `rip` was, at `time_ns`, in the code the guest named (`names`, as `CODE_NAMES_GET`
+/// gives them): `name+0xoffset` by the name the range had then, or empty if none did.
+pub fn code_at(names: &[CtlCodeName], rip: u64, time_ns: u64) -> String {
+    names
+        .iter()
+        .find(|x| {
+            rip.wrapping_sub(x.start) < x.size && x.since_ns <= time_ns && time_ns < x.until_ns
+        })
+        .map(|x| format!("{}+{:#x}", name_str(&x.name), rip - x.start))
+        .unwrap_or_default()
+}
+
+/// Columns of `show`'s table of the code the guest names.
+pub const CODE_NAME_HEADERS: [&str; 3] = ["CODE", "START", "SIZE"];
+
+/// One row of that table.
+pub fn code_name_row(x: &CtlCodeName) -> Vec<String> {
+    vec![name_str(&x.name), addr(x.start), format!("{:#x}", x.size)]
+}
+
+/// JSON form of a code name in `show`.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct CodeNameJson {
+    pub name: String,
+    pub start: u64,
+    pub size: u64,
+}
+
+impl From<&CtlCodeName> for CodeNameJson {
+    fn from(x: &CtlCodeName) -> Self {
+        CodeNameJson {
+            name: name_str(&x.name),
+            start: x.start,
+            size: x.size,
+        }
+    }
 }
 
 /// A name for a table cell: `-` if there is none.
@@ -395,14 +448,16 @@ pub fn domain_row(d: &CtlDomain, vm_mode: u32) -> Vec<String> {
 }
 
 /// Columns of `log`: `TIME` is the first occurrence, `LAST` the last, `COUNT` how many; `NAME`
-/// the domain's (its module's, as the guest named it).
-pub const RECORD_HEADERS: [&str; 13] = [
+/// the domain's (its module's, as the guest named it); `CODE` where `RIP` is in the code the
+/// guest named (a module's or its kernel's name, and the offset).
+pub const RECORD_HEADERS: [&str; 14] = [
     "SEQ", "TIME", "VCPU", "VIEW", "DOMAIN", "NAME", "RIP", "GVA", "GPA", "ACCESS", "VERDICT",
-    "COUNT", "LAST",
+    "COUNT", "LAST", "CODE",
 ];
 
-/// One `log` row; `name` is the record's domain's name (empty if none).
-pub fn record_row(r: &CtlRecord, name: &str) -> Vec<String> {
+/// One `log` row; `name` is the record's domain's name, `code` where its RIP is (empty if
+/// none).
+pub fn record_row(r: &CtlRecord, name: &str, code: &str) -> Vec<String> {
     vec![
         r.seq.to_string(),
         time_str(r.time_ns),
@@ -421,12 +476,13 @@ pub fn record_row(r: &CtlRecord, name: &str) -> Vec<String> {
         verdict_str(r.verdict),
         r.count.to_string(),
         time_str(r.last_ns),
+        name_cell(code),
     ]
 }
 
 /// Fixed widths for the streamed log (records arrive in batches, so the table cannot be sized
 /// over all of them).
-pub const RECORD_WIDTHS: [usize; 13] = [8, 20, 4, 4, 6, 12, 18, 18, 18, 6, 7, 8, 20];
+pub const RECORD_WIDTHS: [usize; 14] = [8, 20, 4, 4, 6, 12, 18, 18, 18, 6, 7, 8, 20, 0];
 
 /// One streamed log line, padded to [`RECORD_WIDTHS`].
 pub fn fixed_line(cells: &[String]) -> String {
@@ -463,6 +519,47 @@ mod tests {
     }
 
     #[test]
+    fn code_at_names_a_rip_by_the_range_it_is_in_if_the_name_is_not_newer() {
+        let named = |start: u64, size: u64, since_ns: u64, until_ns: u64, name: &[u8]| {
+            let mut x = CtlCodeName {
+                start,
+                size,
+                since_ns,
+                until_ns,
+                ..Default::default()
+            };
+            x.name[..name.len()].copy_from_slice(name);
+            x
+        };
+        let m = 0xffff_ffff_a000_0000;
+        let live = u64::MAX;
+        let names = [
+            named(0xffff_ffff_8100_0000, 0x100_0000, 5, live, b"vmlinux"),
+            named(m, 0x4000, 7, live, b"kvm_isolate_guest"),
+            // The rogue's first load (until its second, at 9), where the keeper was before.
+            named(m + 0x7000, 0x2000, 3, 6, b"ki_keeper"),
+            named(m + 0x8000, 0x2000, 6, 9, b"ki_rogue"),
+            named(m + 0x8000, 0x2000, 9, live, b"ki_rogue"),
+        ];
+        assert_eq!(code_at(&names, m + 0x801b, 10), "ki_rogue+0x1b");
+        assert_eq!(code_at(&names, m, 10), "kvm_isolate_guest+0x0");
+        assert_eq!(
+            code_at(&names, 0xffff_ffff_8123_4567, 10),
+            "vmlinux+0x234567"
+        );
+        // Between ranges, below all, past the last: none.
+        assert_eq!(code_at(&names, m + 0x4000, 10), "");
+        assert_eq!(code_at(&names, 0x1000, 10), "");
+        assert_eq!(code_at(&names, m + 0xa000, 10), "");
+        // Older records, by the name of their time: the rogue's first load, the keeper
+        // before it; none before anything was named there.
+        assert_eq!(code_at(&names, m + 0x801b, 8), "ki_rogue+0x1b");
+        assert_eq!(code_at(&names, m + 0x801b, 5), "ki_keeper+0x101b");
+        assert_eq!(code_at(&names, m + 0x801b, 2), "");
+        assert_eq!(code_at(&[], m, 10), "");
+    }
+
+    #[test]
     fn table_aligns_columns() {
         let t = table(
             &["A", "LONGER"],
@@ -486,7 +583,7 @@ mod tests {
             count: 20_000,
             ..Default::default()
         };
-        let row = record_row(&r, "");
+        let row = record_row(&r, "", "");
         assert_eq!(row[1], "1.000000001");
         assert_eq!(row[5], "-", "no name");
         assert_eq!(row[7], "-");
@@ -494,14 +591,21 @@ mod tests {
         assert_eq!(row[10], "denied");
         assert_eq!(row[11], "20000");
         assert_eq!(row[12], "3.000000002");
-        assert_eq!(record_row(&r, "ki_keeper")[5], "ki_keeper");
-        let j = RecordJson::new(&r, "");
+        assert_eq!(row[13], "-", "in no code the guest named");
+        assert_eq!(record_row(&r, "ki_keeper", "")[5], "ki_keeper");
+        assert_eq!(record_row(&r, "", "ki_rogue+0x1b")[13], "ki_rogue+0x1b");
+        let j = RecordJson::new(&r, "", "");
         assert_eq!(j.gva, None);
         assert_eq!(j.domain_name, None);
         assert!(!serde_json::to_string(&j).unwrap().contains("domain_name"));
+        assert!(!serde_json::to_string(&j).unwrap().contains("code"));
         assert_eq!(
-            RecordJson::new(&r, "ki_keeper").domain_name.as_deref(),
+            RecordJson::new(&r, "ki_keeper", "").domain_name.as_deref(),
             Some("ki_keeper")
+        );
+        assert_eq!(
+            RecordJson::new(&r, "", "vmlinux+0x10").code.as_deref(),
+            Some("vmlinux+0x10")
         );
         assert_eq!(
             (j.time_ns, j.last_ns, j.count),

@@ -7,8 +7,8 @@ use std::collections::VecDeque;
 use clap::error::ErrorKind;
 use clap::Parser;
 use kvm_isolate_core::ctl::{
-    CtlDomain, CtlEntry, CtlRecord, CtlRule, CtlVm, DENY_EXIT, DENY_GP, DENY_KEEP, DENY_PF,
-    DOMAIN_SWITCHABLE, GVA_UNKNOWN, LOG_ALLOWED, LOG_DENIED, MODE_ENFORCE, MODE_INHERIT,
+    CtlCodeName, CtlDomain, CtlEntry, CtlRecord, CtlRule, CtlVm, DENY_EXIT, DENY_GP, DENY_KEEP,
+    DENY_PF, DOMAIN_SWITCHABLE, GVA_UNKNOWN, LOG_ALLOWED, LOG_DENIED, MODE_ENFORCE, MODE_INHERIT,
     MODE_LEARN, MODE_OFF, RULE_TRUSTED,
 };
 use kvm_isolate_core::policy::Limits;
@@ -156,6 +156,18 @@ fn fake() -> Fake {
         entries: vm1_entries(),
         code: layout(),
         regions: Vec::new(),
+        // The guest named its kernel's text after the first record.
+        code_names: vec![CtlCodeName {
+            start: 0xffffffff81000000,
+            size: 0x1000000,
+            since_ns: 5_000_000_008,
+            until_ns: u64::MAX,
+            name: {
+                let mut n = [0; 64];
+                n[..7].copy_from_slice(b"vmlinux");
+                n
+            },
+        }],
     };
     let vm2 = FakeVm {
         vm: CtlVm {
@@ -316,9 +328,19 @@ fn list_json_has_struct_field_names() {
 fn show_lists_domains_with_inherited_mode() {
     let out = ok(&fake(), &["show", "1"]);
     let parts: Vec<&str> = out.split("\n\n").collect();
-    let [vm_part, usage_part, dom_part] = parts[..] else {
-        panic!("want the VM, its usage and its domains: {}", out);
+    let [vm_part, usage_part, dom_part, code_part] = parts[..] else {
+        panic!(
+            "want the VM, its usage, its domains and its code's names: {}",
+            out
+        );
     };
+    assert_eq!(
+        code_part.lines().collect::<Vec<_>>(),
+        [
+            "CODE     START               SIZE",
+            "vmlinux  0xffffffff81000000  0x1000000"
+        ]
+    );
     assert!(vm_part.lines().nth(1).unwrap().starts_with("1 "));
     // What the VM holds, all domains together, of what it may hold (the module parameters).
     let usage: Vec<Vec<&str>> = usage_part
@@ -398,6 +420,12 @@ fn show_lists_domains_with_inherited_mode() {
     assert_eq!(v["domains"][1]["lenses"], 0);
     assert_eq!(v["domains"][0]["switchable"], true);
     assert_eq!(v["domains"][1]["switchable"], false);
+    assert_eq!(
+        v["code"],
+        serde_json::json!([{ "name": "vmlinux", "start": 0xffffffff81000000u64, "size": 0x1000000 }])
+    );
+    // A VM whose guest named nothing shows no table of names.
+    assert_eq!(ok(&fake(), &["show", "7"]).split("\n\n").count(), 3);
 
     assert_eq!(runtime_err(&fake(), &["show", "3"]), "no VM 3");
 }
@@ -1265,7 +1293,7 @@ fn log_reads_in_batches_and_prints_dropped() {
         lines[0].split_whitespace().collect::<Vec<_>>(),
         [
             "SEQ", "TIME", "VCPU", "VIEW", "DOMAIN", "NAME", "RIP", "GVA", "GPA", "ACCESS",
-            "VERDICT", "COUNT", "LAST"
+            "VERDICT", "COUNT", "LAST", "CODE"
         ]
     );
     assert_eq!(
@@ -1283,9 +1311,12 @@ fn log_reads_in_batches_and_prints_dropped() {
             "r",
             "denied",
             "1",
-            "5.000000007"
+            "5.000000007",
+            "-"
         ]
     );
+    // Record 0 is older than the guest's name for the kernel's text; record 1 is not.
+    assert!(lines[2].ends_with("  vmlinux+0x234567"), "{}", lines[2]);
     assert!(lines[2].contains("0xffff888040005000") && lines[2].contains(" allowed "));
     // A compressed record: its count and the time of its last occurrence.
     let row3: Vec<&str> = lines[3].split_whitespace().collect();
@@ -1318,6 +1349,7 @@ fn log_json_and_max() {
     assert_eq!(r0["count"], 1);
     assert_eq!(r0["domain"], 1);
     assert_eq!(r0["domain_name"], "ki_keeper");
+    assert_eq!(r0["code"], Value::Null, "older than the name");
     assert!(
         lines[0].contains(r#""domain":1,"domain_name":"ki_keeper","rip":"#),
         "{}",
@@ -1325,6 +1357,7 @@ fn log_json_and_max() {
     );
     let r1: Value = serde_json::from_str(lines[1]).unwrap();
     assert_eq!(r1["gva"], 0xffff888040005000u64);
+    assert_eq!(r1["code"], "vmlinux+0x234567");
     let r2: Value = serde_json::from_str(lines[2]).unwrap();
     assert_eq!(
         (&r2["time_ns"], &r2["last_ns"], &r2["count"]),
@@ -1335,7 +1368,9 @@ fn log_json_and_max() {
         )
     );
     // The new fields come after the old ones: a consumer matching the old text still matches.
-    assert!(lines[2].contains("\"verdict\":\"denied\",\"last_ns\":8000000009,\"count\":20000}"));
+    assert!(lines[2].contains(
+        "\"verdict\":\"denied\",\"last_ns\":8000000009,\"count\":20000,\"code\":\"vmlinux+0x234567\"}"
+    ));
     let last: Value = serde_json::from_str(lines[300]).unwrap();
     assert_eq!(last, serde_json::json!({ "dropped": 17 }));
     assert_eq!(f.log_reads.borrow().as_slice(), [256, 44]);
@@ -1366,12 +1401,12 @@ fn open_errors_are_clear() {
         OpenError::Open(io::Error::from_raw_os_error(libc::EACCES)),
     );
     assert!(e.to_string().contains("needs root"));
-    // A kernel of control-plane version 6 (no code span: a shorter domain record) is refused:
-    // this tool speaks 7.
-    assert_eq!(kvm_isolate_core::ctl::CTL_VERSION_NR, 7);
+    // A kernel of control-plane version 7 (no CODE_NAMES_GET, which `log` asks) is refused:
+    // this tool speaks 8.
+    assert_eq!(kvm_isolate_core::ctl::CTL_VERSION_NR, 8);
     assert_eq!(
-        cmd::open_error("/dev/x", OpenError::Mismatch(6)),
-        Error::Runtime("/dev/x: control plane version 6, this tool speaks 7".into())
+        cmd::open_error("/dev/x", OpenError::Mismatch(7)),
+        Error::Runtime("/dev/x: control plane version 7, this tool speaks 8".into())
     );
     // The real device on a path that does not exist.
     let cli = Cli::try_parse_from([
@@ -1469,7 +1504,10 @@ fn a_profile_named_by_module_imports_into_the_next_boot() {
     std::fs::write(&path, &exported).unwrap();
     let p = path.to_str().unwrap();
     let said = ok(&f, &["profile", "import", "2", p]);
-    assert!(said.contains("(2 named by module, found where they are now)"), "{said}");
+    assert!(
+        said.contains("(2 named by module, found where they are now)"),
+        "{said}"
+    );
     // The rule and the entry point where the modules are in VM 2.
     let vm2 = f.vms.borrow()[1].clone();
     assert_eq!(
@@ -1504,7 +1542,10 @@ fn a_profile_named_by_module_imports_into_the_next_boot() {
     std::fs::write(&path, exported.replace("ki_helper", "ki_gone")).unwrap();
     let calls = f.calls.borrow().len();
     let e = runtime_err(&f, &["profile", "import", "2", p]);
-    assert!(e.contains("rule 0: accessor_offset: no domain of the VM is named \"ki_gone\""), "{e}");
+    assert!(
+        e.contains("rule 0: accessor_offset: no domain of the VM is named \"ki_gone\""),
+        "{e}"
+    );
     assert!(e.ends_with("nothing changed"), "{e}");
     assert_eq!(f.calls.borrow().len(), calls);
     let _ = std::fs::remove_file(path);

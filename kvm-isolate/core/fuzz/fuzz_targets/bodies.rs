@@ -84,6 +84,20 @@ pub fn abi_decode(data: &[u8]) {
                 let ok = |b: &u8| *b == 0 || (0x20..0x7f).contains(b);
                 assert!(bytes.iter().all(|w| w.to_le_bytes().iter().all(ok)));
             }
+            Ok(Call::CodeName {
+                start,
+                size,
+                chunk,
+                bytes,
+            }) => {
+                assert!([start, size, bytes] == [a[0], a[1], a[3]]);
+                assert!(a[2] == u64::from(chunk) * 8 && usize::from(chunk) < abi::NAME_LEN / 8);
+                assert!(size <= abi::CODE_NAME_MAX_SIZE && start.checked_add(size).is_some());
+                assert!(start != 0 || (size == 0 && bytes == 0));
+                assert!(size != 0 || chunk == 0);
+                let ok = |b: &u8| *b == 0 || (0x20..0x7f).contains(b);
+                assert!(bytes.to_le_bytes().iter().all(ok));
+            }
             Ok(Call::VeInfo(page)) => {
                 assert!(a[1..] == [0; 3]);
                 match page {
@@ -93,7 +107,7 @@ pub fn abi_decode(data: &[u8]) {
             }
             Ok(_) => {}
             Err(e) => {
-                let known = (abi::HC_FIRST..=abi::HC_DOMAIN_NAME).contains(&nr);
+                let known = (abi::HC_FIRST..=abi::HC_CODE_NAME).contains(&nr);
                 let why = match e {
                     Error::NoSys => !known,
                     Error::Perm => nr == abi::HC_VIEW_DESTROY && a[0] == 0,
@@ -135,6 +149,12 @@ pub fn abi_decode(data: &[u8]) {
                 }),
                 abi::HC_LOCK => Ok(Call::Lock),
                 abi::HC_VE_INFO => Ok(Call::VeInfo(Some(0))),
+                abi::HC_CODE_NAME => Ok(Call::CodeName {
+                    start: 0,
+                    size: 0,
+                    chunk: 0,
+                    bytes: 0,
+                }),
                 _ => Err(Error::NoSys),
             };
             assert_eq!(abi::decode(nr, a), want, "{nr:#x}");
