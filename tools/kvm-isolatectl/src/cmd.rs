@@ -599,15 +599,19 @@ pub fn profile_export(ctl: &dyn Ctl, vm: u32) -> Result<String, Error> {
     profile::export(&rules, &entries, &layout).map_err(|e| Error::Runtime(format!("JSON: {}", e)))
 }
 
-/// What VM `vm`'s profile names by (module, offset) are looked up in: its domains and regions.
+/// What VM `vm`'s profile names by (module, offset) are looked up in: its domains, regions
+/// and the code its guest names now.
 fn layout(ctl: &dyn Ctl, vm: u32) -> Result<profile::Layout, Error> {
-    let domains = ctl
-        .domains(vm)
-        .map_err(|e| ioctl_error(ctl, e, Subject::Vm(vm), false))?;
-    let regions = ctl
-        .regions_get(vm)
-        .map_err(|e| ioctl_error(ctl, e, Subject::Vm(vm), false))?;
-    Ok(profile::Layout { domains, regions })
+    let err = |e| ioctl_error(ctl, e, Subject::Vm(vm), false);
+    let domains = ctl.domains(vm).map_err(err)?;
+    let regions = ctl.regions_get(vm).map_err(err)?;
+    let mut code_names = ctl.code_names_get(vm).map_err(err)?;
+    code_names.retain(|x| x.until_ns == u64::MAX);
+    Ok(profile::Layout {
+        domains,
+        regions,
+        code_names,
+    })
 }
 
 /// How many of `p`'s rules and entry points name something by module.

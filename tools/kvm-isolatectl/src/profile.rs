@@ -59,7 +59,9 @@
 
 use std::fmt;
 
-use kvm_isolate_core::ctl::{CtlDomain, CtlEntry, CtlRegion, CtlRule, GPA_FROM_CODE, RULE_TRUSTED};
+use kvm_isolate_core::ctl::{
+    CtlCodeName, CtlDomain, CtlEntry, CtlRegion, CtlRule, GPA_FROM_CODE, RULE_TRUSTED,
+};
 use kvm_isolate_core::policy::Limits;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -299,6 +301,9 @@ pub fn to_file_entry(e: &CtlEntry) -> FileEntry {
 pub struct Layout {
     pub domains: Vec<CtlDomain>,
     pub regions: Vec<CtlRegion>,
+    /// The code the guest names now (`CODE_NAMES_GET`, live names): an accessor outside the
+    /// domains' code (the kernel's, a module not protected) is named by these.
+    pub code_names: Vec<CtlCodeName>,
 }
 
 /// A domain's name: the guest's; `None` if it gave none.
@@ -313,6 +318,18 @@ impl Layout {
             .iter()
             .filter(|d| d.code_end > d.code_start && (d.code_start..d.code_end).contains(&gva))
             .find_map(|d| Some((domain_name(d)?, gva - d.code_start)))
+    }
+
+    /// As [`Layout::module_at`], and else the code the guest names that contains `gva`
+    /// (`vmlinux`: offsets from the kernel's `_stext`, wherever KASLR put it).
+    fn code_named_at(&self, gva: u64) -> Named {
+        self.module_at(gva).or_else(|| {
+            self.code_names
+                .iter()
+                .find(|x| gva.wrapping_sub(x.start) < x.size)
+                .map(|x| (output::name_str(&x.name), gva - x.start))
+                .filter(|(n, _)| !n.is_empty())
+        })
     }
 
     /// The number of the region of domain `d` at `gpa`.
@@ -337,6 +354,44 @@ impl Layout {
                 a.id, b.id, name
             )),
         }
+    }
+
+    /// As [`Layout::code_at`] for a domain named `name`; else in the one range of code the guest
+    /// names `name` now.
+    fn named_code_at(&self, name: &str, offset: u64, len: u64) -> Result<u64, String> {
+        if self
+            .domains
+            .iter()
+            .any(|d| domain_name(d).as_deref() == Some(name))
+        {
+            return self.code_at(name, offset, len).map(|(_, gva)| gva);
+        }
+        let mut named = self
+            .code_names
+            .iter()
+            .filter(|x| output::name_str(&x.name) == name);
+        let x = match (named.next(), named.next()) {
+            (Some(x), None) => x,
+            (None, _) => {
+                return Err(format!(
+                    "no domain of the VM is named {:?}, nor code its guest names",
+                    name
+                ))
+            }
+            (Some(_), Some(_)) => {
+                return Err(format!("the guest names two ranges of code {:?}", name))
+            }
+        };
+        if offset.checked_add(len).is_none_or(|end| end > x.size) {
+            return Err(format!(
+                "{} (+{:#x} bytes) is beyond the {:#x} bytes of {}'s code",
+                hex(offset),
+                len,
+                x.size,
+                name
+            ));
+        }
+        Ok(x.start + offset)
     }
 
     /// Where `offset` into module `name`'s code is, `len` bytes from there included.
@@ -375,7 +430,7 @@ pub fn name(
                 f.module = Some(m);
                 f.region = Some(k);
             }
-            if let Some((m, off)) = layout.module_at(r.accessor_start) {
+            if let Some((m, off)) = layout.code_named_at(r.accessor_start) {
                 f.accessor_module = Some(m);
                 f.accessor_offset = Some(hex(off));
             }
@@ -423,8 +478,8 @@ pub fn resolve(p: &Profile, layout: &Layout) -> Result<Profile, ProfileError> {
         }
         if let Some((m, off)) = &names.accessor {
             let len = r.accessor_end - r.accessor_start;
-            let (_, start) = layout
-                .code_at(m, *off, len)
+            let start = layout
+                .named_code_at(m, *off, len)
                 .map_err(|e| ProfileError::rule(i, "accessor_offset", e))?;
             r.accessor_start = start;
             r.accessor_end = start + len;
@@ -1618,7 +1673,101 @@ mod tests {
                 region(keeper, 1, gpa + 0x7000),
                 region(3 - keeper, 0, gpa + 0x9000),
             ],
+            code_names: Vec::new(),
         }
+    }
+
+    fn code_name(name: &str, start: u64, size: u64) -> CtlCodeName {
+        let mut x = CtlCodeName {
+            start,
+            size,
+            until_ns: u64::MAX,
+            ..Default::default()
+        };
+        x.name[..name.len()].copy_from_slice(name.as_bytes());
+        x
+    }
+
+    #[test]
+    fn accessors_in_code_the_guest_names_are_named_so_and_found_in_the_next_boot() {
+        // The kernel's code (KASLR: elsewhere in each boot) and a module nobody protects.
+        let mut first = boot(1, 0xffffffffa0000000, 0x2000000);
+        first.code_names = vec![
+            code_name("vmlinux", 0xffffffff81000000, 0x1f000000),
+            code_name("ki_util", 0xffffffffa0040000, 0x3000),
+        ];
+        let rules = [
+            rule(1, 0x2000000, 1, 0xffffffff81234000, 0xffffffff81235000),
+            rule(1, 0x2007000, 1, 0xffffffffa0041000, 0xffffffffa0042000),
+            // A protected module's code is named by its domain, not by the guest's name.
+            rule(2, 0x2009000, 1, 0xffffffffa0000000, 0xffffffffa0001000),
+        ];
+        let text = export(&rules, &[], &first).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let named = |i: usize| {
+            (
+                v["rules"][i]["accessor_module"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                v["rules"][i]["accessor_offset"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        };
+        assert_eq!(named(0), ("vmlinux".into(), "0x234000".into()));
+        assert_eq!(named(1), ("ki_util".into(), "0x1000".into()));
+        assert_eq!(named(2), ("ki_keeper".into(), "0x0".into()));
+        let p = parse(&text).unwrap();
+        let mut next = boot(1, 0xffffffffc0200000, 0x2000000);
+        next.code_names = vec![
+            code_name("ki_util", 0xffffffffc0300000, 0x3000),
+            code_name("vmlinux", 0xffffffff8a000000, 0x16000000),
+        ];
+        let moved = resolve(&p, &next).unwrap();
+        let at: Vec<(u64, u64)> = moved
+            .rules
+            .iter()
+            .map(|r| (r.accessor_start, r.accessor_end))
+            .collect();
+        assert_eq!(
+            at,
+            [
+                (0xffffffff8a234000, 0xffffffff8a235000),
+                (0xffffffffc0301000, 0xffffffffc0302000),
+                (0xffffffffc0200000, 0xffffffffc0201000),
+            ]
+        );
+        // Names the next boot does not fit: no such code, two ranges of one name, too small.
+        let refused = |names: Vec<CtlCodeName>| {
+            let mut l = boot(1, 0xffffffffc0200000, 0x2000000);
+            l.code_names = names;
+            resolve(&p, &l).unwrap_err().to_string()
+        };
+        let util = code_name("ki_util", 0xffffffffc0300000, 0x3000);
+        let e = refused(vec![util]);
+        assert!(
+            e.contains("rule 0: accessor_offset: no domain of the VM is named \"vmlinux\""),
+            "{e}"
+        );
+        let e = refused(vec![
+            util,
+            code_name("vmlinux", 0xffffffff81000000, 0x1000000),
+            code_name("vmlinux", 0xffffffff91000000, 0x1000000),
+        ]);
+        assert!(
+            e.contains("the guest names two ranges of code \"vmlinux\""),
+            "{e}"
+        );
+        let e = refused(vec![
+            util,
+            code_name("vmlinux", 0xffffffff81000000, 0x234800),
+        ]);
+        assert!(
+            e.contains("is beyond the 0x234800 bytes of vmlinux's code"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1543,7 +1543,10 @@ fn a_profile_named_by_module_imports_into_the_next_boot() {
     let calls = f.calls.borrow().len();
     let e = runtime_err(&f, &["profile", "import", "2", p]);
     assert!(
-        e.contains("rule 0: accessor_offset: no domain of the VM is named \"ki_gone\""),
+        e.contains(
+            "rule 0: accessor_offset: no domain of the VM is named \"ki_gone\", nor code its \
+             guest names"
+        ),
         "{e}"
     );
     assert!(e.ends_with("nothing changed"), "{e}");
