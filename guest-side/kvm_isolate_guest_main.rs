@@ -289,8 +289,9 @@ fn set_live(d: u8, live: bool) {
 }
 
 /// A reboot keeps the VM, and with it the domains: the next boot's kernel would find its memory
-/// carved up by the last one's modules. So before a reboot, each live domain goes (unless the
-/// VM is locked: then they stay, and the host's administrator must deal with the next boot).
+/// carved up by the last one's modules. So before a reboot, and at a panic (which restarts the
+/// guest with no reboot notifier), each live domain goes (unless the VM is locked: then they
+/// stay, and the host's administrator must deal with the next boot).
 struct DestroyAtReboot;
 
 impl RebootHandler for DestroyAtReboot {

@@ -17,7 +17,8 @@
 # view with no VM exit where the host offers VMFUNC, by the SWITCH hypercall
 # elsewhere; counted over 10000 calls), whose key the rogue's read, its read
 # after a switch to the keeper's view and its call into the gate's page do not
-# get; the guest reboots again, the keeper protects itself through the kernel
+# get; the guest panics (the rogue's oops, panic_on_oops: the guest module's panic
+# notifier destroys the domain), the keeper protects itself through the kernel
 # API (which refuses the rogue's claim on the key), the first boot's profile
 # imports by module name and offset, and the guest locks. This script is the
 # host: it answers the
@@ -258,7 +259,11 @@ oopses() {
 }
 check "the guest's logs: eight oopses of the rogue's thread, nothing else" oopses
 powered_off() { [ $rc = 0 ] && has '@l2 end' && [ "$(grep -c '^@l2 up ' "$OUT")" = 3 ]; }
-check "the guest reboots twice and powers off (QEMU exit $rc)" powered_off
+check "the guest reboots, panics and powers off (QEMU exit $rc)" powered_off
+# The second boot ended in a panic with the gate's domain live: the guest module's panic
+# notifier destroyed it (the third boot's first check: the host had none).
+panicked() { grep -q '^@l2 panicking' "$OUT" && grep -q 'Kernel panic' "$OUT"; }
+check "the second boot panicked with its domain live (panic_on_oops, the rogue's oops)" panicked
 # What the guest's protected module costs: VM exits per call through the host's entry gates
 # (QEMU and Bochs alike), and through its own gate (VMFUNC on Bochs, SWITCH on QEMU).
 echo "# per keeper call under enforcement: $per_call VM exits about its domain"

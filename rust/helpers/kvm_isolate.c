@@ -5,6 +5,7 @@
 #include <asm/io.h>
 #include <asm/kvm_para.h>
 #include <asm/msr.h>
+#include <linux/panic_notifier.h>
 #include <linux/reboot.h>
 
 __rust_helper int rust_helper_rdmsrq_safe(u32 msr, u64 *val)
@@ -38,6 +39,18 @@ __rust_helper int
 rust_helper_kvm_isolate_unregister_reboot_notifier(struct notifier_block *nb)
 {
 	return unregister_reboot_notifier(nb);
+}
+
+__rust_helper int
+rust_helper_kvm_isolate_register_panic_notifier(struct notifier_block *nb)
+{
+	return atomic_notifier_chain_register(&panic_notifier_list, nb);
+}
+
+__rust_helper int
+rust_helper_kvm_isolate_unregister_panic_notifier(struct notifier_block *nb)
+{
+	return atomic_notifier_chain_unregister(&panic_notifier_list, nb);
 }
 
 __rust_helper long rust_helper_kvm_hypercall4(unsigned int nr, unsigned long p1,

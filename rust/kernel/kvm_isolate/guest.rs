@@ -225,16 +225,19 @@ impl<T: VeHandler> Drop for VeRegistration<T> {
     }
 }
 
-/// A guest module's work before the kernel restarts, halts or powers off (a reboot notifier):
-/// what it asked of the host outlives the guest's kernel otherwise, since a reboot keeps the VM.
+/// A guest module's work before the kernel restarts, halts or powers off (a reboot notifier),
+/// or panics (a panic notifier: a panic restarts the guest with no reboot notifier): what it
+/// asked of the host outlives the guest's kernel otherwise, since a reboot keeps the VM.
 pub trait RebootHandler {
-    /// Called in process context, with the other CPUs still running, once per reboot.
+    /// Called once per reboot: in process context, with the other CPUs still running; or at a
+    /// panic, in atomic context (it must not sleep), the other CPUs stopped.
     fn on_reboot();
 }
 
-/// `T` called at reboot; unregistered when dropped.
+/// `T` called at reboot and at a panic; unregistered when dropped.
 pub struct RebootRegistration<T: RebootHandler> {
     block: KBox<UnsafeCell<bindings::notifier_block>>,
+    panic: KBox<UnsafeCell<bindings::notifier_block>>,
     _handler: PhantomData<T>,
 }
 
@@ -246,19 +249,31 @@ unsafe impl<T: RebootHandler> Sync for RebootRegistration<T> {}
 impl<T: RebootHandler> RebootRegistration<T> {
     /// Registers `T`.
     pub fn new() -> Result<Self> {
-        let block = KBox::new(
-            UnsafeCell::new(bindings::notifier_block {
-                notifier_call: Some(Self::trampoline),
-                next: ptr::null_mut(),
-                priority: 0,
-            }),
-            GFP_KERNEL,
-        )?;
-        // SAFETY: the block is boxed, so it stays where it is, and stays registered until
-        // `drop()` unregisters it; `trampoline::<T>` is valid as long.
+        let new_block = || {
+            KBox::new(
+                UnsafeCell::new(bindings::notifier_block {
+                    notifier_call: Some(Self::trampoline),
+                    next: ptr::null_mut(),
+                    priority: 0,
+                }),
+                GFP_KERNEL,
+            )
+        };
+        let (block, panic) = (new_block()?, new_block()?);
+        // SAFETY: the blocks are boxed, so they stay where they are, and stay registered until
+        // `drop()` unregisters them; `trampoline::<T>` is valid as long.
         to_result(unsafe { bindings::kvm_isolate_register_reboot_notifier(block.get()) })?;
+        // SAFETY: as above.
+        if let Err(e) =
+            to_result(unsafe { bindings::kvm_isolate_register_panic_notifier(panic.get()) })
+        {
+            // SAFETY: unregistering the block just registered.
+            unsafe { bindings::kvm_isolate_unregister_reboot_notifier(block.get()) };
+            return Err(e);
+        }
         Ok(RebootRegistration {
             block,
+            panic,
             _handler: PhantomData,
         })
     }
@@ -276,8 +291,11 @@ impl<T: RebootHandler> RebootRegistration<T> {
 
 impl<T: RebootHandler> Drop for RebootRegistration<T> {
     fn drop(&mut self) {
-        // SAFETY: unregistering the block `new()` registered; the chain's lock waits for a
-        // call in progress.
-        unsafe { bindings::kvm_isolate_unregister_reboot_notifier(self.block.get()) };
+        // SAFETY: unregistering the blocks `new()` registered; the chains wait for a call in
+        // progress (the reboot chain's lock, the panic chain's RCU grace period).
+        unsafe {
+            bindings::kvm_isolate_unregister_reboot_notifier(self.block.get());
+            bindings::kvm_isolate_unregister_panic_notifier(self.panic.get());
+        }
     }
 }
