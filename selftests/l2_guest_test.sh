@@ -179,8 +179,8 @@ while IFS= read -r line; do
 	*) not_ok "L2: ${line%%: failed*}"; grep '^@l2 out ' "$OUT" | sed 's/^@l2 out /# /' ;;
 	esac
 done </tmp/l2_guest_test.checks
-check "the guest reported all 43 of its checks, over three boots" \
-	test "$(wc -l </tmp/l2_guest_test.checks)" = 43
+check "the guest reported all 44 of its checks, over three boots" \
+	test "$(wc -l </tmp/l2_guest_test.checks)" = 44
 host_steps() { # the guest asked for 14 steps over its three boots, and the host did each
 	cat /tmp/l2_guest_test.steps
 	[ "$(grep -c '^@l2 host did ' "$OUT")" = 14 ] && ! grep -q '^@l2 host did .*: failed' "$OUT"

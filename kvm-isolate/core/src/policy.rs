@@ -185,19 +185,19 @@ pub struct Stack {
 /// `at`), if the words there are one: read for every fetch, judged by [`Event::frame`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Event {
-    /// The fetch's RSP: where the frame's RIP is ([`Stack::top`]).
+    /// The fetch's RSP: where the frame's RIP is ([`Stack::top`]), or its error code.
     pub at: u64,
-    /// The interrupted CS (the word at `at + 8`).
+    /// The interrupted CS (the word at `at + 8`); after an error code, the RIP.
     pub cs: u64,
-    /// The interrupted RFLAGS (at `at + 16`).
+    /// The interrupted RFLAGS (at `at + 16`); after an error code, CS.
     pub rflags: u64,
-    /// The interrupted RSP (at `at + 24`).
+    /// The interrupted RSP (at `at + 24`); after an error code, RFLAGS.
     pub rsp: u64,
-    /// The interrupted SS (at `at + 32`).
+    /// The interrupted SS (at `at + 32`); after an error code, the interrupted RSP.
     pub ss: u64,
-    /// The word at the interrupted RSP - 8.
+    /// The word at `rsp` - 8 (0 if KVM could not read it).
     pub below: u64,
-    /// The word at the interrupted RSP.
+    /// The word at `rsp` (0 if KVM could not read it).
     pub top: u64,
 }
 
@@ -207,14 +207,31 @@ impl Event {
     /// reserved high bit, and the interrupted RSP right above the frame (the CPU aligns RSP down
     /// to 16 bytes, then pushes five words). An event on another stack (IST) is not recognized.
     pub fn frame(&self) -> bool {
-        let selector = |s: u64| s < 0x1_0000 && s & 3 == 0;
         let above = self.rsp.wrapping_sub(self.at.wrapping_add(40));
-        selector(self.cs)
-            && selector(self.ss)
-            && self.rflags & 2 != 0
-            && self.rflags >> 22 == 0
+        kernel_selector(self.cs)
+            && kernel_selector(self.ss)
+            && flags(self.rflags)
             && above < 16
     }
+
+    /// Whether the words look like the frame an exception with an error code (a page fault,
+    /// say) pushed where it interrupted kernel code: after the error code at `at`, RIP (`cs`),
+    /// a privileged CS, RFLAGS, and the interrupted RSP right above the six words (SS, above
+    /// them, is not read). Then `cs` is where the handler returns.
+    pub fn error_frame(&self) -> bool {
+        let above = self.ss.wrapping_sub(self.at.wrapping_add(48));
+        kernel_selector(self.rflags) && flags(self.rsp) && above < 16
+    }
+}
+
+/// A privileged segment selector (RPL 0).
+fn kernel_selector(s: u64) -> bool {
+    s < 0x1_0000 && s & 3 == 0
+}
+
+/// RFLAGS as the CPU pushes it: its always-one bit set, no bit above ID.
+fn flags(f: u64) -> bool {
+    f & 2 != 0 && f >> 22 == 0
 }
 
 /// A denied access, as the hardware reported it.
@@ -1269,16 +1286,24 @@ impl Engine {
         if let Some(g) = self.gate_at(d, s.top) {
             return Some(g);
         }
+        let e = s.event?;
         // An event taken before the first fetch after `d` transferred control out (its target's
         // first instruction never ran in `d`'s view): the frame holds that target as the RIP,
         // and the interrupted stack the return address a `call` stored, unless a `ret` had just
         // taken the target from there (then the word below it is the target) or it was a `jmp`
         // (then the top is `d`'s caller's return address, outside `d`).
-        let e = s.event.filter(Event::frame)?;
-        if e.below == s.top {
-            return None;
+        if e.frame() {
+            if e.below == s.top {
+                return None;
+            }
+            return self.gate_at(d, e.top);
         }
-        self.gate_at(d, e.top)
+        // An exception with an error code taken in `d`'s code (a page fault on a buffer `d`
+        // copies to): the handler returns to the frame's RIP, one word up.
+        if e.error_frame() && s.top >> 32 == 0 {
+            return self.gate_at(d, e.cs);
+        }
+        None
     }
 
     /// Whether a rule of domain `d`'s regions has an accessor range containing `rip`. O(log n).

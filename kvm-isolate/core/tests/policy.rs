@@ -3378,3 +3378,71 @@ fn an_interrupted_ret_or_jmp_out_of_a_domain_records_nothing() {
     f.stack = f.stack.map(|s| Stack { event: None, ..s });
     assert_eq!(e.decide(&f).gate, None);
 }
+
+/// The fault of an exception handler's first fetch in domain 1's view, for an exception with
+/// error code `code` taken at `rip`: the code at RSP, the frame one word up.
+fn exception_at(rip: u64, code: u64, frame: impl FnOnce(Event) -> Event) -> Fault {
+    let at = 0xffff_c900_0000_7e00;
+    fetch(
+        1,
+        FOREIGN,
+        HELPER_PAGE + 0x10,
+        Some(Stack {
+            below: 0x5555,
+            top: code,
+            event: Some(frame(Event {
+                at,
+                cs: rip,
+                rflags: 0x10,
+                rsp: 0x246,
+                ss: at + 48 + 8,
+                // The word "at the interrupted RSP" read at RFLAGS - 8: KVM could not.
+                below: 0,
+                top: 0,
+            })),
+        }),
+    )
+}
+
+#[test]
+fn a_page_fault_in_a_domain_records_its_rip_as_the_return_site() {
+    // Seen in the L2 guest: the keeper copying its answer into a reader's buffer not faulted in
+    // yet (dd bs=1M) took a page fault in its own code; the error code was at RSP, the frame's
+    // RIP one word up, so nothing was recorded, and in learn mode the handler's return was
+    // learned as an entry point in the middle of the keeper (denied under enforcement).
+    let mut e = gated();
+    let o = e.handle(&exception_at(SITE, 2, |x| x));
+    assert_eq!(o.decision, Decision::Leave);
+    assert_eq!(o.gate, Some(GateOp::Called(gate1(SITE))));
+    let back = fetch(0, SITE, gpa1(SITE), Some(Stack { event: None, below: 0, top: 0 }));
+    assert_eq!(
+        e.handle(&back),
+        switch(1, Some(GateOp::Returned(gate1(SITE))))
+    );
+    assert_eq!(e.return_sites(), 0);
+}
+
+#[test]
+fn words_that_are_no_error_code_frame_record_nothing() {
+    let e = gated();
+    // A user CS, RFLAGS without its always-one bit or with a reserved bit, an interrupted RSP
+    // not right above the six words, a RIP outside the domain.
+    for bad in [
+        |x: Event| Event { rflags: 0x33, ..x },
+        |x: Event| Event { rsp: 0x244, ..x },
+        |x: Event| Event { rsp: 0x246 | 1 << 22, ..x },
+        |x: Event| Event { ss: x.at + 48 + 16, ..x },
+        |x: Event| Event { ss: x.at + 40, ..x },
+        |x: Event| Event { cs: 0x7000_9000, ..x },
+    ] {
+        let f = exception_at(SITE, 2, bad);
+        assert_eq!(e.decide(&f).gate, None, "{:x?}", f.stack);
+    }
+    // An "error code" no CPU pushes (above 32 bits): not a frame.
+    assert_eq!(e.decide(&exception_at(SITE, 1 << 32, |x| x)).gate, None);
+    // The right words with the frame's RIP, each shape still recognized.
+    assert_eq!(
+        e.decide(&exception_at(SITE, 0, |x| x)).gate,
+        Some(GateOp::Called(gate1(SITE)))
+    );
+}

@@ -422,17 +422,17 @@ pub struct Stack {
 /// above a fetch's RSP are one, and the top of the stack it interrupted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Event {
-    /// The word at `rsp + 8`: the interrupted CS.
+    /// The word at `rsp + 8`: the interrupted CS (after an error code at `rsp`: the RIP).
     pub cs: u64,
-    /// At `rsp + 16`: the interrupted RFLAGS.
+    /// At `rsp + 16`: the interrupted RFLAGS (after an error code: CS).
     pub rflags: u64,
-    /// At `rsp + 24`: the interrupted RSP.
+    /// At `rsp + 24`: the interrupted RSP (after an error code: RFLAGS).
     pub rsp: u64,
-    /// At `rsp + 32`: the interrupted SS.
+    /// At `rsp + 32`: the interrupted SS (after an error code: the interrupted RSP).
     pub ss: u64,
-    /// The word at the interrupted RSP - 8.
+    /// The word at [`Event::rsp`] - 8; 0 if KVM could not read it.
     pub below: u64,
-    /// The word at the interrupted RSP.
+    /// The word at [`Event::rsp`]; 0 if KVM could not read it.
     pub top: u64,
 }
 
@@ -604,16 +604,18 @@ impl<T: Policy> Registration<T> {
                 rsp: v.rsp,
                 below: v.stack[0],
                 top: v.stack[1],
-                event: (v.flags & bindings::KVM_ISOLATE_VIOLATION_EVENT_VALID != 0).then_some(
+                event: (v.flags & bindings::KVM_ISOLATE_VIOLATION_EVENT_VALID != 0).then_some({
+                    let read = v.flags & bindings::KVM_ISOLATE_VIOLATION_EVENT_STACK_VALID;
+                    let word = |w: u64| if read != 0 { w } else { 0 };
                     Event {
                         cs: v.event[0],
                         rflags: v.event[1],
                         rsp: v.event[2],
                         ss: v.event[3],
-                        below: v.event_stack[0],
-                        top: v.event_stack[1],
-                    },
-                ),
+                        below: word(v.event_stack[0]),
+                        top: word(v.event_stack[1]),
+                    }
+                }),
             }),
         };
         let (kind, view, vector, error_code) = match T::violation(vcpu, &data, &violation) {
