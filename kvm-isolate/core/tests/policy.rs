@@ -2081,6 +2081,8 @@ impl Naive<'_> {
             if entry {
                 if let Some(s) = f.stack {
                     match self.site(d, s.top) {
+                        // From outside: a site pending at the entry point itself is used up.
+                        None if e.pending(&g) > 0 => return (switch, Some(GateOp::Returned(g))),
                         None => return (switch, None),
                         Some(r) if e.pending(&r) > 0 => return (switch, Some(GateOp::Returned(r))),
                         Some(_) => {}
