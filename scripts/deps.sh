@@ -8,7 +8,7 @@ ki_stage "deps: checking packages"
 [ "$(id -u)" = 0 ] || ki_die "deps: run as root (apt-get), or install the packages in README.md by hand"
 
 TOOLCHAIN="rustc-web rust-web-src rustfmt-web clang-19 lld-19 llvm-19 libclang-19-dev bc flex bison
-	libelf-dev libssl-dev cpio rsync busybox-static uuid-dev make gcc libc6-dev xz-utils binutils
+	libelf-dev libssl-dev cpio rsync busybox-static uuid-dev make gcc libc6-dev xz-utils zstd binutils
 	util-linux kmod patch"
 RIGS_NORECS="bochs bochsbios bochs-term vgabios isolinux syslinux-common genisoimage"
 QEMU_BPO="qemu-system-x86"

@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 # Make the test initramfs: busybox, our modules (modules_install + depmod, loaded with modprobe),
 # the test binaries and the plan (selftests/kvm_isolate.plan, then selftests/upstream.list).
-#   mkinitramfs.sh BUILD_DIR OUT_DIR [PLAN]  ->  OUT_DIR/initramfs.cpio and OUT_DIR/initramfs.cpio.xz
+#   mkinitramfs.sh BUILD_DIR OUT_DIR [PLAN]  ->  OUT_DIR/initramfs.cpio and OUT_DIR/initramfs.cpio.zst
 # QEMU boots the plain cpio fastest. Bochs loads the initrd through its emulated BIOS and CD drive,
-# slowly, so it gets xz with a dictionary large enough to share the static test binaries' common
-# code (118 MiB -> 7 MiB for 108 tests).
+# slowly, so it gets zstd with a window large enough to share the static test binaries' common
+# code (85 MiB -> 22 MiB with the L2 guest's QEMU). zstd, not xz: about as small at level 9, and
+# the emulated kernel unpacks it several times faster (natively 0.2 s against 1.9 s for xz).
 # PLAN replaces the test plan (the main job uses a one-line plan running /ki/demo.sh).
 set -euo pipefail
 . "$(dirname "$0")/config.sh"
@@ -93,7 +94,7 @@ for bin in $(awk '{ for (i = 3; i <= NF; i++) if ($i ~ "^/ki/tests/") print $i }
 	fi
 done
 (cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$out/initramfs.cpio"
-# The kernel's initramfs unpacker wants xz's CRC32 check.
-xz --check=crc32 -T1 --lzma2=preset=3,dict=64MiB -c "$out/initramfs.cpio" >"$out/initramfs.cpio.xz"
+# A 64 MiB window: the kernel's unpacker takes up to 128 MiB.
+zstd -q -9 --long=26 -T1 -f "$out/initramfs.cpio" -o "$out/initramfs.cpio.zst"
 ki_info "initramfs: $(wc -l <"$plan") tests, $(( $(stat -c %s "$out/initramfs.cpio") / 1024 )) KiB" \
-	"($(( $(stat -c %s "$out/initramfs.cpio.xz") / 1024 )) KiB xz)"
+	"($(( $(stat -c %s "$out/initramfs.cpio.zst") / 1024 )) KiB zstd)"

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # Rig B, the Intel path: boot the host kernel and the test initramfs under Bochs 2.7,
 # bx_generic with VMX level 2 (EPT, VMFUNC EPTP switching, EPT-violation #VE), from an ISO.
-#   rig-bochs.sh BUILD_DIR OUT_DIR    (KI_BOCHS_TIMEOUT: seconds, default 2400)
+#   rig-bochs.sh BUILD_DIR OUT_DIR    (KI_BOCHS_TIMEOUT: seconds, default 2400; KI_BOCHS_APPEND:
+#   more for the kernel's command line, e.g. kmemleak=on, which make check's bochs-kmemleak rig uses)
 set -euo pipefail
 . "$(dirname "$0")/config.sh"
 . "$KI_TOP/scripts/rig-lib.sh"
@@ -14,7 +15,7 @@ iso=$out/iso
 rm -rf "$iso"; mkdir -p "$iso/isolinux"
 cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$iso/isolinux/"
 cp "$build/arch/x86/boot/bzImage" "$iso/vmlinuz"
-cp "$out/initramfs.cpio.xz" "$iso/initrd.xz"
+cp "$out/initramfs.cpio.zst" "$iso/initrd.zst"
 # ,115200: Bochs emulates the baud rate; at 9600 the console is slow and cut at exit.
 cat >"$iso/isolinux/isolinux.cfg" <<CFG
 DEFAULT ki
@@ -22,7 +23,7 @@ PROMPT 0
 TIMEOUT 0
 LABEL ki
   KERNEL /vmlinuz
-  APPEND initrd=/initrd.xz console=ttyS0,115200 panic=-1 quiet nmi_watchdog=0 KI_RIG=bochs KI_BOCHS_FULL=${KI_BOCHS_FULL:-0} KI_FUZZ_CALLS=${KI_FUZZ_CALLS:-} KI_FUZZ_SEED=${KI_FUZZ_SEED:-} KI_EXPECT=$expect
+  APPEND initrd=/initrd.zst console=ttyS0,115200 panic=-1 quiet nmi_watchdog=0 ${KI_BOCHS_APPEND:-} KI_RIG=bochs KI_BOCHS_FULL=${KI_BOCHS_FULL:-0} KI_FUZZ_CALLS=${KI_FUZZ_CALLS:-} KI_FUZZ_SEED=${KI_FUZZ_SEED:-} KI_EXPECT=$expect
 CFG
 genisoimage -quiet -o "$out/boot.iso" -b isolinux/isolinux.bin -c isolinux/boot.cat \
 	-no-emul-boot -boot-load-size 4 -boot-info-table "$iso"
@@ -43,7 +44,7 @@ sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy
 clock: sync=none, time0=local
 RC
 echo c >"$out/bochs.cmds"   # Debian's bochs starts in its debugger: continue
-ki_stage "rig bochs: booting the host kernel (bx_generic, VMX+EPT+VMFUNC+#VE)"
+ki_stage "rig bochs: booting the host kernel (bx_generic, VMX+EPT+VMFUNC+#VE)${KI_BOCHS_APPEND:+, $KI_BOCHS_APPEND}"
 rm -f "$log"
 # Bochs ignores SIGTERM and its term display needs a tty: script(1) gives it one.
 setsid timeout -s KILL "${KI_BOCHS_TIMEOUT:-2400}" script -qfc \
