@@ -20,10 +20,13 @@
 # get; the guest panics (the rogue's oops, panic_on_oops: the guest module's panic
 # notifier destroys the domain), the keeper protects itself through the kernel
 # API (which refuses the rogue's claim on the key), the first boot's profile
-# imports by module name and offset, and the guest locks. This script is the
-# host: it answers the
-# guest's "@l2 wait STEP" lines on its console.
-# TAP output.
+# imports by module name and offset, and the guest locks. On the Bochs rig
+# (unless KI_BOCHS_FULL=1) the third boot is short: it checks that the panic
+# left no domain and gives the host its log; the rest of it is the same on any
+# host and runs on the QEMU rigs (the full third boot is 33 s of Bochs's time,
+# 3 minutes of wall time).
+# This script is the host: it answers the guest's "@l2 wait STEP" lines on its
+# console. TAP output.
 
 CAPS=/sys/kernel/debug/kvm_isolate/caps
 QEMU=/usr/bin/qemu-system-x86_64
@@ -56,6 +59,12 @@ if [ ! -f /l2/bzImage ] || [ ! -x $QEMU ]; then
 fi
 
 echo "TAP version 13"
+# The third boot, full or short; what the guest reports and asks for, and what it is denied.
+if [ "${KI_RIG:-}" = bochs ] && [ "${KI_BOCHS_FULL:-0}" != 1 ]; then
+	third=3s want_checks=33 want_steps=11 want_denied=7
+else
+	third=3 want_checks=44 want_steps=14 want_denied=8
+fi
 modprobe "$vendor" && modprobe kvm_isolate || { echo "Bail out! modprobe failed"; exit 1; }
 before=$(dmesg | wc -l)
 # VMFUNC is offered to a guest where the host has EPTP switching (caps), nowhere else.
@@ -64,6 +73,7 @@ if grep -qx 'vmfunc_eptp_switching: yes' "$CAPS"; then vmfunc=yes; else vmfunc=n
 # The guest's console: its output in $OUT, its input from the fifo $IN (the host's answers).
 rm -f "$IN" /tmp/l2_guest_test.steps /tmp/l2_guest_test.entries; mkfifo "$IN"
 exec 3<>"$IN"
+t0=$(cut -d' ' -f1 /proc/uptime)   # the guest's lines and the host's steps say when, from here
 $QEMU -M microvm -accel kvm -cpu host -smp 1 -m 256M -nodefaults -no-user-config \
 	-display none -serial stdio -L /usr/share/qemu \
 	-kernel /l2/bzImage -initrd /l2/initrd.cpio \
@@ -83,7 +93,7 @@ gate_hc_x100=
 step() {
 	vm=$(vm_col ID)
 	case $1 in
-	boot) grep -c '^@l2 up ' "$OUT" ;;
+	boot) b=$(grep -c '^@l2 up ' "$OUT"); [ "$b" = 3 ] && b=$third; echo "$b" ;;
 	domains) vm_col DOMAINS ;;
 	learn) kvm-isolatectl mode "$vm" learn --deny gp >&2 ;;
 	enforce)
@@ -127,7 +137,8 @@ while kill -0 $qemu 2>/dev/null && [ "$(date +%s)" -lt $end ]; do
 	# The guest's lines for the test, as they come (a run that hangs shows where).
 	lines=$(grep -c '^@l2 ' "$OUT")
 	if [ "$lines" -gt "$shown" ]; then
-		grep '^@l2 ' "$OUT" | sed -n "$((shown + 1)),${lines}p" | sed 's/^/# L2| /'
+		t=$(awk -v t0="$t0" '{ printf "%.1f", $1 - t0 }' /proc/uptime)
+		grep '^@l2 ' "$OUT" | sed -n "$((shown + 1)),${lines}p" | sed "s/^/# L2 ${t}s| /"
 		shown=$lines
 	fi
 	steps=$(grep -c '^@l2 wait ' "$OUT")
@@ -139,7 +150,8 @@ while kill -0 $qemu 2>/dev/null && [ "$(date +%s)" -lt $end ]; do
 			[ -n "$a" ] || a=done
 		else a=failed; fi
 		sed "s/^/# host $s: /" /tmp/l2_guest_test.step | tee -a /tmp/l2_guest_test.steps
-		echo "# host $s: answered $a" | tee -a /tmp/l2_guest_test.steps
+		t=$(awk -v t0="$t0" '{ printf "%.1f", $1 - t0 }' /proc/uptime)
+		echo "# host $s: answered $a (at ${t}s)" | tee -a /tmp/l2_guest_test.steps
 		echo "$a" >&3
 		continue
 	fi
@@ -185,13 +197,19 @@ while IFS= read -r line; do
 	*) not_ok "L2: ${line%%: failed*}"; grep '^@l2 out ' "$OUT" | sed 's/^@l2 out /# /' ;;
 	esac
 done </tmp/l2_guest_test.checks
-check "the guest reported all 44 of its checks, over three boots" \
-	test "$(wc -l </tmp/l2_guest_test.checks)" = 44
-host_steps() { # the guest asked for 14 steps over its three boots, and the host did each
+check "the guest reported all $want_checks of its checks, over three boots" \
+	test "$(wc -l </tmp/l2_guest_test.checks)" = $want_checks
+if [ $third = 3s ]; then
+	n=$((n + 1))
+	echo "ok $n # SKIP L2: the full third boot's 11 checks (kernel API, profile import, lock):" \
+		"run on QEMU; KI_BOCHS_FULL=1 runs them here"
+fi
+host_steps() { # the guest asked for its steps over its three boots, and the host did each
 	cat /tmp/l2_guest_test.steps
-	[ "$(grep -c '^@l2 host did ' "$OUT")" = 14 ] && ! grep -q '^@l2 host did .*: failed' "$OUT"
+	[ "$(grep -c '^@l2 host did ' "$OUT")" = $want_steps ] &&
+		! grep -q '^@l2 host did .*: failed' "$OUT"
 }
-check "the host did the 14 steps the guest asked for (kvm-isolatectl)" host_steps
+check "the host did the $want_steps steps the guest asked for (kvm-isolatectl)" host_steps
 # The gate: a call enters the keeper's view and leaves it by VMFUNC where the host offers it,
 # with no VM exit (what remains is the rest of the guest's, its timer's: well under one per
 # call); elsewhere by the SWITCH hypercall: two hypercalls per call (the rest of the exits are
@@ -225,14 +243,14 @@ check "learning learned no entry point: every return into the keeper matched its
 no_denial() { # the keeper's workload under enforcement was not denied
 	echo "denied before the attacks: $denied0"; [ "$denied0" = 0 ]; }
 check "the keeper's workload under enforcement: 0 denials" no_denial
-logged() { # the rogue's eight attacks, denied, about the keeper's domain, named by the guest
+logged() { # the rogue's attacks (8, 7 with a short third boot), denied, about the keeper's domain
 	cat /tmp/l2_guest_test.log /tmp/l2_guest_test.show
 	# Occurrences, not records: the read after the reboot is the same RIP and gpa as the first
 	# one when the key's page comes back at the same gpa, and the log compresses the repeat.
 	[ "$(awk '$11 == "denied" && $5 == 1 && $6 == "ki_keeper" { n += $12 } END { print n + 0 }' \
-		/tmp/l2_guest_test.log)" -ge 8 ]
+		/tmp/l2_guest_test.log)" -ge $want_denied ]
 }
-check "the host's log has the rogue's eight denied attacks, domain ki_keeper" logged
+check "the host's log has the rogue's $want_denied denied attacks, domain ki_keeper" logged
 # The guest names its code to the host (KVM_HC_ISOLATE_CODE_NAME: each module as it loads, and
 # the kernel's text from its _stext, where KASLR put it): show lists what it names now, and the log names where
 # each denied access ran, by the name of that time (a rogue's record from the first boot too).
@@ -253,10 +271,10 @@ log_named() {
 }
 check "the host's log names the code of each denied access: ki_rogue's, or the keeper's it jumped into" \
 	log_named
-# The guest's own log: the rogue's thread oopsed eight times (the denials: #GP at the rogue's
-# read and write, at the keeper's code it called; behind the gate at its reads of the key and of the gate's stack, its read
-# after its switch, in the gate's page it called; and at its read in the third boot), and nothing
-# else went wrong.
+# The guest's own log: the rogue's thread oopsed once per denial (#GP at the rogue's read and
+# write, at the keeper's code it called; behind the gate at its reads of the key and of the
+# gate's stack, its read after its switch, in the gate's page it called; and at its read in a
+# full third boot), and nothing else went wrong.
 oopses() {
 	grep '^@l2 bad ' "$OUT"
 	# Each oops's first RIP: where the guest took the #GP.
@@ -264,9 +282,9 @@ oopses() {
 	     want && /^@l2 bad RIP: 0010:(ki_rogue_attack|ki_keeper_read|ki_keeper_gated_mac_gate_enter)\+/ { good++ }
 	     /^@l2 bad RIP: / { want = 0 }
 	     /^@l2 bad .*(WARNING:|BUG:)/ { bad++ }
-	     END { exit !(n == 8 && good == 8 && !bad) }' "$OUT"
+	     END { exit !(n == oopses && good == oopses && !bad) }' oopses=$want_denied "$OUT"
 }
-check "the guest's logs: eight oopses of the rogue's thread, nothing else" oopses
+check "the guest's logs: $want_denied oopses of the rogue's thread, nothing else" oopses
 powered_off() { [ $rc = 0 ] && has '@l2 end' && [ "$(grep -c '^@l2 up ' "$OUT")" = 3 ]; }
 check "the guest reboots, panics and powers off (QEMU exit $rc)" powered_off
 # The second boot ended in a panic with the gate's domain live: the guest module's panic

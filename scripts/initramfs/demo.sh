@@ -27,9 +27,9 @@ show </tmp/domains_demo.out
 echo "# a Linux guest (L2) under QEMU: kvm_isolate_guest protects ki_keeper from ki_rogue" | show
 ${3:?usage: demo.sh VIEWS_DEMO DOMAINS_DEMO L2_GUEST_TEST} >/tmp/l2_guest_test.tap 2>&1
 rc3=$?
-grep -E '^# (L2\| @l2 (keeper|gate|domain|region|wait|bad|dmesg (ki_rogue: |kvm_isolate_guest: ki_keeper))|host |per keeper call)' \
+grep -E '^# (L2 [0-9.]*s\| @l2 (keeper|gate|domain|region|wait|bad|dmesg (ki_rogue: |kvm_isolate_guest: ki_keeper))|host |per keeper call)' \
 	/tmp/l2_guest_test.tap | grep -v '@l2 bad RIP' |
-	sed 's/^# L2| @l2 /guest: /; s/^# host /host: /; s/^# per /cost: per /' | show
+	sed 's/^# L2 [0-9.]*s| @l2 /guest: /; s/^# host /host: /; s/^# per /cost: per /' | show
 echo "# the host's view of the guest: kvm-isolatectl show, kvm-isolatectl log" | show
 show </tmp/l2_guest_test.show
 show </tmp/l2_guest_test.log
