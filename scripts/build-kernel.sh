@@ -25,8 +25,11 @@ if [ ! -f "$build/.config.done" ]; then
 	ki_run_logged "$build/config.log" "$tree/scripts/kconfig/merge_config.sh" -m -O "$build" \
 		"$build/.config" "${fragments[@]/#/$KI_TOP/}"
 	ki_run_logged "$build/config.log" ki_kmake -C "$tree" O="$build" olddefconfig
-	# Every option the fragments ask for must have survived olddefconfig.
+	# Every option the fragments ask for must have survived olddefconfig: for an option that
+	# more than one sets, the last one's setting (merge_config.sh's order).
 	bad=$(cat "${fragments[@]/#/$KI_TOP/}" | grep -E '^(CONFIG_[A-Z0-9_]+=.*|# CONFIG_[A-Z0-9_]+ is not set)$' |
+		awk '{ o = $0; sub(/^# /, "", o); sub(/[= ].*/, "", o); if (!(o in line)) order[n++] = o
+		       line[o] = $0 } END { for (i = 0; i < n; i++) print line[order[i]] }' |
 		while read -r line; do grep -qxF "$line" "$build/.config" || echo "  $line"; done)
 	[ -z "$bad" ] || ki_die "kernel config: these settings of ${fragments[*]} did not take" \
 		"(missing dependency? is Rust available: make -C $tree O=$build rustavailable):"$'\n'"$bad"
