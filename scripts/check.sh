@@ -85,7 +85,9 @@ fi
 if [ "${KI_SANITIZER:-1}" = 1 ]; then
 	san=$check/sanitizer
 	mkdir -p "$san"
-	awk '!/^#/ && NF' "$KI_TOP/selftests/kvm_isolate.plan" >"$check/sanitizer.plan"
+	# The L2 test's time doubled: its three boots took 230 to 340 s here under KASAN, of 420.
+	awk '!/^#/ && NF { if ($1 == "kvm_isolate/l2_guest_test") $2 *= 2; print }' \
+		"$KI_TOP/selftests/kvm_isolate.plan" >"$check/sanitizer.plan"
 	if sbuild=$(KI_PROFILE=sanitizer "$KI_TOP/scripts/build-kernel.sh") &&
 		"$KI_TOP/scripts/build-selftests.sh" "$sbuild" \
 			$(awk '{ sub(".*/ki/tests/", "", $3) } $3 !~ /\.sh$/ { print $3 }' "$check/sanitizer.plan") &&

@@ -36,7 +36,8 @@ while read -r name timeout cmd; do
 	# bash, not "sh": busybox applets would exec busybox's own sh (and its modprobe). In a
 	# process group of its own, so that a timeout kills all of it: a kselftest runs each test in
 	# a child that would otherwise outlive its killed parent and run on under the next tests.
-	setsid /bin/bash -c "$cmd" >"$tmpd/out" 2>&1 </dev/null &
+	# KI_TIMEOUT: the test's time, for a test that stops itself in time to report what it got.
+	KI_TIMEOUT=$timeout setsid /bin/bash -c "$cmd" >"$tmpd/out" 2>&1 </dev/null &
 	pid=$!
 	( sleep "$timeout" & wait; kill -KILL -- -"$pid" 2>/dev/null ) &
 	watchdog=$!

@@ -83,12 +83,14 @@ expect "a series naming a missing patch fails" fail "names 0003-missing.patch, w
 # The test runner of the emulated hosts: a test that times out is killed with every process it
 # started (a kselftest's test runs in a child that would outlive its killed parent).
 stray=$((90000 + $$ % 9000))
-printf 'orphan 2 (sleep %d &); sleep 600\nafter 5 true\n' "$stray" >"$tmp/plan"
+printf 'orphan 2 (sleep %d &); sleep 600\nafter 5 echo time $KI_TIMEOUT\n' "$stray" >"$tmp/plan"
 mkdir -p "$tmp/plan.d" "$tmp/bb"
 # With the emulated host's busybox applets, whose timeout kills only the process it started.
 for a in timeout setsid sleep; do ln -s /bin/busybox "$tmp/bb/$a"; done
 expect "run-plan: a test over its timeout fails as timed out" fail "not ok 1 orphan # timed out after 2s" \
 	env PATH="$tmp/bb:$PATH" KI_PLAN_TMP="$tmp/plan.d" KI_PLAN_LEAKS=/nonexistent bash "$top/scripts/initramfs/run-plan.sh" "$tmp/plan"
+cp "$tmp/out" "$tmp/plan.out"
+expect "run-plan: the next test runs, told its time (KI_TIMEOUT)" 0 "^@ki # time 5$" cat "$tmp/plan.out"
 expect "run-plan: the timed-out test left no process running" 0 "none left" \
 	sh -c '! pgrep -f "^sleep $1\$" && echo none left' _ "$stray"
 
