@@ -74,7 +74,19 @@ if grep -q 'l2_guest_test' "$plan"; then
 	  cp "$KI_TOP/scripts/initramfs/l2-init" "$stage/init"
 	  copy_with_libs "$kmod"
 	  ln -s "$kmod" "$stage/sbin/modprobe"
-	  cp -a "$l2build/modroot/lib/modules" "$stage/lib/"
+	  # Only the guest's modules (kvm_isolate_guest, the keeper, the rogue): the host's KVM
+	  # modules were a quarter of the initramfs QEMU loads and the guest unpacks at each boot.
+	  ( cd "$l2build/modroot" && find lib/modules -path '*/kernel/*' -prune -o -print |
+		cpio -pdm --quiet "$stage" &&
+		find lib/modules -path '*/kvm_isolate_guest/*.ko' | cpio -pdm --quiet "$stage" )
+	  ( exec -a depmod "$kmod" -b "$stage" "$(basename "$(ls -d "$stage"/lib/modules/*)")" )
+	  # The keeper's symbols as SYMBOL SECTION OFFSET: after its first boot the guest finds
+	  # them at its sections' addresses (/sys/module/ki_keeper/sections) plus these, not by a
+	  # pass over /proc/kallsyms (9 s of Bochs's time each).
+	  keeper=$(find "$stage/lib/modules" -name ki_keeper.ko)
+	  [ -n "$keeper" ] || ki_die "initramfs: no ki_keeper.ko in $l2build/modroot"
+	  objdump -t "$keeper" | awk -F'\t' 'NF == 2 { n = split($1, a, " "); split($2, b, " ")
+		if (a[n] ~ /^\./ && b[2] != "") print b[2], a[n], "0x" a[1] }' >"$stage/keeper.map"
 	  find "$stage/lib/modules" -maxdepth 2 -name build -type l -delete
 	  cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 ) >"$l2/initrd.cpio"
 	rm -rf "$l2/initramfs"
