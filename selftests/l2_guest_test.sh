@@ -33,6 +33,7 @@ CAPS=/sys/kernel/debug/kvm_isolate/caps
 QEMU=/usr/bin/qemu-system-x86_64
 OUT=/tmp/l2_guest_test.out
 IN=/tmp/l2_guest_test.in
+OUTF=/tmp/l2_guest_test.console
 n=0
 failed=0
 
@@ -71,15 +72,26 @@ before=$(dmesg | wc -l)
 # VMFUNC is offered to a guest where the host has EPTP switching (caps), nowhere else.
 if grep -qx 'vmfunc_eptp_switching: yes' "$CAPS"; then vmfunc=yes; else vmfunc=no; fi
 
-# The guest's console: its output in $OUT, its input from the fifo $IN (the host's answers).
-rm -f "$IN" /tmp/l2_guest_test.steps /tmp/l2_guest_test.entries; mkfifo "$IN"
+# The guest's console: its output through the fifo $OUTF to the loop below, which keeps it in
+# $OUT; its input from the fifo $IN (the host's answers).
+rm -f "$IN" "$OUTF" /tmp/l2_guest_test.steps /tmp/l2_guest_test.entries
+mkfifo "$IN" "$OUTF"
 exec 3<>"$IN"
-t0=$(cut -d' ' -f1 /proc/uptime)   # the guest's lines and the host's steps say when, from here
+: >"$OUT"
+# The time since QEMU started, in $t (one decimal), with no process of its own: the loop runs
+# it for each line of the guest's.
+since() {
+	read -r up _ </proc/uptime
+	e=$((${up%.*} * 100 + 10#${up#*.} - t0))
+	t=$((e / 100)).$((e % 100 / 10))
+}
+t=0; t0=0; since; t0=$e
 $QEMU -M microvm -accel kvm -cpu host -smp 1 -m 256M -nodefaults -no-user-config \
 	-display none -serial stdio -L /usr/share/qemu \
 	-kernel /l2/bzImage -initrd /l2/initrd.cpio \
-	-append "console=ttyS0 panic=-1 quiet loglevel=1 pci=off" >"$OUT" 2>&1 <&3 &
+	-append "console=ttyS0 panic=-1 quiet loglevel=1 pci=off" >"$OUTF" 2>&1 <&3 &
 qemu=$!
+exec 4<"$OUTF"
 
 x100() { echo "$(($1 / 100)).$(printf %02d $(($1 % 100)))"; }   # N/100 with two decimals
 # The host's side of each step the guest asks for; what it prints last is the answer for the
@@ -131,35 +143,29 @@ step() {
 	*) echo "unknown step '$1'" >&2; return 1 ;;
 	esac
 }
-done_steps=0
-shown=0
 # The guest's time: the plan's for this test (KI_TIMEOUT, which the sanitizer rig doubles), less
 # 30 s for the results and the host's log of a guest that did not finish.
 limit=$((${KI_TIMEOUT:-450} - 30))
-end=$(($(date +%s) + limit))
-while kill -0 $qemu 2>/dev/null && [ "$(date +%s)" -lt $end ]; do
-	# The guest's lines for the test, as they come (a run that hangs shows where).
-	lines=$(grep -c '^@l2 ' "$OUT")
-	if [ "$lines" -gt "$shown" ]; then
-		t=$(awk -v t0="$t0" '{ printf "%.1f", $1 - t0 }' /proc/uptime)
-		grep '^@l2 ' "$OUT" | sed -n "$((shown + 1)),${lines}p" | sed "s/^/# L2 ${t}s| /"
-		shown=$lines
-	fi
-	steps=$(grep -c '^@l2 wait ' "$OUT")
-	if [ "$steps" -gt "$done_steps" ]; then
-		done_steps=$((done_steps + 1))
-		s=$(grep '^@l2 wait ' "$OUT" | tr -d '\r' | sed -n "${done_steps}p" | cut -d' ' -f3)
-		if step "$s" >/tmp/l2_guest_test.answer 2>/tmp/l2_guest_test.step; then
-			a=$(tail -n 1 /tmp/l2_guest_test.answer)
-			[ -n "$a" ] || a=done
-		else a=failed; fi
-		sed "s/^/# host $s: /" /tmp/l2_guest_test.step | tee -a /tmp/l2_guest_test.steps
-		t=$(awk -v t0="$t0" '{ printf "%.1f", $1 - t0 }' /proc/uptime)
-		echo "# host $s: answered $a (at ${t}s)" | tee -a /tmp/l2_guest_test.steps
-		echo "$a" >&3
-		continue
-	fi
-	sleep 0.2
+end=$((SECONDS + limit))
+cr=$(printf '\r')
+# Each line of the guest's console as it comes (the loop waits in read, with no polling that
+# would take the emulated CPU from the guest): the lines for the test shown (a run that hangs
+# shows where), each step the guest asks for done and answered.
+while [ $SECONDS -lt $end ] && { IFS= read -r -t $((end - SECONDS)) line <&4 || [ -n "$line" ]; }; do
+	line=${line%"$cr"}
+	printf '%s\n' "$line" >>"$OUT"
+	case $line in '@l2 '*) since; echo "# L2 ${t}s| $line" ;; *) continue ;; esac
+	case $line in '@l2 wait '*) ;; *) continue ;; esac
+	s=${line#@l2 wait }
+	if step "$s" >/tmp/l2_guest_test.answer 2>/tmp/l2_guest_test.step; then
+		a=$(tail -n 1 /tmp/l2_guest_test.answer)
+		[ -n "$a" ] || a=done
+	else a=failed; fi
+	sed "s/^/# host $s: /" /tmp/l2_guest_test.step | tee -a /tmp/l2_guest_test.steps
+	since
+	echo "# host $s: answered $a (at ${t}s)" | tee -a /tmp/l2_guest_test.steps
+	echo "$a" >&3
+	line=
 done
 if kill -0 $qemu 2>/dev/null; then
 	echo "# the L2 guest did not finish in $limit s; its VM on the host:"
@@ -169,8 +175,8 @@ fi
 kill $qemu 2>/dev/null
 wait $qemu
 rc=$?
-exec 3>&-
-rm -f "$IN"
+exec 3>&- 4<&-
+rm -f "$IN" "$OUTF"
 
 check "L2 Linux boots under QEMU on the host's KVM" has '@l2 up'
 check "modprobe kvm_isolate_guest in the L2 guest" has '@l2 modprobe ok'
